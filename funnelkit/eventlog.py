@@ -1,0 +1,125 @@
+"""The event log as the engines see it: a DuckDB table or view with canonical columns.
+
+Events stay inside DuckDB (over Parquet files or Arrow memory); only small
+result tables ever become pandas. ``funnelkit.data.load_events`` builds an
+:class:`EventLog`; tests build one from a small DataFrame with
+:meth:`EventLog.from_frame`.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pandas as pd
+
+from .schema import COLUMNS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .params import EngineParams
+
+_names = itertools.count()
+
+
+def connect(engine: "EngineParams | None" = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection set up the way every funnelkit query expects.
+
+    The session time zone is UTC so TIMESTAMPTZ values come back to pandas as
+    UTC; ``memory_limit`` bounds memory (DuckDB spills to a temp folder).
+    """
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if engine is not None:
+        con.execute(f"SET memory_limit = '{engine.memory_limit}'")
+        if engine.threads:
+            con.execute(f"SET threads = {int(engine.threads)}")
+    return con
+
+
+def quote(identifier: str) -> str:
+    """Quote a column or table name for DuckDB SQL."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(value: Any) -> str:
+    """A SQL literal for a str/int/float/bool parameter value."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass
+class EventLog:
+    """Canonical events living in a DuckDB connection.
+
+    Attributes
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection that holds ``table``.
+    table : str
+        Name of a table or view with the canonical columns
+        (``funnelkit.schema.COLUMNS``); ``event_time`` is TIMESTAMPTZ (UTC).
+    segments : tuple of str
+        Extra columns usable for breakdowns (device, channel, ...).
+    report : object or None
+        The validation report of the load (``funnelkit.data.ValidationReport``).
+    source : str or None
+        Where the events were read from, for messages and the report index.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    table: str
+    segments: tuple[str, ...] = ()
+    report: Any = None
+    source: str | None = None
+    _data_end: pd.Timestamp | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, con: duckdb.DuckDBPyConnection | None = None) -> "EventLog":
+        """Copy a canonical DataFrame into DuckDB (the frame is not modified)."""
+        con = con or connect()
+        frame = frame.copy()
+        frame[COLUMNS.event_time] = pd.to_datetime(frame[COLUMNS.event_time], utc=True)
+        name = f"events_{next(_names)}"
+        con.register(f"{name}_frame", frame)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_frame")
+        con.unregister(f"{name}_frame")
+        return cls(con, name, segments=_segment_columns(frame.columns))
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> "EventLog":
+        """A view over a canonical Parquet file or folder (no copy)."""
+        con = con or connect()
+        path = Path(path)
+        pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+        name = f"events_{next(_names)}"
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({literal(pattern)})")
+        columns = [row[0] for row in con.execute(f"DESCRIBE {name}").fetchall()]
+        return cls(con, name, segments=_segment_columns(columns), source=str(path))
+
+    @property
+    def columns(self) -> list[str]:
+        return [row[0] for row in self.con.execute(f"DESCRIBE {quote(self.table)}").fetchall()]
+
+    @property
+    def data_end(self) -> pd.Timestamp:
+        """Time of the last event in the log: where every conversion window is cut."""
+        if self._data_end is None:
+            (value,) = self.con.execute(
+                f"SELECT max({quote(COLUMNS.event_time)}) FROM {quote(self.table)}"
+            ).fetchone()
+            self._data_end = pd.Timestamp(value).tz_convert("UTC")
+        return self._data_end
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """Run SQL in this log's connection and return a (small) DataFrame."""
+        return self.con.execute(sql).df()
+
+
+def _segment_columns(columns) -> tuple[str, ...]:
+    canonical = set(COLUMNS.canonical)
+    return tuple(c for c in columns if c not in canonical)

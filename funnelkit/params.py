@@ -1,0 +1,275 @@
+"""The parameter schema: every key a params file accepts, its type, default and meaning.
+
+A params file is YAML read with a safe loader and validated here before any
+notebook starts. Unknown or misspelled keys and wrong types stop the run with
+a :class:`~funnelkit.errors.ParamsError` naming the file, the key and what is
+accepted (papermill alone would only warn).
+
+Relative paths in a params file are resolved against the directory of that
+file, so ``params/default.yaml`` may say ``cache_dir: ../data/simulated``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import pandas as pd
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+
+from .errors import ParamsError
+from .schema import EVENTS, SEGMENTS
+
+
+def _parse_duration(value: Any) -> dt.timedelta:
+    """Accept '7D', '30min', '48h', '1 day' (pandas Timedelta syntax) or a timedelta."""
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = pd.Timedelta(value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"expected a duration such as '7D', '48h' or '30min', got {value!r}") from exc
+        if pd.isna(parsed) or parsed <= pd.Timedelta(0):
+            raise ValueError(f"expected a positive duration, got {value!r}")
+        return parsed.to_pytimedelta()
+    raise ValueError(f"expected a duration string such as '7D', got {type(value).__name__} {value!r}")
+
+
+Duration = Annotated[
+    dt.timedelta,
+    BeforeValidator(_parse_duration),
+    PlainSerializer(lambda td: _format_duration(td), return_type=str),
+]
+
+
+def _format_duration(td: dt.timedelta) -> str:
+    seconds = int(td.total_seconds())
+    for unit, size in (("D", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+Scalar = Union[str, int, float, bool]
+
+
+class FilterSpec(_Strict):
+    """A condition on an event column, e.g. ``{column: price, op: ">=", value: 100}``."""
+
+    column: str
+    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in"] = "=="
+    value: Union[Scalar, list[Scalar]]
+
+    @model_validator(mode="after")
+    def _value_matches_op(self) -> "FilterSpec":
+        is_list = isinstance(self.value, list)
+        if self.op in ("in", "not_in") and not is_list:
+            raise ValueError(f"op {self.op!r} needs a list value, got {self.value!r}")
+        if self.op not in ("in", "not_in") and is_list:
+            raise ValueError(f"op {self.op!r} needs a single value, got a list")
+        return self
+
+
+class StepSpec(_Strict):
+    """One funnel step: any of ``events`` (OR), optionally filtered."""
+
+    name: str = Field(min_length=1)
+    events: list[str] = Field(min_length=1)
+    filters: list[FilterSpec] = []
+    max_time: Union[Duration, None] = None
+    """Longest allowed time from the previous step (ignored on the first step)."""
+
+
+class ExclusionSpec(_Strict):
+    """Drop a funnel attempt when one of ``events`` happens between two steps."""
+
+    name: str = Field(min_length=1)
+    events: list[str] = Field(min_length=1)
+    filters: list[FilterSpec] = []
+    between: Union[tuple[str, str], None] = None
+    """Names of the two steps; default: the first and the last step."""
+
+
+def _default_steps() -> list[StepSpec]:
+    return [StepSpec(name=e, events=[e]) for e in EVENTS.funnel]
+
+
+class FunnelParams(_Strict):
+    steps: list[StepSpec] = Field(default_factory=_default_steps, min_length=2)
+    window: Duration = dt.timedelta(days=7)
+    mode: Literal["ordered", "strict", "any_order"] = "ordered"
+    unit: Literal["user", "session"] = "user"
+    exclusions: list[ExclusionSpec] = []
+    censoring: Literal["exclude", "naive"] = "exclude"
+    attribution: Literal["first_step", "last_step"] = "first_step"
+    breakdowns: list[str] = list(SEGMENTS.all[:2]) + [SEGMENTS.customer_type]
+    trend_freq: Literal["day", "week"] = "week"
+
+    @model_validator(mode="after")
+    def _names_are_consistent(self) -> "FunnelParams":
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step names must be unique, got {names}")
+        for exc in self.exclusions:
+            if exc.between is not None:
+                unknown = [n for n in exc.between if n not in names]
+                if unknown:
+                    raise ValueError(f"exclusion {exc.name!r}: between names unknown steps {unknown}; steps are {names}")
+                if names.index(exc.between[0]) >= names.index(exc.between[1]):
+                    raise ValueError(f"exclusion {exc.name!r}: between must name an earlier step first, got {list(exc.between)}")
+        return self
+
+
+class DataParams(_Strict):
+    """Where the events come from and how to read them."""
+
+    source: Union[Path, None] = None
+    """File or folder of CSV/CSV.gz/Parquet files; null means the built-in simulated shop."""
+    format: Literal["canonical", "rees46", "retailrocket", "ga4", "custom"] = "canonical"
+    columns: dict[str, str] = {}
+    """Custom mapping: canonical column name -> column name in the source."""
+    event_names: dict[str, str] = {}
+    """Source event name -> canonical event type (added to the format's own mapping)."""
+    segments: Union[list[str], None] = None
+    """Source columns kept as segment columns; null keeps every unmapped column."""
+    timestamp_unit: Union[Literal["s", "ms", "us"], None] = None
+    """Unit of numeric epoch timestamps (formats that store numbers)."""
+    assume_timezone: Union[str, None] = None
+    """Time zone of timestamps written without one; null makes them an error."""
+    session_gap_minutes: float = Field(default=30.0, gt=0)
+    drop_duplicates: bool = False
+    null_ids: Literal["error", "drop"] = "error"
+
+
+class SimulationParams(_Strict):
+    """The built-in shop. Defaults follow ``shared/calibration.md`` shapes."""
+
+    seed: int = 7
+    n_users: int = Field(default=50_000, ge=200)
+    start: dt.date = dt.date(2026, 9, 1)
+    days: int = Field(default=56, ge=7)
+    n_items: int = Field(default=5_000, ge=50)
+    n_categories: int = Field(default=40, ge=2)
+    taste_factors: int = Field(default=8, ge=1)
+    n_bots: int = Field(default=25, ge=0)
+    click_farm_accounts: int = Field(default=300, ge=0)
+    fake_order_accounts: int = Field(default=60, ge=0)
+    incident_days: int = Field(default=2, ge=0)
+    checkout_logged_share: float = Field(default=1.0, ge=0, le=1)
+    """Share of checkouts that emit a checkout event (some trackers skip it)."""
+    cache_dir: Path = Path("../data/simulated")
+
+
+class EngineParams(_Strict):
+    name: Literal["duckdb"] = "duckdb"
+    memory_limit: str = "2GB"
+    threads: Union[int, None] = Field(default=None, ge=1)
+
+
+class Params(_Strict):
+    """A whole params file."""
+
+    data: DataParams = DataParams()
+    simulation: SimulationParams = SimulationParams()
+    funnel: FunnelParams = FunnelParams()
+    engine: EngineParams = EngineParams()
+    source_file: Union[Path, None] = Field(default=None, exclude=True)
+    """The file these params were read from (set by :func:`load_params`)."""
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _resolve_paths(raw: dict, base: Path) -> dict:
+    """Make relative paths absolute against ``base`` (the params file's folder)."""
+    for section, key in (("data", "source"), ("simulation", "cache_dir")):
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            raw[section][key] = path if path.is_absolute() else (base / path).resolve()
+    return raw
+
+
+def _accepted(model: type[BaseModel], loc: tuple) -> str:
+    """The keys accepted at ``loc`` (the parent of a rejected key)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            break
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args, *[a for arg in args for a in getattr(arg, "__args__", ())]]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return ""
+    fields = getattr(current, "model_fields", {})
+    return ", ".join(name for name, f in fields.items() if not f.exclude)
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            accepted = _accepted(Params, loc[:-1])
+            lines.append(f"  key '{key}' is not accepted; accepted keys here: {accepted}")
+        else:
+            got = item.get("input")
+            lines.append(f"  key '{key}': {item['msg']} (got {type(got).__name__} {got!r})")
+    return "\n".join(lines)
+
+
+def parse_params(raw: Any, source: str = "<params>", base: Path | None = None) -> Params:
+    """Validate a mapping (as read from YAML) into :class:`Params`.
+
+    Raises
+    ------
+    ParamsError
+        On unknown keys, wrong types or inconsistent values, naming each key.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    raw = _resolve_paths(dict(raw), base or Path.cwd())
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(format_validation_error(exc, source)) from None
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params file (YAML, safe loader).
+
+    Raises
+    ------
+    ParamsError
+        If the file is missing, is not valid YAML, or fails validation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    params = parse_params(raw, source=str(path), base=path.resolve().parent)
+    return params.model_copy(update={"source_file": path.resolve()})
