@@ -1,0 +1,72 @@
+"""The funnel engine: ordered funnels over an event log, computed in DuckDB.
+
+Semantics
+---------
+A funnel is a list of steps; a step matches events of any of its event types
+(OR) that pass its filters. The counting *unit* is the user or the session.
+All times are compared as microseconds since the epoch (UTC).
+
+Attempts
+    Every event of the first step starts an attempt (``any_order``: every
+    event of any step does). A unit may make many attempts.
+
+Step times within an attempt, by mode
+    ``ordered``  step *k* is the earliest step-*k* event at or after step
+                 *k-1*'s time (other events may come between; simultaneous
+                 events count as in order). Each step is the *first*
+                 qualifying event after the previous one, so a per-step
+                 maximum time is measured from that first occurrence.
+    ``strict``   the unit's funnel events are sorted by time (simultaneous
+                 ones in funnel order, exact repeats of a step at one instant
+                 collapsed); step *k* must be the very next funnel event
+                 after step *k-1*: any other funnel event in between,
+                 including a repeat of step *k-1*, ends the attempt.
+    ``any_order`` from the attempt's start ``t0``, step *k*'s first event
+                 at or after ``t0`` is found for every step; the attempt
+                 reaches depth *d* when steps ``0..d-1`` (as a set) all
+                 happened. The time of reaching step *k* is when the prefix
+                 ``0..k`` became complete (the latest of those first events).
+
+Depth
+    The attempt reaches step *k* while every step up to *k* was found
+    within ``window`` of the attempt's start (its first event; every event
+    it uses is at most ``window`` after it) and within the step's
+    ``max_time`` of the previous step (``T_k - T_{k-1} <= max_time``). Depth = number of steps
+    reached (an attempt that reaches nothing is not an attempt).
+
+Exclusions
+    An exclusion (events + filters, between steps *a* and *b*) drops an
+    attempt that reached step *a* when an exclusion event happens strictly
+    after ``T_a`` and strictly before ``T_b``, or, when step *b* was not
+    reached, at or before the window's end (attempt start + ``window``).
+
+Unit result
+    The unit's depth is the furthest depth of its remaining attempts; its
+    step times come from the earliest attempt (by start) reaching that
+    depth. Its *entry* is the start of its earliest remaining attempt.
+
+Censoring (which the popular analytics tools get wrong)
+    A unit is *censored* when its conversion window, counted from its entry,
+    had not closed by the end of the data (``entry + window > data_end``),
+    whatever it did: its outcome is not yet known. With
+    ``censoring="exclude"`` (default) censored units are left out of every
+    count and rate and reported separately (``FunnelResult.censored``); they
+    are never drop-offs. ``censoring="naive"`` treats the end of the data as
+    if every window had closed, as the popular tools do (for comparison).
+    The rule depends on entry time only, never on the outcome, so the rates
+    of closed cohorts are unbiased.
+
+Breakdown attribution
+    A unit's segment value is taken from the event of its first step
+    (``first_step``, default) or of the last step it reached
+    (``last_step``) in the attempt that gave its result; simultaneous events
+    of one step with different values take the smallest value.
+
+A brute-force reference of these rules lives in ``tests/reference`` and the
+engine is checked against it on random logs with hypothesis.
+"""
+from .engine import run_funnel
+from .paths import dropoff_paths, transition_matrix
+from .result import Breakdown, FunnelResult
+
+__all__ = ["run_funnel", "FunnelResult", "Breakdown", "transition_matrix", "dropoff_paths"]

@@ -1,0 +1,258 @@
+"""FunnelResult: the per-unit table in DuckDB and the small tables derived from it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SchemaError
+from ..eventlog import EventLog, quote
+from ..params import FunnelParams
+from ..schema import COLUMNS
+from .sql import match_sql, micros, unit_column
+from ..stats import chi2_independence, rate_frame
+
+MISSING_SEGMENT = "(missing)"
+
+
+@dataclass
+class Breakdown:
+    """Conversion by segment value, with Wilson intervals and a chi-square test.
+
+    Attributes
+    ----------
+    column : str
+        The segment column.
+    attribution : {"first_step", "last_step"}
+        Which event's segment value a unit is counted under.
+    table : DataFrame
+        One row per value: ``entrants`` (units that entered), ``converted``
+        (reached the last step), ``conversion`` = converted / entrants and its
+        95% Wilson interval ``ci_low``/``ci_high``, ``share`` of entrants, and
+        ``reached_<step>`` counts for every step.
+    test : dict
+        Pearson chi-square test of independence of value and conversion:
+        ``chi2``, ``dof``, ``pvalue``, ``min_expected``.
+    """
+
+    column: str
+    attribution: str
+    table: pd.DataFrame
+    test: dict
+
+    def plot(self, ax=None):
+        from ..plots import breakdown_chart
+
+        return breakdown_chart(self, ax=ax)
+
+
+@dataclass
+class FunnelResult:
+    """The outcome of :func:`funnelkit.funnel.run_funnel`.
+
+    Counts are of units (users or sessions). Unless ``censoring="naive"``,
+    every count and rate leaves out censored units (window still open at
+    ``data_end``); they are reported in :attr:`censored`.
+    """
+
+    events: EventLog
+    spec: FunnelParams
+    units_table: str
+    data_end: pd.Timestamp
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def step_names(self) -> list[str]:
+        return [s.name for s in self.spec.steps]
+
+    def _sql(self, sql: str) -> pd.DataFrame:
+        return self.events.con.execute(sql).df()
+
+    def unit_frame(self) -> pd.DataFrame:
+        """The per-unit table as pandas (one row per unit: use on small data)."""
+        return self._sql(f"SELECT * FROM {self.units_table} ORDER BY unit")
+
+    @property
+    def _resolved(self) -> str:
+        return f"(SELECT * FROM {self.units_table} WHERE NOT censored)"
+
+    @cached_property
+    def steps(self) -> pd.DataFrame:
+        """Per-step table.
+
+        Columns: ``step``; ``entrants`` (units that reached the step);
+        ``step_conversion`` = entrants / previous step's entrants with Wilson
+        95% ``step_ci_low``/``step_ci_high``; ``overall_conversion`` =
+        entrants / first step's entrants with ``overall_ci_low``/``_high``;
+        ``drop_off`` = previous step's entrants who did not reach this step
+        and ``drop_off_rate`` = drop_off / previous entrants;
+        ``median_time_from_previous`` and ``p90_time_from_previous``
+        (Timedelta, over units that reached the step, from their previous
+        step in the same attempt; continuous quantiles); ``censored`` = units
+        whose window is still open that have reached the step so far.
+        """
+        n = len(self.step_names)
+        reach = ", ".join(f"count(*) FILTER (WHERE depth > {k}) AS r{k}" for k in range(n))
+        censored = ", ".join(f"count(*) FILTER (WHERE depth > {k} AND censored) AS c{k}" for k in range(n))
+        quantiles = ", ".join(
+            f"quantile_cont(T{k} - T{k - 1}, 0.5) FILTER (WHERE depth > {k} AND NOT censored) AS m{k}, "
+            f"quantile_cont(T{k} - T{k - 1}, 0.9) FILTER (WHERE depth > {k} AND NOT censored) AS p{k}"
+            for k in range(1, n)
+        )
+        row = self._sql(
+            f"SELECT {reach.replace('WHERE ', 'WHERE NOT censored AND ')}, {censored}"
+            + (f", {quantiles}" if quantiles else "")
+            + f" FROM {self.units_table}"
+        ).iloc[0]
+        entrants = np.array([int(row[f"r{k}"]) for k in range(n)])
+        previous = np.concatenate([[np.nan], entrants[:-1]])
+        step = rate_frame(entrants, np.where(np.isnan(previous), entrants, previous), prefix="step_")
+        step.iloc[0] = np.nan
+        overall = rate_frame(entrants, np.full(n, entrants[0]), prefix="overall_")
+        frame = pd.DataFrame({"step": self.step_names, "entrants": entrants})
+        frame["step_conversion"] = step["step_rate"]
+        frame[["step_ci_low", "step_ci_high"]] = step[["step_ci_low", "step_ci_high"]]
+        frame["overall_conversion"] = overall["overall_rate"]
+        frame[["overall_ci_low", "overall_ci_high"]] = overall[["overall_ci_low", "overall_ci_high"]]
+        frame["drop_off"] = previous - entrants
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frame["drop_off_rate"] = frame["drop_off"] / previous
+        frame["median_time_from_previous"] = [pd.NaT] + [_micros_to_timedelta(row[f"m{k}"]) for k in range(1, n)]
+        frame["p90_time_from_previous"] = [pd.NaT] + [_micros_to_timedelta(row[f"p{k}"]) for k in range(1, n)]
+        frame["censored"] = [int(row[f"c{k}"]) for k in range(n)]
+        return frame
+
+    @property
+    def overall(self) -> dict:
+        """Overall conversion (last step / first step) with its 95% Wilson interval."""
+        last = self.steps.iloc[-1]
+        return {
+            "entrants": int(self.steps["entrants"].iloc[0]),
+            "converted": int(last["entrants"]),
+            "conversion": float(last["overall_conversion"]),
+            "ci_low": float(last["overall_ci_low"]),
+            "ci_high": float(last["overall_ci_high"]),
+        }
+
+    @cached_property
+    def censored(self) -> pd.DataFrame:
+        """Censored units (window open at ``data_end``) by the furthest step reached so far.
+
+        Columns ``step`` and ``units`` (censored units whose furthest step so
+        far is this one); empty counts when ``censoring="naive"``.
+        """
+        counts = self._sql(
+            f"SELECT depth, count(*) AS units FROM {self.units_table} WHERE censored GROUP BY depth"
+        ).set_index("depth")["units"]
+        units = [int(counts.get(k + 1, 0)) for k in range(len(self.step_names))]
+        return pd.DataFrame({"step": self.step_names, "units": units})
+
+    def worst_step(self) -> pd.Series:
+        """The step with the lowest step conversion (where most entrants are lost)."""
+        return self.steps.iloc[1:].sort_values("step_conversion").iloc[0]
+
+    def breakdown(self, column: str, attribution: str | None = None) -> Breakdown:
+        """Conversion by the values of a segment column (see :class:`Breakdown`)."""
+        if column not in self.events.columns:
+            raise SchemaError(
+                f"breakdown column {column!r} is not in the events; columns found: {', '.join(self.events.columns)}"
+            )
+        attribution = attribution or self.spec.attribution
+        n = len(self.step_names)
+        unit_col = quote(unit_column(self.spec.unit))
+        if attribution == "first_step":
+            steps = [0]
+            step_expr, time_expr = "0", "T0"
+        else:
+            steps = list(range(n))
+            step_expr = "depth - 1"
+            time_expr = "CASE depth " + " ".join(f"WHEN {k + 1} THEN T{k}" for k in range(n)) + " END"
+        values = " UNION ALL ".join(
+            f"SELECT {unit_col} AS unit, {k} AS s, epoch_us({quote(COLUMNS.event_time)}) AS t, "
+            f"min({quote(column)}) AS v FROM {quote(self.events.table)} "
+            f"WHERE {match_sql(self.spec.steps[k].events, self.spec.steps[k].filters)} GROUP BY ALL"
+            for k in steps
+        )
+        reach = ", ".join(f"count(*) FILTER (WHERE depth > {k}) AS reached_{k}" for k in range(n))
+        table = self._sql(
+            f"WITH vals AS ({values}), u AS (SELECT * FROM {self._resolved}) "
+            f"SELECT CAST(vals.v AS VARCHAR) AS value, {reach} FROM u LEFT JOIN vals "
+            f"ON vals.unit = u.unit AND vals.s = {step_expr} AND vals.t = {time_expr} "
+            f"GROUP BY ALL ORDER BY reached_0 DESC, value"
+        )
+        table["value"] = table["value"].fillna(MISSING_SEGMENT)
+        table = table.rename(columns={f"reached_{k}": f"reached_{name}" for k, name in enumerate(self.step_names)})
+        entrants = table[f"reached_{self.step_names[0]}"].to_numpy()
+        converted = table[f"reached_{self.step_names[-1]}"].to_numpy()
+        rates = rate_frame(converted, entrants)
+        out = pd.DataFrame({"value": table["value"], "entrants": entrants, "converted": converted})
+        out["conversion"] = rates["rate"].to_numpy()
+        out["ci_low"] = rates["ci_low"].to_numpy()
+        out["ci_high"] = rates["ci_high"].to_numpy()
+        out["share"] = entrants / max(entrants.sum(), 1)
+        out = pd.concat([out, table.drop(columns="value")], axis=1)
+        test = chi2_independence(np.column_stack([converted, entrants - converted]))
+        return Breakdown(column=column, attribution=attribution, table=out, test=test)
+
+    def trend(self, freq: str | None = None) -> pd.DataFrame:
+        """Conversion by period of entry (``day`` or ``week``, weeks start Monday, UTC).
+
+        Columns: ``period`` (start, UTC), ``entrants``, ``converted``,
+        ``conversion`` with Wilson ``ci_low``/``ci_high``, ``censored``
+        (units of the period whose window is still open, left out of the
+        counts) and ``complete`` (False when some entrant of the period may
+        still convert: the period's last possible entry plus the window ends
+        after the data, so the point is provisional).
+        """
+        freq = freq or self.spec.trend_freq
+        n = len(self.step_names)
+        length_us = {"day": 86_400_000_000, "week": 7 * 86_400_000_000}[freq]
+        window_us = micros(self.spec.window)
+        end_us = self.data_end.value // 1000
+        frame = self._sql(
+            f"WITH p AS (SELECT *, date_trunc('{freq}', make_timestamp(entry)) AS period FROM {self.units_table}) "
+            f"SELECT period, count(*) FILTER (WHERE NOT censored) AS entrants, "
+            f"count(*) FILTER (WHERE NOT censored AND depth = {n}) AS converted, "
+            f"count(*) FILTER (WHERE censored) AS censored, "
+            f"epoch_us(period) + {length_us} + {window_us} <= {end_us} AS complete "
+            f"FROM p GROUP BY period ORDER BY period"
+        )
+        frame["period"] = pd.to_datetime(frame["period"]).dt.tz_localize("UTC")
+        rates = rate_frame(frame["converted"], frame["entrants"])
+        frame.insert(3, "conversion", rates["rate"].to_numpy())
+        frame.insert(4, "ci_low", rates["ci_low"].to_numpy())
+        frame.insert(5, "ci_high", rates["ci_high"].to_numpy())
+        if self.spec.censoring == "naive":
+            frame["complete"] = True
+        return frame
+
+    def durations(self, step: str | int, from_step: str | int | None = None) -> pd.Series:
+        """Seconds from ``from_step`` (default: the previous step) to ``step``,
+        one value per resolved unit that reached ``step``."""
+        k = self._index(step)
+        j = k - 1 if from_step is None else self._index(from_step)
+        if not 0 <= j < k:
+            raise ValueError(f"from_step must come before step {step!r}")
+        frame = self._sql(
+            f"SELECT (T{k} - T{j}) / 1e6 AS seconds FROM {self._resolved} WHERE depth > {k} ORDER BY seconds"
+        )
+        return frame["seconds"].rename(f"{self.step_names[j]} → {self.step_names[k]} (s)")
+
+    def _index(self, step: str | int) -> int:
+        if isinstance(step, int):
+            return step
+        return self.step_names.index(step)
+
+    def plot(self, ax=None):
+        """Funnel chart of :attr:`steps` (delegates to ``funnelkit.plots``)."""
+        from ..plots import funnel_chart
+
+        return funnel_chart(self.steps, ax=ax)
+
+
+def _micros_to_timedelta(value) -> pd.Timedelta:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return pd.NaT
+    return pd.Timedelta(microseconds=float(value))

@@ -1,0 +1,313 @@
+"""The funnel engine: known answers on crafted logs, and agreement with the brute force."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from funnelkit.errors import SchemaError
+from funnelkit.eventlog import EventLog
+from funnelkit.funnel import dropoff_paths, run_funnel, transition_matrix
+from funnelkit.params import ExclusionSpec, FilterSpec, FunnelParams, StepSpec
+from funnelkit.schema import COLUMNS
+from tests.reference.funnel_bruteforce import step_counts, unit_results
+
+T0 = pd.Timestamp("2026-03-02", tz="UTC")  # a Monday
+
+
+def at(minutes: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(minutes=minutes)
+
+
+def log_of(rows, **extra) -> tuple[pd.DataFrame, EventLog]:
+    """rows: (user, minutes, event_type[, device])."""
+    frame = pd.DataFrame(
+        {
+            COLUMNS.user_id: [r[0] for r in rows],
+            COLUMNS.session_id: [r[0] for r in rows],
+            COLUMNS.event_time: [at(r[1]) for r in rows],
+            COLUMNS.event_type: [r[2] for r in rows],
+            "device": [r[3] if len(r) > 3 else "mobile" for r in rows],
+        }
+    )
+    for name, values in extra.items():
+        frame[name] = values
+    return frame, EventLog.from_frame(frame)
+
+
+def steps(*names) -> list[StepSpec]:
+    return [StepSpec(name=n, events=[n]) for n in names]
+
+
+FOUR = steps("view", "cart", "checkout", "purchase")
+END = at(60 * 24 * 30)  # data end well after every window in the known-answer tests
+
+
+def depths(result) -> dict:
+    frame = result.unit_frame()
+    return dict(zip(frame["unit"], frame["depth"]))
+
+
+def test_ordered_counts_furthest_step_across_attempts():
+    _, log = log_of([
+        (1, 0, "view"), (1, 1, "cart"),                       # attempt 1: cart
+        (1, 100, "view"), (1, 101, "cart"), (1, 102, "checkout"), (1, 103, "purchase"),  # attempt 2: all
+        (2, 0, "view"), (2, 5, "checkout"), (2, 6, "purchase"),  # no cart: stops at view
+        (3, 0, "cart"), (3, 1, "view"),                       # cart before view: view only
+    ])
+    # with a 1-hour window the first attempt cannot reach checkout (at minute 102)
+    result = run_funnel(log, FunnelParams(steps=FOUR, window="1h"), data_end=END)
+    assert depths(result) == {1: 4, 2: 1, 3: 1}
+    assert result.steps["entrants"].tolist() == [3, 1, 1, 1]
+    # times come from the earliest attempt reaching the furthest step (the second one)
+    unit1 = result.unit_frame().set_index("unit").loc[1]
+    assert unit1["start"] == at(100).value // 1000
+
+
+def test_window_is_counted_from_entry_and_is_inclusive():
+    _, log = log_of([
+        (1, 0, "view"), (1, 60, "cart"),    # exactly at the 1h window: counts
+        (2, 0, "view"), (2, 61, "cart"),    # one minute late: does not
+    ])
+    result = run_funnel(log, FunnelParams(steps=steps("view", "cart"), window="1h"), data_end=END)
+    assert depths(result) == {1: 2, 2: 1}
+
+
+def test_simultaneous_events_count_as_in_order():
+    _, log = log_of([(1, 0, "view"), (1, 0, "cart")])
+    result = run_funnel(log, FunnelParams(steps=steps("view", "cart")), data_end=END)
+    assert depths(result) == {1: 2}
+
+
+def test_strict_mode_breaks_on_any_other_funnel_event_between_steps():
+    rows = [
+        (1, 0, "view"), (1, 1, "checkout"), (1, 2, "cart"),   # checkout between view and cart
+        (2, 0, "view"), (2, 1, "view"), (2, 2, "cart"),       # repeat of view: second attempt works
+        (3, 0, "view"), (3, 1, "search"), (3, 2, "cart"),     # non-funnel event between: fine
+    ]
+    _, log = log_of(rows)
+    three = steps("view", "cart", "checkout")
+    strict = run_funnel(log, FunnelParams(steps=three, mode="strict"), data_end=END)
+    ordered = run_funnel(log, FunnelParams(steps=three, mode="ordered"), data_end=END)
+    assert depths(strict) == {1: 1, 2: 2, 3: 2}
+    assert depths(ordered) == {1: 2, 2: 2, 3: 2}
+
+
+def test_any_order_counts_steps_done_in_any_order():
+    _, log = log_of([(1, 0, "cart"), (1, 1, "view"), (2, 0, "cart"), (2, 1, "purchase")])
+    result = run_funnel(log, FunnelParams(steps=steps("view", "cart"), mode="any_order"), data_end=END)
+    assert depths(result) == {1: 2}  # user 2 never viewed: not an entrant
+
+
+def test_max_time_per_step_is_measured_from_first_occurrence():
+    spec = FunnelParams(steps=[StepSpec(name="view", events=["view"]),
+                               StepSpec(name="cart", events=["cart"], max_time="10min")])
+    _, log = log_of([(1, 0, "view"), (1, 10, "cart"), (2, 0, "view"), (2, 11, "cart"), (3, 0, "view"), (3, 5, "view"), (3, 12, "cart")])
+    # user 3: the second view starts a new attempt 7 minutes before the cart
+    assert depths(run_funnel(log, spec, data_end=END)) == {1: 2, 2: 1, 3: 2}
+
+
+def test_exclusion_between_steps_drops_the_attempt():
+    spec = FunnelParams(
+        steps=FOUR,
+        exclusions=[ExclusionSpec(name="removed", events=["remove_from_cart"], between=("cart", "purchase"))],
+    )
+    _, log = log_of([
+        (1, 0, "view"), (1, 1, "cart"), (1, 2, "remove_from_cart"), (1, 3, "checkout"), (1, 4, "purchase"),
+        (2, 0, "view"), (2, 1, "remove_from_cart"), (2, 2, "cart"), (2, 3, "checkout"), (2, 4, "purchase"),
+        (3, 0, "view"), (3, 1, "cart"), (3, 5, "remove_from_cart"),  # no purchase: checked to window end
+        # exclusion events at the same instant as a bounding step are not "between"
+        (4, 0, "view"), (4, 1, "cart"), (4, 1, "remove_from_cart"), (4, 3, "checkout"),
+        (4, 4, "remove_from_cart"), (4, 4, "purchase"),
+    ])
+    assert depths(run_funnel(log, spec, data_end=END)) == {2: 4, 4: 4}
+
+
+def test_step_with_several_event_types_and_a_filter():
+    spec = FunnelParams(steps=[
+        StepSpec(name="view", events=["view"]),
+        StepSpec(name="buy", events=["purchase", "order"], filters=[FilterSpec(column="price", op=">=", value=100)]),
+    ])
+    _, log = log_of(
+        [(1, 0, "view"), (1, 1, "order"), (2, 0, "view"), (2, 1, "purchase"), (3, 0, "view"), (3, 1, "purchase")],
+        price=[None, 150.0, None, 99.0, None, 100.0],
+    )
+    assert depths(run_funnel(log, spec, data_end=END)) == {1: 2, 2: 1, 3: 2}
+
+
+def test_censored_entrants_are_not_drop_offs():
+    end = at(60 * 24 * 10)
+    _, log = log_of([
+        (1, 0, "view"),                              # window closed: a drop-off
+        (2, 0, "view"), (2, 10, "cart"),             # converted, closed
+        (3, 60 * 24 * 9, "view"),                    # entered a day before the end: censored
+        (4, 60 * 24 * 9, "view"), (4, 60 * 24 * 9 + 1, "cart"),  # converted but censored too
+    ])
+    spec = FunnelParams(steps=steps("view", "cart"), window="7D")
+    result = run_funnel(log, spec, data_end=end)
+    assert result.steps["entrants"].tolist() == [2, 1]
+    assert result.steps["drop_off"].iloc[1] == 1
+    assert result.censored["units"].tolist() == [1, 1]
+    assert result.steps["censored"].tolist() == [2, 1]
+    naive = run_funnel(log, spec.model_copy(update={"censoring": "naive"}), data_end=end)
+    assert naive.steps["entrants"].tolist() == [4, 2]
+    assert naive.steps["drop_off"].iloc[1] == 2  # the popular tools' mistake: user 3 counted as lost
+
+
+def test_trend_marks_periods_whose_window_is_open():
+    end = at(60 * 24 * 20)
+    _, log = log_of([(1, 0, "view"), (1, 5, "cart"), (2, 60 * 24 * 7, "view"), (3, 60 * 24 * 19, "view")])
+    trend = run_funnel(log, FunnelParams(steps=steps("view", "cart"), window="2D"), data_end=end).trend("week")
+    assert trend["period"].tolist() == [T0, T0 + pd.Timedelta(days=7), T0 + pd.Timedelta(days=14)]
+    assert trend["complete"].tolist() == [True, True, False]
+    assert trend["entrants"].tolist() == [1, 1, 0]
+    assert trend["censored"].tolist() == [0, 0, 1]
+    assert trend["conversion"].iloc[0] == 1.0
+
+
+def test_step_table_rates_intervals_and_times():
+    rows = []
+    for u in range(10):
+        rows.append((u, 0, "view"))
+        if u < 4:
+            rows.append((u, 2 * (u + 1), "cart"))
+    _, log = log_of(rows)
+    table = run_funnel(log, FunnelParams(steps=steps("view", "cart")), data_end=END).steps
+    cart = table.iloc[1]
+    assert cart["step_conversion"] == pytest.approx(0.4)
+    assert cart["drop_off"] == 6 and cart["drop_off_rate"] == pytest.approx(0.6)
+    # Wilson 95% interval for 4/10, from the closed formula
+    z, p, n = 1.959963984540054, 0.4, 10
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert cart["step_ci_low"] == pytest.approx(centre - half) and cart["step_ci_high"] == pytest.approx(centre + half)
+    assert cart["median_time_from_previous"] == pd.Timedelta(minutes=5)  # of 2, 4, 6, 8 minutes
+    assert cart["p90_time_from_previous"] == pd.Timedelta(minutes=7.4)
+
+
+def test_breakdown_attribution_first_or_last_step():
+    _, log = log_of([(1, 0, "view", "desktop"), (1, 1, "cart", "mobile"), (2, 0, "view", "mobile")])
+    result = run_funnel(log, FunnelParams(steps=steps("view", "cart")), data_end=END)
+    first = result.breakdown("device", "first_step").table.set_index("value")
+    last = result.breakdown("device", "last_step").table.set_index("value")
+    assert first.loc["desktop", "converted"] == 1 and first.loc["mobile", "entrants"] == 1
+    assert last.loc["mobile", "entrants"] == 2 and "desktop" not in last.index
+
+
+def test_breakdown_chi_square_matches_statsmodels_directly():
+    from statsmodels.stats.contingency_tables import Table
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for u in range(300):
+        device = ["mobile", "desktop", "tablet"][u % 3]
+        rows.append((u, 0, "view", device))
+        if rng.random() < {"mobile": 0.2, "desktop": 0.4, "tablet": 0.3}[device]:
+            rows.append((u, 1, "cart", device))
+    _, log = log_of(rows)
+    bd = run_funnel(log, FunnelParams(steps=steps("view", "cart")), data_end=END).breakdown("device")
+    counts = np.column_stack([bd.table["converted"], bd.table["entrants"] - bd.table["converted"]])
+    assert bd.test["chi2"] == pytest.approx(Table(counts).test_nominal_association().statistic)
+    assert bd.table["entrants"].sum() == 300
+
+
+def test_missing_columns_give_clear_errors():
+    frame, log = log_of([(1, 0, "view")])
+    spec = FunnelParams(steps=[StepSpec(name="view", events=["view"], filters=[FilterSpec(column="brand", value="x")]),
+                               StepSpec(name="cart", events=["cart"])])
+    with pytest.raises(SchemaError, match="step 'view' filters on column 'brand'.*columns found: user_id"):
+        run_funnel(log, spec)
+    no_session = EventLog.from_frame(frame.drop(columns=COLUMNS.session_id))
+    with pytest.raises(SchemaError, match="needs column 'session_id'"):
+        run_funnel(no_session, FunnelParams(unit="session"))
+    result = run_funnel(log, FunnelParams())
+    with pytest.raises(SchemaError, match="breakdown column 'channel'"):
+        result.breakdown("channel")
+
+
+def test_transition_matrix_and_dropoff_paths():
+    _, log = log_of([(1, 0, "view"), (1, 1, "cart"), (1, 2, "view"), (1, 3, "view"), (2, 0, "view"), (2, 1, "cart")])
+    counts = transition_matrix(log, unit="user", normalize=False)
+    assert counts.loc["view", "cart"] == 2 and counts.loc["cart", "view"] == 1
+    assert counts.loc["view", "view"] == 1 and counts.loc["view", "(exit)"] == 1 and counts.loc["cart", "(exit)"] == 1
+    assert transition_matrix(log, unit="user").sum(axis=1).tolist() == pytest.approx([1.0, 1.0])
+    result = run_funnel(log, FunnelParams(steps=steps("view", "cart", "purchase")), data_end=END)
+    paths = dropoff_paths(result, "cart").set_index("path")["units"].to_dict()
+    assert paths == {"cart → view → (exit)": 1, "cart → (exit)": 1}
+
+
+# --- agreement with the brute force on random logs -------------------------------------
+
+TYPES = ["a", "b", "c", "d", "x"]
+
+
+@st.composite
+def random_case(draw):
+    n_units = draw(st.integers(1, 5))
+    rows = []
+    for unit in range(n_units):
+        for _ in range(draw(st.integers(0, 10))):
+            rows.append((unit, draw(st.integers(0, 40)), draw(st.sampled_from(TYPES)), draw(st.sampled_from(["m", "d"]))))
+    n_steps = draw(st.integers(2, 4))
+    step_specs = []
+    for k in range(n_steps):
+        events = draw(st.lists(st.sampled_from(TYPES[:4]), min_size=1, max_size=2, unique=True))
+        max_time = draw(st.sampled_from([None, None, "3min", "10min"])) if k else None
+        filters = [FilterSpec(column="device", value="m")] if draw(st.integers(0, 5)) == 0 else []
+        step_specs.append(StepSpec(name=f"s{k}", events=events, max_time=max_time, filters=filters))
+    exclusions = []
+    if draw(st.booleans()):
+        a = draw(st.integers(0, n_steps - 2))
+        b = draw(st.integers(a + 1, n_steps - 1))
+        exclusions.append(ExclusionSpec(name="x", events=["x"], between=(f"s{a}", f"s{b}")))
+    spec = FunnelParams(
+        steps=step_specs,
+        window=draw(st.sampled_from(["5min", "15min", "1h"])),
+        mode=draw(st.sampled_from(["ordered", "strict", "any_order"])),
+        exclusions=exclusions,
+        censoring=draw(st.sampled_from(["exclude", "naive"])),
+    )
+    data_end = at(draw(st.integers(0, 60)))
+    return rows, spec, data_end
+
+
+def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.sort_values("unit").reset_index(drop=True).astype(object)
+    return frame.where(frame.notna(), None).map(lambda v: int(v) if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else v)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_case())
+def test_engine_agrees_with_brute_force(case):
+    rows, spec, data_end = case
+    if not rows:
+        return
+    frame, log = log_of(rows)
+    engine = run_funnel(log, spec, data_end=data_end)
+    expected = unit_results(frame, spec, data_end)
+    got = engine.unit_frame()
+    pd.testing.assert_frame_equal(_normalise(got), _normalise(expected), check_dtype=False)
+    assert engine.steps["entrants"].tolist() == step_counts(expected, len(spec.steps))
+
+
+def test_engine_agrees_on_session_unit():
+    rows = [(u, m, t) for u, m, t in [(1, 0, "a"), (1, 1, "b"), (2, 0, "a"), (2, 3, "c")]]
+    frame, _ = log_of(rows)
+    frame[COLUMNS.session_id] = [10, 11, 20, 20]
+    log = EventLog.from_frame(frame)
+    spec = FunnelParams(steps=steps("a", "b"), unit="session", censoring="naive")
+    got = run_funnel(log, spec, data_end=END).unit_frame()
+    expected = unit_results(frame, spec, END)
+    pd.testing.assert_frame_equal(_normalise(got), _normalise(expected), check_dtype=False)
+    assert sorted(got["unit"]) == [10, 20]
+
+
+def test_input_frame_is_not_modified():
+    frame, _ = log_of([(1, 0, "view"), (1, 1, "cart")])
+    before = frame.copy()
+    run_funnel(EventLog.from_frame(frame), FunnelParams(), data_end=dt.datetime(2026, 4, 1, tzinfo=dt.timezone.utc))
+    pd.testing.assert_frame_equal(frame, before)
