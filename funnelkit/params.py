@@ -153,6 +153,8 @@ class DataParams(_Strict):
     session_gap_minutes: float = Field(default=30.0, gt=0)
     drop_duplicates: bool = False
     null_ids: Literal["error", "drop"] = "error"
+    currency: str = "EUR"
+    """Currency of the price column, for revenue figures in reports."""
 
 
 class SimulationParams(_Strict):

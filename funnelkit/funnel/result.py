@@ -153,6 +153,54 @@ class FunnelResult:
         """The step with the lowest step conversion (where most entrants are lost)."""
         return self.steps.iloc[1:].sort_values("step_conversion").iloc[0]
 
+    def revenue_per_conversion(self) -> float:
+        """Mean revenue of a converting unit, in the data's currency.
+
+        For each resolved unit that reached the last step: the sum of
+        ``price`` over its last-step events at the instant it converted
+        (``T_last``). NaN when the events have no ``price`` column or nobody
+        converted.
+        """
+        if COLUMNS.price not in self.events.columns:
+            return float("nan")
+        n = len(self.step_names)
+        last = self.spec.steps[-1]
+        unit_col = quote(unit_column(self.spec.unit))
+        (value,) = self.events.con.execute(
+            f"WITH c AS (SELECT unit, T{n - 1} AS t FROM {self._resolved} WHERE depth = {n}), "
+            f"v AS (SELECT c.unit, sum(e.{quote(COLUMNS.price)}) AS revenue FROM c JOIN {quote(self.events.table)} e "
+            f"ON e.{unit_col} = c.unit AND epoch_us(e.{quote(COLUMNS.event_time)}) = c.t "
+            f"WHERE {match_sql(last.events, last.filters)} GROUP BY c.unit) SELECT avg(revenue) FROM v"
+        ).fetchone()
+        return float("nan") if value is None else float(value)
+
+    def revenue_lost(self, step: str | int) -> dict:
+        """Revenue lost at ``step``: units that reached the previous step but not
+        this one, times the share of this step's entrants who went on to convert
+        (95% Wilson interval), times :meth:`revenue_per_conversion`.
+
+        An estimate of what the lost units would have spent had they passed
+        the step and then behaved like those who did; the interval covers the
+        downstream rate only, not the order value.
+        """
+        k = self._index(step)
+        if k == 0:
+            raise ValueError("revenue is lost between steps: choose a step after the first")
+        table = self.steps
+        lost = float(table["drop_off"].iloc[k])
+        reached, converted = table["entrants"].iloc[k], table["entrants"].iloc[-1]
+        rates = rate_frame([converted], [reached]).iloc[0]
+        value = self.revenue_per_conversion()
+        return {
+            "step": self.step_names[k],
+            "units_lost": int(lost),
+            "downstream_conversion": float(rates["rate"]),
+            "revenue_per_conversion": value,
+            "revenue": lost * rates["rate"] * value,
+            "ci_low": lost * rates["ci_low"] * value,
+            "ci_high": lost * rates["ci_high"] * value,
+        }
+
     def breakdown(self, column: str, attribution: str | None = None) -> Breakdown:
         """Conversion by the values of a segment column (see :class:`Breakdown`)."""
         if column not in self.events.columns:
@@ -240,16 +288,24 @@ class FunnelResult:
         )
         return frame["seconds"].rename(f"{self.step_names[j]} → {self.step_names[k]} (s)")
 
+    def step_durations(self) -> dict[str, pd.Series]:
+        """:meth:`durations` for every step after the first, keyed 'previous → step'."""
+        out = {}
+        for k in range(1, len(self.step_names)):
+            series = self.durations(k)
+            out[f"{self.step_names[k - 1]} → {self.step_names[k]}"] = series
+        return out
+
     def _index(self, step: str | int) -> int:
         if isinstance(step, int):
             return step
         return self.step_names.index(step)
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, unit: str = "units"):
         """Funnel chart of :attr:`steps` (delegates to ``funnelkit.plots``)."""
         from ..plots import funnel_chart
 
-        return funnel_chart(self.steps, ax=ax)
+        return funnel_chart(self.steps, ax=ax, unit=unit)
 
 
 def _micros_to_timedelta(value) -> pd.Timedelta:

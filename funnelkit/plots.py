@@ -1,0 +1,153 @@
+"""Every figure the notebooks draw.
+
+Each function takes already computed data and an optional ``ax``, draws on
+it and returns the Figure (matplotlib's recommended signature). No function
+here computes a statistic: intervals and rates arrive in the data. Titles
+and axis labels with units are always set; the style is set once, here.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import PercentFormatter
+
+STYLE = {
+    "figure.figsize": (8.0, 4.2),
+    "figure.dpi": 110,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titleweight": "bold",
+    "axes.titlesize": 12,
+    "axes.labelsize": 10,
+    "font.size": 10,
+}
+PRIMARY = "#2b6cb0"
+MUTED = "#a0aec0"
+ALERT = "#c53030"
+plt.rcParams.update(STYLE)
+
+
+def _axes(ax, figsize=None):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize or STYLE["figure.figsize"])
+    return ax.figure, ax
+
+
+def funnel_chart(steps: pd.DataFrame, ax=None, unit: str = "units"):
+    """Horizontal bars of entrants per step, labelled with overall conversion and its 95% CI.
+
+    ``steps`` is ``FunnelResult.steps``.
+    """
+    fig, ax = _axes(ax)
+    y = np.arange(len(steps))[::-1]
+    ax.barh(y, steps["entrants"], color=PRIMARY, alpha=0.85)
+    for yi, (_, row) in zip(y, steps.iterrows()):
+        label = (
+            f"{row['entrants']:,}  ({row['overall_conversion']:.1%}, "
+            f"95% CI {row['overall_ci_low']:.1%}–{row['overall_ci_high']:.1%})"
+        )
+        ax.text(row["entrants"], yi, "  " + label, va="center", fontsize=9)
+    ax.set_yticks(y, steps["step"])
+    ax.set_xlim(0, steps["entrants"].max() * 1.9 if len(steps) else 1)
+    ax.set_xlabel(f"{unit} reaching the step (count)")
+    ax.set_title("Funnel: how many reach each step")
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def breakdown_chart(breakdown, ax=None):
+    """Conversion by segment value with 95% Wilson intervals (``Breakdown`` object)."""
+    table = breakdown.table
+    fig, ax = _axes(ax, (8.0, 0.5 * len(table) + 1.5))
+    y = np.arange(len(table))[::-1]
+    err = np.vstack([table["conversion"] - table["ci_low"], table["ci_high"] - table["conversion"]])
+    ax.errorbar(table["conversion"], y, xerr=err, fmt="o", color=PRIMARY, capsize=4)
+    ax.set_yticks(y, [f"{v} (n={n:,})" for v, n in zip(table["value"], table["entrants"])])
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    ax.set_xlabel("conversion, first step → last step (%, 95% CI)")
+    ax.set_title(f"Conversion by {breakdown.column} (attributed at the {breakdown.attribution.replace('_', ' ')})")
+    return fig
+
+
+def breakdown_grid(breakdowns: list):
+    """One :func:`breakdown_chart` panel per breakdown, stacked in one figure."""
+    heights = [0.5 * len(b.table) + 1.4 for b in breakdowns]
+    fig, axes = plt.subplots(len(breakdowns), 1, figsize=(8.0, sum(heights)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for breakdown, ax in zip(breakdowns, axes[:, 0]):
+        breakdown_chart(breakdown, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def trend_chart(trend: pd.DataFrame, ax=None, freq: str = "week"):
+    """Conversion by period of entry with 95% band; incomplete periods drawn hollow."""
+    fig, ax = _axes(ax)
+    done = trend[trend["complete"]]
+    open_ = trend[~trend["complete"]]
+    ax.fill_between(trend["period"], trend["ci_low"], trend["ci_high"], color=PRIMARY, alpha=0.15, label="95% CI")
+    ax.plot(trend["period"], trend["conversion"], color=PRIMARY, lw=1)
+    ax.plot(done["period"], done["conversion"], "o", color=PRIMARY, label="complete")
+    if len(open_):
+        ax.plot(open_["period"], open_["conversion"], "o", mfc="white", color=ALERT,
+                label="incomplete (window still open)")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    ax.set_xlabel(f"{freq} of funnel entry (UTC)")
+    ax.set_ylabel("conversion (%)")
+    ax.set_title(f"Conversion by {freq} of entry")
+    ax.legend(loc="best", fontsize=8)
+    fig.autofmt_xdate()
+    return fig
+
+
+def time_to_convert_chart(durations: dict[str, pd.Series], ax=None):
+    """Distributions of time between steps (histograms on a log time axis, minutes)."""
+    fig, ax = _axes(ax)
+    values = [np.asarray(s, dtype=float) / 60 for s in durations.values()]
+    positive = np.concatenate([v[v > 0] for v in values]) if values else np.array([])
+    if positive.size:
+        bins = np.logspace(np.log10(max(positive.min(), 1 / 60)), np.log10(positive.max() * 1.01), 40)
+        for (name, _), v in zip(durations.items(), values):
+            ax.hist(np.clip(v, bins[0], None), bins=bins, histtype="step", lw=1.6, label=f"{name} (n={len(v):,})")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("time from previous step (minutes, log scale)")
+    ax.set_ylabel("units (count)")
+    ax.set_title("Time to convert between steps")
+    return fig
+
+
+def transition_heatmap(matrix: pd.DataFrame, ax=None):
+    """Share of next event type (columns) after each event type (rows)."""
+    fig, ax = _axes(ax, (7.5, 0.55 * len(matrix) + 2))
+    image = ax.imshow(matrix.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
+    ax.set_yticks(range(matrix.shape[0]), matrix.index)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            value = matrix.iat[i, j]
+            ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if value > 0.6 else "black")
+    ax.set_xlabel("next event type")
+    ax.set_ylabel("current event type")
+    ax.set_title("What happens next: share of next events")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, format=PercentFormatter(1.0), label="share of next events (%)")
+    return fig
+
+
+def events_per_day_chart(daily: pd.DataFrame, ax=None):
+    """Events per day by event type (``daily``: columns day, event_type, events), log scale."""
+    fig, ax = _axes(ax)
+    for kind, part in daily.groupby("event_type"):
+        ax.plot(part["day"], part["events"], lw=1.2, label=str(kind))
+    ax.set_yscale("log")
+    ax.set_xlabel("day (UTC)")
+    ax.set_ylabel("events per day (count, log scale)")
+    ax.set_title("Traffic by event type")
+    ax.legend(fontsize=8, ncol=3)
+    fig.autofmt_xdate()
+    return fig

@@ -1,0 +1,165 @@
+"""Tables and sentences for people: percentages with intervals, readable durations.
+
+These functions only format numbers computed elsewhere. Every string that
+comes from the data is HTML-escaped, since reports are HTML.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+from .stats import adjust_pvalues
+
+
+def escape(value) -> str:
+    """HTML-escape a value that came from the data (segment names, event types...)."""
+    return html.escape(str(value))
+
+
+def pct(value: float, digits: int = 1) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.{digits}%}"
+
+
+def pct_ci(rate: float, low: float, high: float, digits: int = 1) -> str:
+    """``12.3% (95% CI 11.9–12.7%)``."""
+    if pd.isna(rate):
+        return "–"
+    return f"{pct(rate, digits)} (95% CI {low:.{digits}%}–{high:.{digits}%})"
+
+
+def duration(value) -> str:
+    """A Timedelta or seconds as '45 s', '4.8 min', '2.3 h', '1.5 days'."""
+    if value is None or pd.isna(value):
+        return "–"
+    seconds = value.total_seconds() if isinstance(value, (pd.Timedelta,)) else float(value)
+    for limit, size, unit in ((120, 1, "s"), (7200, 60, "min"), (172800, 3600, "h")):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}" if unit == "s" else f"{seconds / size:.1f} {unit}"
+    return f"{seconds / 86400:.1f} days"
+
+
+def money(value: float, currency: str = "") -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:,.0f}{(' ' + currency) if currency else ''}"
+
+
+def step_table(steps: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
+    """``FunnelResult.steps`` as a table to read."""
+    return pd.DataFrame(
+        {
+            "step": [escape(s) for s in steps["step"]],
+            f"{unit} reaching": steps["entrants"].map("{:,}".format),
+            "from previous step": [pct_ci(r, lo, hi) for r, lo, hi in
+                                   zip(steps["step_conversion"], steps["step_ci_low"], steps["step_ci_high"])],
+            "from first step": [pct_ci(r, lo, hi) for r, lo, hi in
+                                zip(steps["overall_conversion"], steps["overall_ci_low"], steps["overall_ci_high"])],
+            f"lost ({unit})": ["–" if pd.isna(d) else f"{int(d):,}" for d in steps["drop_off"]],
+            "median time from previous": [duration(v) for v in steps["median_time_from_previous"]],
+            "90th pct time from previous": [duration(v) for v in steps["p90_time_from_previous"]],
+            "still in window (censored)": steps["censored"].map("{:,}".format),
+        }
+    )
+
+
+def breakdown_tests(breakdowns: list, method: str = "holm") -> pd.DataFrame:
+    """One row per breakdown: chi-square test of independence, with p-values
+    adjusted for testing several breakdowns at once (Holm by default)."""
+    raw = [b.test["pvalue"] for b in breakdowns]
+    adjusted = adjust_pvalues(raw, method)
+    return pd.DataFrame(
+        {
+            "segment": [escape(b.column) for b in breakdowns],
+            "values": [len(b.table) for b in breakdowns],
+            "chi-square": [round(b.test["chi2"], 2) for b in breakdowns],
+            "df": [b.test["dof"] for b in breakdowns],
+            "p-value": [_p(p) for p in raw],
+            f"p-value ({method}-adjusted)": [_p(p) for p in adjusted],
+            "smallest expected count": [round(b.test["min_expected"], 1) for b in breakdowns],
+        }
+    )
+
+
+def breakdown_overview(breakdowns: list) -> pd.DataFrame:
+    """All breakdowns in one table: segment, value, entrants, conversion with 95% CI."""
+    return pd.concat(
+        [breakdown_table(b).rename(columns={escape(b.column): "value"}).assign(segment=escape(b.column))
+         for b in breakdowns],
+        ignore_index=True,
+    )[["segment", "value", "entrants", "share of entrants", "converted", "conversion"]]
+
+
+def breakdown_table(breakdown) -> pd.DataFrame:
+    table = breakdown.table
+    return pd.DataFrame(
+        {
+            escape(breakdown.column): [escape(v) for v in table["value"]],
+            "entrants": table["entrants"].map("{:,}".format),
+            "share of entrants": table["share"].map(pct),
+            "converted": table["converted"].map("{:,}".format),
+            "conversion": [pct_ci(r, lo, hi, 2) for r, lo, hi in zip(table["conversion"], table["ci_low"], table["ci_high"])],
+        }
+    )
+
+
+def trend_table(trend: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
+    """``FunnelResult.trend()`` as a table to read."""
+    return pd.DataFrame(
+        {
+            "period start (UTC)": trend["period"].dt.strftime("%Y-%m-%d"),
+            f"{unit} entering": trend["entrants"].map("{:,}".format),
+            "converted": trend["converted"].map("{:,}".format),
+            "conversion": [pct_ci(r, lo, hi, 2) for r, lo, hi in zip(trend["conversion"], trend["ci_low"], trend["ci_high"])],
+            "still in window (censored)": trend["censored"].map("{:,}".format),
+            "complete": ["yes" if c else "no (provisional)" for c in trend["complete"]],
+        }
+    )
+
+
+def _p(p: float) -> str:
+    if pd.isna(p):
+        return "–"
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def data_note(params, report=None) -> str:
+    """Where the data came from, in one Markdown paragraph (says so when simulated)."""
+    if params.data.source is None:
+        sim = params.simulation
+        text = (
+            f"**The data is simulated**: funnelkit's built-in shop ({sim.n_users:,} users over {sim.days} days "
+            f"from {sim.start}, seed {sim.seed}) with planted effects and anomalies, so the findings below show "
+            f"what the kit finds, not facts about a real shop. Point `data.source` in a params file at your own "
+            f"event log to analyse it."
+        )
+    else:
+        text = f"Data: `{escape(params.data.source)}` read as format `{escape(params.data.format)}`."
+    return text
+
+
+def headline(result, revenue: dict | None, unit: str = "users", currency: str = "") -> str:
+    """The report's opening paragraph in plain language (Markdown)."""
+    overall = result.overall
+    worst = result.worst_step()
+    lines = [
+        f"- **Overall conversion** ({escape(result.step_names[0])} → {escape(result.step_names[-1])} within "
+        f"{duration(pd.Timedelta(result.spec.window))}): **{pct_ci(overall['conversion'], overall['ci_low'], overall['ci_high'], 2)}** "
+        f"of {overall['entrants']:,} {unit} whose window had closed.",
+        f"- **Worst step**: {escape(worst['step'])} — only {pct_ci(worst['step_conversion'], worst['step_ci_low'], worst['step_ci_high'])} "
+        f"of {unit} who reached the previous step got there; {int(worst['drop_off']):,} {unit} were lost.",
+    ]
+    if revenue is not None and not np.isnan(revenue["revenue"]):
+        lines.append(
+            f"- **Revenue lost there** (if the lost {unit} had then bought like those who passed): about "
+            f"**{money(revenue['revenue'], currency)}** (95% CI {money(revenue['ci_low'], currency)}–"
+            f"{money(revenue['ci_high'], currency)}), at {money(revenue['revenue_per_conversion'], currency)} per converting unit."
+        )
+    censored = int(result.censored["units"].sum())
+    if censored:
+        lines.append(
+            f"- {censored:,} {unit} entered too recently for their window to close; they are reported "
+            f"separately, not counted as lost."
+        )
+    return "\n".join(lines)
