@@ -100,7 +100,7 @@ class ExclusionSpec(_Strict):
     name: str = Field(min_length=1)
     events: list[str] = Field(min_length=1)
     filters: list[FilterSpec] = []
-    between: Union[tuple[str, str], None] = None
+    between: Union[Annotated[list[str], Field(min_length=2, max_length=2)], None] = None
     """Names of the two steps; default: the first and the last step."""
 
 

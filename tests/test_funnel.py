@@ -114,7 +114,7 @@ def test_max_time_per_step_is_measured_from_first_occurrence():
 def test_exclusion_between_steps_drops_the_attempt():
     spec = FunnelParams(
         steps=FOUR,
-        exclusions=[ExclusionSpec(name="removed", events=["remove_from_cart"], between=("cart", "purchase"))],
+        exclusions=[ExclusionSpec(name="removed", events=["remove_from_cart"], between=["cart", "purchase"])],
     )
     _, log = log_of([
         (1, 0, "view"), (1, 1, "cart"), (1, 2, "remove_from_cart"), (1, 3, "checkout"), (1, 4, "purchase"),
@@ -263,7 +263,7 @@ def random_case(draw):
     if draw(st.booleans()):
         a = draw(st.integers(0, n_steps - 2))
         b = draw(st.integers(a + 1, n_steps - 1))
-        exclusions.append(ExclusionSpec(name="x", events=["x"], between=(f"s{a}", f"s{b}")))
+        exclusions.append(ExclusionSpec(name="x", events=["x"], between=[f"s{a}", f"s{b}"]))
     spec = FunnelParams(
         steps=step_specs,
         window=draw(st.sampled_from(["5min", "15min", "1h"])),

@@ -1,0 +1,63 @@
+"""Every figure has a title and labelled axes with units, and draws the data it is given."""
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+
+from funnelkit import plots
+from funnelkit.funnel import run_funnel, transition_matrix
+from funnelkit.params import FunnelParams
+from funnelkit.profile import daily_event_counts
+from tests.test_funnel import END, log_of, steps
+
+
+@pytest.fixture(scope="module")
+def case():
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(200):
+        t = int(rng.integers(0, 20_000))
+        rows.append((u, t, "view", ["mobile", "desktop"][u % 2]))
+        if rng.random() < 0.3:
+            rows.append((u, t + int(rng.integers(1, 300)), "cart", ["mobile", "desktop"][u % 2]))
+    _, log = log_of(rows)
+    return log, run_funnel(log, FunnelParams(steps=steps("view", "cart")), data_end=END)
+
+
+def labelled(fig):
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        assert ax.get_title(), "every panel has a title"
+        assert ax.get_xlabel() and (ax.get_ylabel() or ax.get_yticklabels()), "axes are labelled"
+    return True
+
+
+def test_figures_are_titled_and_labelled(case):
+    log, result = case
+    figures = [
+        result.plot(unit="users"),
+        plots.breakdown_grid([result.breakdown("device")]),
+        plots.trend_chart(result.trend("day"), freq="day"),
+        plots.time_to_convert_chart(result.step_durations()),
+        plots.transition_heatmap(transition_matrix(log, unit="user")),
+        plots.events_per_day_chart(daily_event_counts(log)),
+    ]
+    assert all(labelled(f) for f in figures)
+
+
+def test_funnel_chart_bars_are_the_entrants(case):
+    _, result = case
+    fig = result.plot()
+    widths = sorted(p.get_width() for p in fig.axes[0].patches)
+    assert widths == sorted(result.steps["entrants"].tolist())
+
+
+def test_breakdown_chart_error_bars_are_the_intervals(case):
+    _, result = case
+    bd = result.breakdown("device")
+    fig = bd.plot()
+    line = fig.axes[0].lines[0]
+    assert np.allclose(sorted(line.get_xdata()), sorted(bd.table["conversion"]))
