@@ -1,0 +1,624 @@
+"""The built-in shop: a realistic event log with the truth planted in it.
+
+:func:`simulate` writes, for a :class:`~funnelkit.params.SimulationParams`,
+a folder holding
+
+``events.parquet``
+    The event log in the canonical schema (``funnelkit.schema``) plus the
+    segment columns ``device``, ``channel``, ``country``, ``customer_type``.
+    Ids are strings; ``event_time`` is a UTC timestamp (µs).
+``sessions.parquet``
+    One row per session: ``session_id``, ``user_id``, ``start``, ``label``,
+    ``incident`` (the session started on an incident day), ``n_views``,
+    ``target_item`` and the planted probabilities ``p_cart`` (of a cart given
+    the views), ``p_checkout`` (given a cart) and ``p_purchase`` (given a
+    checkout) actually used, and ``reached`` (0 = views only … 3 = purchase).
+``labels.parquet``
+    ``user_id``, ``label``: ``human``, ``bot``, ``click_farm`` or ``fake_order``.
+``items.parquet``, ``user_factors.parquet``
+    The catalogue (``item_id``, ``category``, ``price``, ``popularity`` and
+    the latent ``f0…`` taste factors) and the users' latent taste factors.
+``ground_truth.json``
+    The planted model: step coefficients, incident days, sale days,
+    anomaly targets, the taste model, and the counts written.
+
+The same parameters always give the same files (and the same fingerprint):
+every random draw comes from one seeded generator per block of users.
+
+The model, per human session
+----------------------------
+* A user has segments drawn once (device, acquisition channel, country,
+  ``customer_type`` = ``returning`` if they bought before the simulated period,
+  else ``new``), a heavy-tailed number of sessions (most visit once) at times
+  following hour-of-day and day-of-week seasonality with sale-day spikes.
+* A session views ``1 + NegBin`` items (heavy tail); each view picks an item
+  with probability ∝ popularity × exp(affinity / τ), affinity = user factors ·
+  item factors (sampled by importance resampling from popularity candidates).
+* The last viewed item is the session's *target*. The session adds it to the
+  cart with probability ``p_cart = logistic(x·β_cart)``, then checks out with
+  ``p_checkout = logistic(x·β_checkout)`` and buys with
+  ``p_purchase = logistic(x·β_purchase)``; ``x`` holds segment dummies,
+  ``log_price = ln(target price / 50 EUR)`` and ``log_views = ln(views)``
+  (coefficients in :data:`PLANTED_STEPS`). On an incident day one step's
+  probability is multiplied by :data:`INCIDENT_FACTOR`.
+* Anomalies: bots (scrapers: hundreds of views seconds apart, uniform over
+  the catalogue, no carts), a click farm (a burst of new accounts viewing and
+  carting the same few items), a fake-order ring (fresh accounts buying the
+  same few items within seconds, ``p = 1`` at every step).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .params import SimulationParams
+from .schema import COLUMNS, EVENTS, SEGMENTS
+
+SIMULATOR_VERSION = "1"
+"""Bump when the generated data changes for the same parameters (invalidates caches)."""
+
+USERS_PER_BLOCK = 100_000
+REFERENCE_PRICE = 50.0
+TASTE_TEMPERATURE = 0.5
+CANDIDATES_PER_VIEW = 16
+INCIDENT_FACTOR = 0.15
+SALE_DAY_TRAFFIC = 2.0
+
+DEVICES = {"desktop": 0.38, "mobile": 0.55, "tablet": 0.07}
+CHANNELS = {"organic": 0.35, "paid_search": 0.22, "social": 0.15, "email": 0.10, "direct": 0.18}
+COUNTRIES = {"DE": 0.30, "FR": 0.18, "GB": 0.15, "PL": 0.10, "ES": 0.10, "IT": 0.10, "NL": 0.07}
+RETURNING_SHARE = 0.3
+CUSTOMER_TYPES = ("new", "returning")
+
+# Planted logistic coefficients per step (baseline: desktop, organic, new).
+# Country has no effect on purpose: a regression should find none.
+PLANTED_STEPS: dict[str, dict[str, float]] = {
+    EVENTS.cart: {
+        "intercept": -2.8, "device[mobile]": -0.35, "device[tablet]": -0.15,
+        "channel[paid_search]": 0.20, "channel[social]": -0.30, "channel[email]": 0.45, "channel[direct]": 0.10,
+        "customer_type[returning]": 0.60, "log_price": -0.30, "log_views": 0.45,
+    },
+    EVENTS.checkout: {
+        "intercept": 0.35, "device[mobile]": -0.45, "device[tablet]": -0.20,
+        "customer_type[returning]": 0.50, "log_price": -0.25,
+    },
+    EVENTS.purchase: {
+        "intercept": 0.80, "device[mobile]": -0.30, "channel[email]": 0.30,
+        "customer_type[returning]": 0.40, "log_price": -0.20,
+    },
+}
+STEP_OF_PROBABILITY = {EVENTS.cart: "p_cart", EVENTS.checkout: "p_checkout", EVENTS.purchase: "p_purchase"}
+
+# hour-of-day traffic (UTC), low at night, lunch and evening peaks
+HOUR_WEIGHTS = np.array([2, 1.2, .8, .6, .6, .8, 1.5, 2.5, 3.5, 4, 4.2, 4.5,
+                         5, 5, 4.6, 4.4, 4.5, 4.8, 5.5, 6.5, 7, 6.5, 5, 3.5])
+WEEKDAY_WEIGHTS = np.array([1.0, 0.97, 0.97, 1.0, 1.05, 1.1, 1.2])  # Monday first
+
+DEPARTMENTS = ("apparel", "electronics", "home", "beauty", "sports", "toys", "books", "garden", "kitchen", "auto")
+KINDS = ("basics", "premium", "accessories", "outlet", "new_in", "bundles")
+
+
+# --------------------------------------------------------------------------- data set on disk
+
+@dataclass(frozen=True)
+class SimulatedDataset:
+    """A generated shop on disk (see the module docstring for the files)."""
+
+    directory: Path
+
+    @property
+    def events_path(self) -> Path:
+        return self.directory / "events.parquet"
+
+    @cached_property
+    def ground_truth(self) -> dict:
+        return json.loads((self.directory / "ground_truth.json").read_text())
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the generated data: simulator version and parameters (the data is deterministic)."""
+        return self.ground_truth["fingerprint"]
+
+    def labels(self) -> pd.DataFrame:
+        return pd.read_parquet(self.directory / "labels.parquet")
+
+    def sessions(self) -> pd.DataFrame:
+        return pd.read_parquet(self.directory / "sessions.parquet")
+
+    def items(self) -> pd.DataFrame:
+        return pd.read_parquet(self.directory / "items.parquet")
+
+    def user_factors(self) -> pd.DataFrame:
+        return pd.read_parquet(self.directory / "user_factors.parquet")
+
+
+def fingerprint(params: SimulationParams) -> str:
+    """16 hex digits identifying the data ``params`` generate (the cache folder ignores ``cache_dir``)."""
+    content = params.model_dump(mode="json", exclude={"cache_dir"})
+    blob = json.dumps({"version": SIMULATOR_VERSION, "params": content}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def ensure_dataset(params: SimulationParams) -> SimulatedDataset:
+    """The dataset for ``params`` from the cache folder, generated on first use.
+
+    Generation writes to a temporary folder beside the cache entry and renames
+    it into place, so an interrupted run never leaves a half-written dataset
+    and concurrent runs do not see each other's partial files.
+    """
+    target = Path(params.cache_dir) / f"shop-{fingerprint(params)}"
+    if (target / "ground_truth.json").is_file():
+        return SimulatedDataset(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        simulate(params, scratch)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not (target / "ground_truth.json").is_file():  # not a concurrent winner: a real failure
+                raise
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return SimulatedDataset(target)
+
+
+# --------------------------------------------------------------------------- the simulation
+
+def simulate(params: SimulationParams, directory: str | Path) -> SimulatedDataset:
+    """Generate the shop described by ``params`` into ``directory`` (created if missing)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    root = np.random.SeedSequence(params.seed)
+    shop_seed, human_seed, anomaly_seed = root.spawn(3)
+    shop = _Shop.build(params, np.random.default_rng(shop_seed))
+
+    events_writer = _Writer(directory / "events.parquet")
+    sessions_writer = _Writer(directory / "sessions.parquet")
+    labels, factors, counts = [], [], {"events": 0, "sessions": 0}
+
+    def emit(block: "_Block") -> None:
+        events_writer.write(block.events)
+        sessions_writer.write(block.sessions)
+        labels.append(block.labels)
+        counts["events"] += block.events.num_rows
+        counts["sessions"] += block.sessions.num_rows
+
+    first_session = 0
+    block_seeds = human_seed.spawn(max(1, -(-params.n_users // USERS_PER_BLOCK)))
+    for index, seed in enumerate(block_seeds):
+        first_user = index * USERS_PER_BLOCK
+        n = min(USERS_PER_BLOCK, params.n_users - first_user)
+        block, user_factors = _humans(shop, np.random.default_rng(seed), first_user, n, first_session)
+        emit(block)
+        factors.append(user_factors)
+        first_session += block.sessions.num_rows
+
+    anomalies = _Anomalies(shop, np.random.default_rng(anomaly_seed))
+    next_user = params.n_users
+    for make in (anomalies.bots, anomalies.click_farm, anomalies.fake_orders):
+        block = make(next_user, first_session)
+        if block is not None:
+            emit(block)
+            next_user += block.labels.num_rows
+            first_session += block.sessions.num_rows
+
+    events_writer.close()
+    sessions_writer.close()
+    pq.write_table(pa.concat_tables(labels), directory / "labels.parquet")
+    pq.write_table(pa.concat_tables(factors), directory / "user_factors.parquet")
+    pq.write_table(shop.items_table(), directory / "items.parquet")
+    truth = shop.ground_truth(anomalies) | {"counts": counts | {"users": next_user}}
+    truth["fingerprint"] = fingerprint(params)
+    (directory / "ground_truth.json").write_text(json.dumps(truth, indent=2, default=str))
+    return SimulatedDataset(directory)
+
+
+class _Writer:
+    """Appends Arrow tables to one Parquet file, a row group per block (bounded memory)."""
+
+    def __init__(self, path: Path):
+        self.path, self._writer = path, None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table.cast(self._writer.schema))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+@dataclass
+class _Block:
+    events: pa.Table
+    sessions: pa.Table
+    labels: pa.Table
+
+
+def _logistic(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _choice(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray:
+    names = np.array(list(weights))
+    p = np.array(list(weights.values()))
+    return names[rng.choice(len(names), size=size, p=p / p.sum())]
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    """String ids such as ``u123`` built in Arrow (fast for tens of millions)."""
+    return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers, pa.int64()), pa.string()), "")
+
+
+def _spaced(groups: np.ndarray, times: np.ndarray, gap: int) -> np.ndarray:
+    """Push sorted times within each group so consecutive ones are at least ``gap`` apart:
+    t'_i = max(t_i, t'_(i-1) + gap) = i·gap + max_(j<=i)(t_j - j·gap), as a running maximum."""
+    counts = np.bincount(groups)
+    position = np.arange(len(times)) - np.repeat(np.cumsum(counts) - counts, counts)
+    shifted = times - position * gap
+    lift = groups.astype(np.int64) * (shifted.max() - shifted.min() + 1)  # keeps groups apart in the running max
+    return np.maximum.accumulate(shifted + lift) - lift + position * gap
+
+
+def _cumsum_within(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at each group of ``counts`` consecutive values."""
+    total = np.cumsum(values)
+    ends = np.cumsum(counts)
+    before = np.concatenate([[0.0], total[ends[:-1] - 1]]) if len(counts) else np.array([])
+    return total - np.repeat(before, counts)
+
+
+@dataclass
+class _Shop:
+    """The calendar and the catalogue, shared by every block."""
+
+    params: SimulationParams
+    start: pd.Timestamp
+    day_weights: np.ndarray
+    sale_days: list[int]
+    incidents: list[dict]
+    categories: np.ndarray  # names
+    item_category: np.ndarray
+    item_price: np.ndarray
+    item_popularity: np.ndarray
+    item_factors: np.ndarray
+    popularity_cdf: np.ndarray
+
+    @classmethod
+    def build(cls, params: SimulationParams, rng: np.random.Generator) -> "_Shop":
+        start = pd.Timestamp(params.start, tz="UTC")
+        weekdays = np.array([(start + pd.Timedelta(days=d)).dayofweek for d in range(params.days)])
+        day_weights = WEEKDAY_WEIGHTS[weekdays].astype(float)
+        # one sale day every four weeks, never the first or last days
+        sale_days = sorted(int(d) for d in rng.choice(np.arange(3, params.days - 3), size=max(1, params.days // 28),
+                                                      replace=False))
+        day_weights[sale_days] *= SALE_DAY_TRAFFIC
+        candidates = np.setdiff1d(np.arange(3, params.days - 3), sale_days)
+        incident_days = sorted(int(d) for d in rng.choice(candidates, size=min(params.incident_days, len(candidates)),
+                                                          replace=False))
+        broken = (EVENTS.checkout, EVENTS.purchase)
+        incidents = [{"day": d, "date": str((start + pd.Timedelta(days=d)).date()), "step": broken[i % 2],
+                      "factor": INCIDENT_FACTOR} for i, d in enumerate(incident_days)]
+
+        n_cat, f = params.n_categories, params.taste_factors
+        names = [f"{DEPARTMENTS[i % len(DEPARTMENTS)]}.{KINDS[(i // len(DEPARTMENTS)) % len(KINDS)]}"
+                 + (f"_{i // (len(DEPARTMENTS) * len(KINDS))}" if i >= len(DEPARTMENTS) * len(KINDS) else "")
+                 for i in range(n_cat)]
+        category_size = rng.dirichlet(np.full(n_cat, 1.5))
+        item_category = rng.choice(n_cat, size=params.n_items, p=category_size)
+        category_median_price = np.exp(rng.uniform(np.log(8), np.log(400), size=n_cat))
+        item_price = np.round(category_median_price[item_category] * rng.lognormal(0, 0.45, params.n_items), 2)
+        item_price = np.maximum(item_price, 0.99)
+        category_factors = rng.normal(0, 1 / np.sqrt(f), size=(n_cat, f))
+        item_factors = category_factors[item_category] + rng.normal(0, 0.5 / np.sqrt(f), size=(params.n_items, f))
+        # power-law popularity over a random ranking of the items
+        rank = rng.permutation(params.n_items) + 1
+        popularity = rank ** -1.05
+        popularity /= popularity.sum()
+        return cls(params, start, day_weights / day_weights.sum(), sale_days, incidents, np.array(names),
+                   item_category, item_price, popularity, item_factors, np.cumsum(popularity))
+
+    # times -----------------------------------------------------------------
+    def session_times(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Seasonal session start times in µs since the epoch."""
+        day = rng.choice(len(self.day_weights), size=n, p=self.day_weights)
+        hour = rng.choice(24, size=n, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
+        seconds = day * 86400 + hour * 3600 + rng.uniform(0, 3600, size=n)
+        return (self.start.value // 1000 + (seconds * 1e6)).astype(np.int64)
+
+    def day_of(self, times_us: np.ndarray) -> np.ndarray:
+        return ((times_us - self.start.value // 1000) // 86_400_000_000).astype(np.int64)
+
+    @property
+    def end_us(self) -> int:
+        return self.start.value // 1000 + self.params.days * 86_400_000_000
+
+    # items -----------------------------------------------------------------
+    def pick_items(self, rng: np.random.Generator, user_factors: np.ndarray) -> np.ndarray:
+        """One item per row of ``user_factors``: ∝ popularity × exp(affinity/τ), by resampling
+        popularity-drawn candidates with weights exp(affinity/τ) (Gumbel-max)."""
+        n = len(user_factors)
+        candidates = np.searchsorted(self.popularity_cdf, rng.uniform(0, self.popularity_cdf[-1], (n, CANDIDATES_PER_VIEW)))
+        candidates = np.minimum(candidates, len(self.item_price) - 1)
+        affinity = np.einsum("nf,nkf->nk", user_factors, self.item_factors[candidates])
+        best = np.argmax(affinity / TASTE_TEMPERATURE + rng.gumbel(size=affinity.shape), axis=1)
+        return candidates[np.arange(n), best]
+
+    def items_table(self) -> pa.Table:
+        columns = {
+            COLUMNS.item_id: _ids("i", np.arange(len(self.item_price))),
+            COLUMNS.category: pa.array(self.categories[self.item_category]),
+            COLUMNS.price: pa.array(self.item_price),
+            "popularity": pa.array(self.item_popularity),
+        }
+        columns |= {f"f{k}": pa.array(self.item_factors[:, k]) for k in range(self.item_factors.shape[1])}
+        return pa.table(columns)
+
+    def ground_truth(self, anomalies: "_Anomalies") -> dict:
+        return {
+            "simulator_version": SIMULATOR_VERSION,
+            "params": self.params.model_dump(mode="json", exclude={"cache_dir"}),
+            "steps": {
+                "model": "P(step | previous step) = logistic(sum of coefficient × feature); baseline segment "
+                         "values: device=desktop, channel=organic, customer_type=new; country has no effect",
+                "features": {
+                    "log_price": f"ln(price of the session's last viewed item / {REFERENCE_PRICE:g})",
+                    "log_views": "ln(number of views in the session before the cart)",
+                },
+                "coefficients": PLANTED_STEPS,
+                "probability_columns": STEP_OF_PROBABILITY,
+            },
+            "incidents": self.incidents,
+            "sale_days": [str((self.start + pd.Timedelta(days=d)).date()) for d in self.sale_days],
+            "taste": {
+                "model": "P(view item i) ∝ popularity_i × exp(user_factors · item_factors_i / temperature)",
+                "temperature": TASTE_TEMPERATURE,
+                "factors": self.params.taste_factors,
+            },
+            "anomalies": anomalies.truth,
+            "segments": {"device": DEVICES, "channel": CHANNELS, "country": COUNTRIES,
+                         "customer_type": {"returning": RETURNING_SHARE}},
+        }
+
+
+def _step_logit(step: str, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """x·β for one step; ``columns`` maps feature names (as in PLANTED_STEPS) to arrays."""
+    coefficients = PLANTED_STEPS[step]
+    logit = np.full(len(columns["log_price"]), coefficients["intercept"])
+    for name, beta in coefficients.items():
+        if name == "intercept":
+            continue
+        if "[" in name:
+            segment, value = name[:-1].split("[")
+            logit = logit + beta * (columns[segment] == value)
+        else:
+            logit = logit + beta * columns[name]
+    return logit
+
+
+def _events_table(user, session, time_us, kind, item, shop: _Shop, segments: dict[str, np.ndarray]) -> pa.Table:
+    """Arrow events in the canonical column order; segments are per event."""
+    return pa.table({
+        COLUMNS.user_id: _ids("u", user),
+        COLUMNS.session_id: _ids("s", session),
+        COLUMNS.event_time: pa.array(time_us, pa.timestamp("us", tz="UTC")),
+        COLUMNS.event_type: pa.array(kind),
+        COLUMNS.item_id: _ids("i", item),
+        COLUMNS.category: pa.array(shop.categories[shop.item_category[item]]),
+        COLUMNS.price: pa.array(shop.item_price[item]),
+        **{name: pa.array(values).dictionary_encode() for name, values in segments.items()},
+    })
+
+
+def _sessions_table(session, user, start_us, label, incident, n_views, target, p, reached) -> pa.Table:
+    return pa.table({
+        COLUMNS.session_id: _ids("s", session),
+        COLUMNS.user_id: _ids("u", user),
+        "start": pa.array(start_us, pa.timestamp("us", tz="UTC")),
+        "label": pa.array(np.broadcast_to(label, len(session)) if np.ndim(label) == 0 else label, pa.string()),
+        "incident": pa.array(incident, pa.bool_()),
+        "n_views": pa.array(n_views, pa.int32()),
+        "target_item": _ids("i", target),
+        **{STEP_OF_PROBABILITY[s]: pa.array(p[k], pa.float64()) for k, s in enumerate(STEP_OF_PROBABILITY)},
+        "reached": pa.array(reached, pa.int8()),
+    })
+
+
+def _funnel_events(rng, session_end_us, p, order_gaps_s):
+    """Draw each session's cart → checkout → purchase; return (reached, per-step times in µs).
+
+    ``order_gaps_s`` are the median seconds between view→cart, cart→checkout
+    and checkout→purchase; actual gaps are lognormal around them.
+    """
+    n = len(session_end_us)
+    reached = np.zeros(n, dtype=np.int8)
+    alive = np.ones(n, dtype=bool)
+    times, now = [], session_end_us.astype(np.int64)
+    for k in range(3):
+        alive &= rng.uniform(size=n) < p[k]
+        reached += alive
+        now = now + (rng.lognormal(np.log(order_gaps_s[k]), 0.8, size=n) * 1e6).astype(np.int64)
+        times.append(now.copy())
+    return reached, times
+
+
+def _assemble(shop, rng, session_users, session_ids, starts, n_views, view_items, view_gap_median_s,
+              reached, step_times, checkout_logged, segments_of_session) -> pa.Table:
+    """Events of many sessions: their views, then cart/checkout/purchase on the target item."""
+    gaps = rng.lognormal(np.log(view_gap_median_s), 0.9, size=n_views.sum()) * 1e6
+    gaps[np.cumsum(n_views) - n_views] = 0  # the first view opens the session
+    view_times = np.repeat(starts, n_views) + _cumsum_within(gaps, n_views).astype(np.int64)
+    target = view_items[np.cumsum(n_views) - 1]
+    parts_session = [np.repeat(np.arange(len(starts)), n_views)]
+    parts_time, parts_kind, parts_item = [view_times], [np.full(len(view_times), EVENTS.view)], [view_items]
+    for k, kind in enumerate((EVENTS.cart, EVENTS.checkout, EVENTS.purchase)):
+        keep = reached > k
+        if kind == EVENTS.checkout:
+            keep &= checkout_logged
+        parts_session.append(np.flatnonzero(keep))
+        parts_time.append(step_times[k][keep])
+        parts_kind.append(np.full(keep.sum(), kind))
+        parts_item.append(target[keep])
+    local = np.concatenate(parts_session)
+    events = _events_table(session_users[local], session_ids[local], np.concatenate(parts_time),
+                           np.concatenate(parts_kind), np.concatenate(parts_item), shop,
+                           {name: values[local] for name, values in segments_of_session.items()})
+    # the log is exported at the end of the period: later events of the last sessions are cut off
+    return events.filter(pc.less(pc.cast(events[COLUMNS.event_time], pa.int64()), shop.end_us))
+
+
+def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, first_session: int):
+    params = shop.params
+    users = first_user + np.arange(n)
+    segments = {
+        SEGMENTS.device: _choice(rng, DEVICES, n),
+        SEGMENTS.channel: _choice(rng, CHANNELS, n),
+        SEGMENTS.country: _choice(rng, COUNTRIES, n),
+        SEGMENTS.customer_type: np.where(rng.uniform(size=n) < RETURNING_SHARE, *CUSTOMER_TYPES[::-1]),
+    }
+    factors = rng.normal(0, 1 / np.sqrt(params.taste_factors), size=(n, params.taste_factors))
+
+    # heavy-tailed visits: most users come once, returning customers more often
+    returning = segments[SEGMENTS.customer_type] == CUSTOMER_TYPES[1]
+    mean_extra = np.where(returning, 2.0, 0.4) * params.days / 56
+    dispersion = 0.35
+    n_sessions = 1 + rng.negative_binomial(dispersion, dispersion / (dispersion + mean_extra))
+    session_user = np.repeat(np.arange(n), n_sessions)
+    starts = shop.session_times(rng, len(session_user))
+    order = np.lexsort((starts, session_user))
+    session_user, starts = session_user[order], starts[order]
+    # keep sessions at least three hours apart, so a 30-minute inactivity gap separates them
+    too_close = np.zeros(len(starts), dtype=bool)
+    too_close[1:] = (session_user[1:] == session_user[:-1]) & (np.diff(starts) < 3 * 3_600_000_000)
+    session_user, starts = session_user[~too_close], starts[~too_close]
+    n_sess = len(starts)
+    session_ids = first_session + np.arange(n_sess)
+
+    n_views = 1 + rng.negative_binomial(0.8, 0.8 / (0.8 + 2.5), size=n_sess)
+    view_items = shop.pick_items(rng, factors[np.repeat(session_user, n_views)])
+    target = view_items[np.cumsum(n_views) - 1]
+    session_segments = {name: values[session_user] for name, values in segments.items()}
+    features = session_segments | {
+        "log_price": np.log(shop.item_price[target] / REFERENCE_PRICE),
+        "log_views": np.log(n_views),
+    }
+    p = np.stack([_logistic(_step_logit(step, features)) for step in STEP_OF_PROBABILITY])
+    day = shop.day_of(starts)
+    incident = np.zeros(n_sess, dtype=bool)
+    for inc in shop.incidents:
+        hit = day == inc["day"]
+        p[list(STEP_OF_PROBABILITY).index(inc["step"]), hit] *= inc["factor"]
+        incident |= hit
+
+    view_gap = 35.0
+    session_end = starts + (n_views * view_gap * 1.6 * 1e6).astype(np.int64)  # rough end of browsing
+    reached, step_times = _funnel_events(rng, session_end, p, (30.0, 90.0, 150.0))
+    checkout_logged = rng.uniform(size=n_sess) < params.checkout_logged_share
+    session_users = users[session_user]
+    events = _assemble(shop, rng, session_users, session_ids, starts, n_views, view_items, view_gap, reached,
+                       step_times, checkout_logged, session_segments)
+    sessions = _sessions_table(session_ids, session_users, starts, "human", incident, n_views, target, p, reached)
+    labels = pa.table({COLUMNS.user_id: _ids("u", users), "label": pa.array(np.full(n, "human"))})
+    user_factors = pa.table({COLUMNS.user_id: _ids("u", users),
+                             **{f"f{k}": pa.array(factors[:, k]) for k in range(params.taste_factors)}})
+    return _Block(events, sessions, labels), user_factors
+
+
+class _Anomalies:
+    """The planted fraud and abuse; ``truth`` describes what was planted."""
+
+    def __init__(self, shop: _Shop, rng: np.random.Generator):
+        self.shop, self.rng, self.truth = shop, rng, {}
+
+    def _span(self, start_day: float, days: float, size: int) -> np.ndarray:
+        """Uniform times (µs) in ``days`` days from ``start_day`` (any hour: machines do not sleep)."""
+        seconds = (start_day + self.rng.uniform(0, days, size)) * 86400
+        return (self.shop.start.value // 1000 + seconds * 1e6).astype(np.int64)
+
+    def _block(self, label, first_user, first_session, sessions_per_account, starts, n_views, view_items,
+               view_gap_s, p, order_gaps_s, segments) -> _Block:
+        shop, rng = self.shop, self.rng
+        n_accounts = len(sessions_per_account)
+        users = first_user + np.arange(n_accounts)
+        session_user = np.repeat(np.arange(n_accounts), sessions_per_account)
+        starts = _spaced(session_user, starts[np.lexsort((starts, session_user))], 3_600_000_000)
+        session_users = users[session_user]
+        session_ids = first_session + np.arange(len(starts))
+        p = np.broadcast_to(np.asarray(p, float)[:, None], (3, len(starts)))
+        session_end = starts + (n_views * view_gap_s * 1.6 * 1e6).astype(np.int64)
+        reached, step_times = _funnel_events(rng, session_end, p, order_gaps_s)
+        session_segments = {name: np.full(len(starts), value) for name, value in segments.items()}
+        events = _assemble(shop, rng, session_users, session_ids, starts, n_views, view_items, view_gap_s, reached,
+                           step_times, np.ones(len(starts), bool), session_segments)
+        target = view_items[np.cumsum(n_views) - 1]
+        incident = np.zeros(len(starts), bool)
+        sessions = _sessions_table(session_ids, session_users, starts, label, incident, n_views, target, p, reached)
+        labels = pa.table({COLUMNS.user_id: _ids("u", users), "label": pa.array(np.full(n_accounts, label))})
+        self.truth[label] |= {"accounts": int(n_accounts), "first_user": f"u{first_user}",
+                              "sessions": int(len(starts)), "events": int(events.num_rows)}
+        return _Block(events, sessions, labels)
+
+    def bots(self, first_user: int, first_session: int) -> _Block | None:
+        """Scrapers: many long sessions of views seconds apart, uniform over the catalogue, never buying."""
+        shop, rng, n = self.shop, self.rng, self.shop.params.n_bots
+        if n == 0:
+            return None
+        self.truth["bot"] = {"views_per_session": [80, 400], "median_seconds_between_views": 2.0}
+        per_account = 3 + rng.poisson(10 * shop.params.days / 56, size=n)
+        starts = self._span(0, shop.params.days, per_account.sum())
+        n_views = rng.integers(80, 401, size=len(starts))
+        items = rng.integers(0, len(shop.item_price), size=n_views.sum())
+        return self._block("bot", first_user, first_session, per_account, starts, n_views, items, 2.0, (0, 0, 0),
+                           (30.0, 90.0, 150.0), {SEGMENTS.device: "desktop", SEGMENTS.channel: "direct",
+                                                 SEGMENTS.country: "NL", SEGMENTS.customer_type: "new"})
+
+    def click_farm(self, first_user: int, first_session: int) -> _Block | None:
+        """A burst of new accounts viewing (and sometimes carting) the same few obscure items."""
+        shop, rng, n = self.shop, self.rng, self.shop.params.click_farm_accounts
+        if n == 0:
+            return None
+        obscure = np.flatnonzero(shop.item_popularity < np.median(shop.item_popularity))
+        targets = np.sort(rng.choice(obscure, size=6, replace=False))
+        day = int(rng.integers(shop.params.days // 3, 2 * shop.params.days // 3))
+        self.truth["click_farm"] = {"items": [f"i{i}" for i in targets], "start": str((shop.start + pd.Timedelta(days=day)).date()),
+                                    "hours": 36, "cart_probability": 0.25}
+        per_account = rng.integers(1, 3, size=n)
+        starts = self._span(day, 1.5, per_account.sum())
+        n_views = rng.integers(4, 13, size=len(starts))
+        items = targets[rng.integers(0, len(targets), size=n_views.sum())]
+        return self._block("click_farm", first_user, first_session, per_account, starts, n_views, items, 5.0,
+                           (0.25, 0, 0), (8.0, 90.0, 150.0), {SEGMENTS.device: "mobile", SEGMENTS.channel: "social",
+                                                              SEGMENTS.country: "PL", SEGMENTS.customer_type: "new"})
+
+    def fake_orders(self, first_user: int, first_session: int) -> _Block | None:
+        """Fresh accounts buying the same few items within seconds of arriving (``p = 1`` at every step)."""
+        shop, rng, n = self.shop, self.rng, self.shop.params.fake_order_accounts
+        if n == 0:
+            return None
+        targets = np.sort(rng.choice(len(shop.item_price), size=3, replace=False))
+        day = int(rng.integers(0, shop.params.days // 2))
+        self.truth["fake_order"] = {"items": [f"i{i}" for i in targets], "start": str((shop.start + pd.Timedelta(days=day)).date()),
+                                    "days": 14}
+        per_account = rng.integers(1, 4, size=n)
+        starts = self._span(day, min(14, shop.params.days - day), per_account.sum())
+        n_views = rng.integers(1, 3, size=len(starts))
+        items = np.repeat(targets[rng.integers(0, len(targets), size=len(starts))], n_views)
+        return self._block("fake_order", first_user, first_session, per_account, starts, n_views, items, 4.0,
+                           (1, 1, 1), (5.0, 8.0, 10.0), {SEGMENTS.device: "desktop", SEGMENTS.channel: "direct",
+                                                         SEGMENTS.country: "DE", SEGMENTS.customer_type: "new"})
