@@ -31,6 +31,7 @@ def connect(engine: "EngineParams | None" = None) -> duckdb.DuckDBPyConnection:
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # progress bars on stderr clutter the CLI and reports
     if engine is not None:
         con.execute(f"SET memory_limit = '{engine.memory_limit}'")
         if engine.threads:
