@@ -23,7 +23,7 @@ reports: $(STAMP)
 	$(VENV)/bin/funnelkit run --params $(PARAMS) --jobs $(JOBS)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -31,7 +31,10 @@ def connect(engine: "EngineParams | None" = None) -> duckdb.DuckDBPyConnection:
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # progress bars on stderr clutter the CLI and reports
+    # progress bars on stderr clutter the CLI; inside Jupyter DuckDB already has them off and
+    # refuses to change the setting without ipywidgets, hence the check
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]:
+        con.execute("SET enable_progress_bar = false")
     if engine is not None:
         con.execute(f"SET memory_limit = '{engine.memory_limit}'")
         if engine.threads:

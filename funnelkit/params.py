@@ -251,11 +251,18 @@ def parse_params(raw: Any, source: str = "<params>", base: Path | None = None) -
         raw = {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
-    raw = _resolve_paths(dict(raw), base or Path.cwd())
+    base = base or Path.cwd()
+    raw = _resolve_paths(dict(raw), base)
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
         raise ParamsError(format_validation_error(exc, source)) from None
+    # a default relative path is relative to the params file too, not to wherever the process runs
+    cache_dir = params.simulation.cache_dir
+    if not cache_dir.is_absolute():
+        simulation = params.simulation.model_copy(update={"cache_dir": (base / cache_dir).resolve()})
+        params = params.model_copy(update={"simulation": simulation})
+    return params
 
 
 def load_params(path: str | Path) -> Params:

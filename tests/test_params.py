@@ -57,6 +57,8 @@ def test_relative_paths_resolve_against_the_params_file(tmp_path):
     (tmp_path / "sub").mkdir()
     params = load_params(write(tmp_path / "sub", "data:\n  source: ../events.csv\n"))
     assert params.data.source == (tmp_path / "events.csv").resolve()
+    # the default cache folder too, so the runner and the kernels (started elsewhere) agree
+    assert params.simulation.cache_dir == (tmp_path / "data" / "simulated").resolve()
 
 
 def test_missing_and_invalid_yaml_files(tmp_path):

@@ -1,0 +1,405 @@
+"""Headline metrics recorded by notebooks, and the HTML export of executed notebooks.
+
+A notebook records the figures a stakeholder should see on the index page::
+
+    report.record("overall_conversion", 0.0234, unit="share of entrants",
+                  label="Overall conversion", ci=(0.021, 0.025))
+
+:func:`record` emits a display output with the MIME type :data:`METRIC_MIME`
+(``application/vnd.funnelkit.metric+json``) holding the metric as JSON, plus an
+empty ``text/plain`` so that no front end shows anything for it (JupyterLab,
+VS Code, the classic notebook and nbconvert all render an empty text as
+nothing, whereas some of them print a "no renderer" notice for a MIME type
+they do not know). The executed notebook therefore carries its own metrics:
+:func:`read_metrics` reads them back for the index page and for tests, and
+:func:`export_html` drops these outputs from the HTML report altogether.
+
+A metric is a dict with the keys ``name`` (identifier-like), ``value`` (a
+number, a string, a boolean or None), ``unit`` and ``label`` (strings or
+None) and ``ci`` (None, or a ``[low, high]`` list of numbers or None: the 95%
+confidence interval of an estimate).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+__all__ = [
+    "METRIC_MIME",
+    "atomic_write",
+    "export_html",
+    "format_metric",
+    "metric_label",
+    "notebook_title",
+    "read_metrics",
+    "record",
+]
+
+METRIC_MIME = "application/vnd.funnelkit.metric+json"
+"""MIME type of the display outputs written by :func:`record`."""
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: Cell tags whose cells never appear in the HTML report: the parameters cell,
+#: the cell papermill injects with the values of this run (the index page shows
+#: the parameters), and nothing else.
+HIDDEN_CELL_TAGS = frozenset({"parameters", "injected-parameters"})
+
+
+# --------------------------------------------------------------------------- record
+
+
+def _json_number(value: Any, what: str) -> int | float | None:
+    """A real number as a JSON-safe Python int/float; NaN and infinities become None."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and getattr(value, "shape", ()) == ():  # numpy scalar / 0-d array
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what} must be a real number or None, got {type(value).__name__} {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_value(value: Any) -> int | float | str | bool | None:
+    if hasattr(value, "item") and getattr(value, "shape", ()) == ():  # numpy scalar / 0-d array
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Real):
+        return _json_number(value, "value")
+    raise ValueError(
+        f"value must be a number, a string, a boolean or None, got {type(value).__name__} {value!r}"
+    )
+
+
+def _metric(name: str, value: Any, *, unit: str | None, label: str | None, ci: Any) -> dict:
+    """Validate the arguments of :func:`record` and build the JSON-safe metric dict."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"metric name must be identifier-like (letters, digits, _; not starting with a digit), got {name!r}")
+    for key, text in (("unit", unit), ("label", label)):
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"{key} must be a string or None, got {type(text).__name__} {text!r}")
+    if ci is not None:
+        if isinstance(ci, (str, bytes)) or not hasattr(ci, "__len__") or len(ci) != 2:
+            raise ValueError(f"ci must be None or a pair (low, high) of numbers, got {ci!r}")
+        low, high = (_json_number(bound, "ci bound") for bound in ci)
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"ci must be ordered (low, high), got {ci!r}")
+        ci = None if low is None and high is None else [low, high]
+    return {"name": name, "value": _json_value(value), "unit": unit, "label": label, "ci": ci}
+
+
+def record(
+    name: str,
+    value: Any,
+    *,
+    unit: str | None = None,
+    label: str | None = None,
+    ci: tuple | None = None,
+) -> None:
+    """Record a headline figure in the executed notebook.
+
+    Parameters
+    ----------
+    name : str
+        Identifier-like key (``overall_conversion``); tests and the index page
+        look metrics up by it. Recording a name again replaces the value.
+    value : number, str, bool or None
+        numpy scalars become Python numbers; NaN and infinities become None.
+    unit : str, optional
+        ``"share"`` or ``"share of <units>"`` for proportions in [0, 1] (shown
+        as percentages), a currency code such as ``"EUR"`` for money, a count
+        unit such as ``"users"``, or any unit (``"min"``).
+    label : str, optional
+        Readable name shown on the index page (default: ``name``).
+    ci : (low, high), optional
+        95% confidence interval, in the same unit as ``value``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not identifier-like, ``ci`` is not two numbers (or
+        None) in order, ``unit``/``label`` are not strings, or ``value`` is
+        not a scalar.
+
+    Notes
+    -----
+    Outside an IPython kernel (a plain script) the arguments are validated and
+    nothing is emitted.
+    """
+    metric = _metric(name, value, unit=unit, label=label, ci=ci)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of ipykernel
+        return
+    if get_ipython() is None:
+        return
+    from IPython.display import display
+
+    display({METRIC_MIME: metric, "text/plain": ""}, raw=True)
+
+
+# --------------------------------------------------------------------------- read
+
+
+def _read_notebook(notebook: str | os.PathLike | nbformat.NotebookNode) -> nbformat.NotebookNode:
+    if isinstance(notebook, nbformat.NotebookNode):
+        return notebook
+    return nbformat.read(os.fspath(notebook), as_version=4)
+
+
+def _metric_outputs(nb: nbformat.NotebookNode):
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") in ("display_data", "execute_result") and METRIC_MIME in output.get("data", {}):
+                yield output
+
+
+def read_metrics(notebook: str | os.PathLike | nbformat.NotebookNode) -> dict[str, dict]:
+    """The metrics recorded in an executed notebook.
+
+    Parameters
+    ----------
+    notebook : path or NotebookNode
+        An executed ``.ipynb`` (or a notebook already read with nbformat).
+
+    Returns
+    -------
+    dict
+        ``name -> {"name", "value", "unit", "label", "ci"}`` in the order the
+        names were first recorded; when a name is recorded again, the later
+        record's content wins.
+    """
+    metrics: dict[str, dict] = {}
+    for output in _metric_outputs(_read_notebook(notebook)):
+        data = output["data"][METRIC_MIME]
+        if isinstance(data, str):  # JSON stored as text by some writers
+            data = json.loads(data)
+        metric = {key: data.get(key) for key in ("name", "value", "unit", "label", "ci")}
+        metric = {k: (list(v) if k == "ci" and v is not None else v) for k, v in metric.items()}
+        metrics[metric["name"]] = metric
+    return metrics
+
+
+# --------------------------------------------------------------------------- title
+
+
+_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_INLINE_MARKUP = re.compile(r"(\*\*|__|`|\*)")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def _plain(text: str) -> str:
+    return _INLINE_MARKUP.sub("", _LINK.sub(r"\1", text)).strip()
+
+
+def notebook_title(notebook: str | os.PathLike | nbformat.NotebookNode, default: str | None = None) -> str | None:
+    """The text of the first Markdown heading of a notebook (markup removed).
+
+    ATX (``# Title``) and setext (``Title`` underlined with ``===``) headings
+    are recognised; returns ``default`` when the notebook has none.
+    """
+    nb = _read_notebook(notebook)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        in_fence = False
+        for i, line in enumerate(lines):
+            if line.lstrip().startswith(("```", "~~~")):
+                in_fence = not in_fence
+            if in_fence:
+                continue
+            match = _ATX.match(line)
+            if match and _plain(match.group(2)):
+                return _plain(match.group(2))
+            if i + 1 < len(lines) and line.strip() and _SETEXT.match(lines[i + 1]):
+                return _plain(line)
+    return default
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    Readers see either the old file or the complete new one, never a partial
+    file, and a crash leaves the old file in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _report_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` prepared for the report.
+
+    Removes the ``parameters`` and papermill's ``injected-parameters`` cells
+    and every metric output, then every code cell left without outputs (with
+    inputs hidden it would only render as an empty box). Error outputs are
+    kept: nbconvert turns the traceback's ANSI colours into escaped HTML, so a
+    report never hides that a cell failed.
+    """
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        if HIDDEN_CELL_TAGS & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [
+                out for out in cell.get("outputs", [])
+                if not (out.get("output_type") in ("display_data", "execute_result")
+                        and METRIC_MIME in out.get("data", {}))
+            ]
+            if not cell.outputs:
+                continue
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike) -> None:
+    """Render an executed notebook as a self-contained HTML report for people.
+
+    Code inputs and prompts are hidden (nbconvert's ``exclude_input``: papermill's
+    report mode only marks inputs collapsed, which nbconvert ignores); plots are
+    embedded as ``data:`` URIs (outputs already are, Markdown images with
+    ``embed_images``), so the file can be mailed or archived alone (MathJax and
+    require.js still load from their CDN when the page needs them). The page
+    title is the notebook's first Markdown heading. Metric outputs, the
+    parameters cell and papermill's injected-parameters cell are left out;
+    error tracebacks stay visible. The file is written atomically.
+
+    Parameters
+    ----------
+    notebook_path : path
+        Executed ``.ipynb``.
+    html_path : path
+        Where to write the ``.html``; its folder is created if needed.
+    """
+    from nbconvert import HTMLExporter
+
+    notebook_path = Path(notebook_path)
+    nb = _report_notebook(_read_notebook(notebook_path))
+    nb.metadata["title"] = notebook_title(nb, default=notebook_path.stem)
+    exporter = HTMLExporter(
+        template_name="lab",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+    body, _ = exporter.from_notebook_node(
+        nb, resources={"metadata": {"name": notebook_path.stem, "path": str(notebook_path.parent)}}
+    )
+    atomic_write(html_path, body)
+
+
+# --------------------------------------------------------------------------- format
+
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY_SYMBOLS = frozenset("€$£¥₹")
+_PERCENT_UNITS = frozenset({"%", "percent", "pct"})
+
+
+def _is_share(unit: str | None) -> bool:
+    return unit is not None and (unit == "share" or unit.startswith("share of ") or unit in ("proportion", "fraction"))
+
+
+def _percent(value: float) -> str:
+    pct = value * 100
+    if pct == 0 or abs(pct) >= 1:
+        return f"{pct:,.1f}%"
+    return f"{pct:.2g}%" if abs(pct) >= 0.001 else f"{pct:.1e}%"
+
+
+def _number(value: float | int, unit: str | None) -> str:
+    if unit is not None and (_CURRENCY.match(unit) or unit in _CURRENCY_SYMBOLS):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def format_metric(metric: dict) -> str:
+    """A metric's value as people read it, with its unit and 95% CI.
+
+    Examples: ``2.3% of entrants (95% CI 2.1%–2.5%)`` for ``unit="share of
+    entrants"``, ``12,345 users``, ``4,210 EUR (95% CI 3,900–4,500)``,
+    ``cart`` for a text value, ``n/a`` for a missing one.
+
+    Shares (``share``, ``share of …``, ``proportion``, ``fraction``: values in
+    [0, 1]) are shown as percentages; integers get thousands separators; a
+    three-letter upper-case unit (or a currency symbol) is a currency: two
+    decimals below 1,000, none above.
+    """
+    value, unit, ci = metric.get("value"), metric.get("unit"), metric.get("ci")
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return f"{value} {unit}" if unit else value
+
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "n/a"
+        if _is_share(unit):
+            return _percent(float(v))
+        if unit in _PERCENT_UNITS:
+            return f"{float(v):,.1f}%"
+        return _number(v, unit)
+
+    text = fmt(value)
+    if unit in _CURRENCY_SYMBOLS:
+        text = f"{unit}{text}"
+    elif _is_share(unit):
+        text += unit[len("share"):] if unit.startswith("share of ") else ""
+    elif unit and unit not in _PERCENT_UNITS:
+        text += f" {unit}"
+    if ci is not None and any(bound is not None for bound in ci):
+        low, high = (fmt(bound) for bound in ci)
+        if unit in _CURRENCY_SYMBOLS:
+            low, high = f"{unit}{low}", f"{unit}{high}"
+        text += f" (95% CI {low}–{high})"
+    return text
+
+
+def metric_label(metric: dict) -> str:
+    """The label of a metric for people (its ``label``, else its ``name``)."""
+    return metric.get("label") or metric.get("name") or ""

@@ -1,0 +1,41 @@
+"""Every notebook, executed through the runner on params/ci.yaml, against the planted truth."""
+from pathlib import Path
+
+import pytest
+
+from funnelkit import runner
+from funnelkit.report import read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reports")
+    summary = runner.run(ROOT / "params" / "ci.yaml", jobs=2, notebooks_dir=ROOT / "notebooks", reports_dir=folder)
+    assert summary.ok, summary
+    return folder
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_notebook_renders_a_report_without_code(reports, name):
+    html = (reports / f"{name}.html").read_text()
+    assert "params_file" not in html and "import " not in html  # code cells are hidden
+    assert "Traceback" not in html
+    assert "data:image/png;base64" in html  # figures are embedded in the one file
+    assert read_metrics(reports / f"{name}.ipynb"), "a report records its headline figures"
+    index = (reports / "index.html").read_text()
+    assert f'href="{name}.html"' in index
+
+
+def test_funnel_eda_recovers_the_planted_step_rates(reports):
+    metrics = read_metrics(reports / "01_funnel_eda.ipynb")
+    assert metrics["planted_steps_total"]["value"] == 3
+    assert metrics["planted_steps_inside_ci"]["value"] == 3
+    assert metrics["planted_max_abs_z"]["value"] < 3
+    overall = metrics["overall_conversion"]
+    low, high = overall["ci"]
+    assert 0 < low < overall["value"] < high < 0.2
+    assert metrics["worst_step"]["value"] == "cart"  # planted: view → cart loses most
+    assert metrics["events"]["value"] > 10_000

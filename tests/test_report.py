@@ -1,0 +1,221 @@
+"""report.record / read_metrics / export_html / format_metric.
+
+One notebook is built here and executed once (module fixture, one kernel start);
+everything else works on hand-made notebooks without a kernel.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import nbformat
+import numpy as np
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from funnelkit import report
+from funnelkit.report import METRIC_MIME, export_html, format_metric, notebook_title, read_metrics, record
+
+SECRET_SOURCE = "HIDDEN_SOURCE_TOKEN_7f3a"
+VISIBLE_OUTPUT = "VISIBLE_OUTPUT_TOKEN_91c2"
+PARAMS_SOURCE = "PARAMS_CELL_TOKEN_55d0"
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """A small notebook executed in-process: metrics, a print, a PNG plot, an expected error."""
+    folder = tmp_path_factory.mktemp("report")
+    nb = new_notebook(cells=[
+        new_markdown_cell("Some intro text.\n\n## The *report* title\n\nMore text."),
+        new_code_cell(f'params_file = "{PARAMS_SOURCE}"', metadata={"tags": ["parameters"]}),
+        new_code_cell(
+            "import numpy as np\n"
+            "from funnelkit import report\n"
+            'report.record("conversion", np.float64(0.0234), unit="share", label="Conversion",\n'
+            "              ci=(np.float32(0.021), np.float64(0.025)))\n"
+            'report.record("users", np.int64(12345), unit="users")\n'
+            'report.record("undefined", float("nan"), ci=(float("nan"), float("inf")))\n'
+            'report.record("step", "cart", label="Worst step")\n'
+            'report.record("users", 54321, unit="users")  # a later record wins'
+        ),
+        new_code_cell(f'# {SECRET_SOURCE}\nprint("{VISIBLE_OUTPUT[:10]}" + "{VISIBLE_OUTPUT[10:]}")'),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots(figsize=(2, 2))\nax.plot([0, 1], [0, 1]);"
+        ),
+        new_code_cell("1 / 0", metadata={"tags": ["raises-exception"]}),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(folder)}}).execute()
+    path = folder / "executed.ipynb"
+    nbformat.write(nb, path)
+    html_path = folder / "out" / "executed.html"
+    export_html(path, html_path)
+    return path, html_path.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- record / read_metrics
+
+
+def test_record_round_trips_through_an_executed_notebook(executed):
+    path, _ = executed
+    metrics = read_metrics(path)
+    assert list(metrics) == ["conversion", "users", "undefined", "step"]
+    assert metrics["conversion"] == {"name": "conversion", "value": 0.0234, "unit": "share",
+                                     "label": "Conversion", "ci": [pytest.approx(0.021), 0.025]}
+    assert metrics["users"]["value"] == 54321, "a later record of the same name wins"
+    assert metrics["step"] == {"name": "step", "value": "cart", "unit": None, "label": "Worst step", "ci": None}
+
+
+def test_numpy_scalars_and_nan_are_stored_as_plain_json(executed):
+    path, _ = executed
+
+    def reject(constant):
+        raise AssertionError(f"non-standard JSON constant {constant} in the notebook")
+
+    raw = json.loads(path.read_text(), parse_constant=reject)
+    bundles = [o["data"][METRIC_MIME] for c in raw["cells"] for o in c.get("outputs", [])
+               if METRIC_MIME in o.get("data", {})]
+    assert len(bundles) == 5
+    undefined = next(b for b in bundles if b["name"] == "undefined")
+    assert undefined["value"] is None and undefined["ci"] is None
+    users = next(b for b in bundles if b["name"] == "users")
+    assert type(users["value"]) is int
+
+
+def test_metric_outputs_render_as_nothing_in_notebook_front_ends(executed):
+    """Only our MIME type plus an empty text/plain: JupyterLab, VS Code and nbconvert show nothing."""
+    path, _ = executed
+    nb = nbformat.read(path, as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", []) if METRIC_MIME in o.get("data", {})]
+    assert outputs and all(o.output_type == "display_data" for o in outputs)
+    assert all(set(o.data) == {METRIC_MIME, "text/plain"} and o.data["text/plain"] == "" for o in outputs)
+
+
+def test_read_metrics_keeps_first_position_and_last_value_without_a_kernel():
+    def out(name, value):
+        return new_output("display_data", data={METRIC_MIME: {"name": name, "value": value, "unit": None,
+                                                              "label": None, "ci": None}, "text/plain": ""})
+
+    nb = new_notebook(cells=[
+        new_code_cell("", outputs=[out("a", 1), new_output("stream", name="stdout", text="x\n"), out("b", 2)]),
+        new_markdown_cell("text"),
+        new_code_cell("", outputs=[out("a", 3)]),
+    ])
+    assert {k: m["value"] for k, m in read_metrics(nb).items()} == {"a": 3, "b": 2}
+    assert list(read_metrics(nb)) == ["a", "b"]
+
+
+@pytest.mark.parametrize("name", ["", "1st", "has space", "dash-name", "dot.name", None, 3])
+def test_record_rejects_names_that_are_not_identifiers(name):
+    with pytest.raises(ValueError, match="identifier"):
+        record(name, 1)
+
+
+@pytest.mark.parametrize("ci", [(1,), (1, 2, 3), "ab", 0.5, ("low", "high"), (0.3, 0.1), (True, 1)])
+def test_record_rejects_a_ci_that_is_not_two_ordered_numbers(ci):
+    with pytest.raises(ValueError, match="ci"):
+        record("x", 0.2, ci=ci)
+
+
+def test_record_rejects_non_scalar_values_and_non_string_units():
+    with pytest.raises(ValueError, match="value"):
+        record("x", [1, 2])
+    with pytest.raises(ValueError, match="unit"):
+        record("x", 1, unit=5)
+
+
+def test_record_outside_a_kernel_validates_and_prints_nothing(capsys):
+    assert record("fine_name", np.float32(0.5), ci=(0.1, 0.9)) is None
+    assert capsys.readouterr() == ("", "")
+
+
+# --------------------------------------------------------------------------- export_html
+
+
+def test_export_html_hides_code_but_keeps_its_output(executed):
+    _, page = executed
+    assert VISIBLE_OUTPUT in page
+    assert SECRET_SOURCE not in page
+    assert "report.record" not in page and "matplotlib.use" not in page
+    assert not re.search(r'class="[^"]*jp-(InputPrompt|OutputPrompt|CodeMirrorEditor)', page)
+    assert "In&nbsp;[" not in page
+
+
+def test_export_html_leaves_out_parameter_cells_and_metric_outputs(executed):
+    _, page = executed
+    assert PARAMS_SOURCE not in page
+    assert "funnelkit.metric" not in page and "Conversion" not in page
+    # cells left: markdown, the print, the plot, the error; no empty box for the record-only cell
+    assert len(re.findall(r'class="jp-Cell jp-CodeCell', page)) == 3
+
+
+def test_export_html_embeds_the_png_and_references_no_local_file(executed):
+    _, page = executed
+    assert re.search(r'<img[^>]+src="data:image/png;base64,', page)
+    sources = re.findall(r'(?:src|href)="([^"#][^"]*)"', page)
+    assert sources, "expected at least the embedded image"
+    assert all(s.startswith(("data:", "https://")) for s in sources), sources
+
+
+def test_export_html_title_is_the_first_markdown_heading(executed):
+    _, page = executed
+    assert "<title>The report title</title>" in page
+
+
+def test_export_html_shows_a_cell_error_as_readable_text(executed):
+    _, page = executed
+    assert "ZeroDivisionError" in page
+    assert "\x1b[" not in page, "ANSI colour codes must be converted, not copied"
+
+
+def test_export_html_replaces_the_file_atomically(tmp_path, executed):
+    path, page = executed
+    target = tmp_path / "r.html"
+    target.write_text("old")
+    export_html(path, target)
+    assert target.read_text(encoding="utf-8") == page
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"], "no temporary file left behind"
+
+
+@pytest.mark.parametrize("source, title", [
+    ("# Plain title", "Plain title"),
+    ("Intro\n\n## Second-level `code` **bold** ##", "Second-level code bold"),
+    ("Setext title\n============\n\ntext", "Setext title"),
+    ("```\n# not a heading\n```\n\n# Real", "Real"),
+    ("#not a heading either", None),
+])
+def test_notebook_title_is_the_first_heading(source, title):
+    nb = new_notebook(cells=[new_code_cell("# a comment"), new_markdown_cell(source)])
+    assert notebook_title(nb) == title
+
+
+# --------------------------------------------------------------------------- format_metric
+
+
+@pytest.mark.parametrize("metric, text", [
+    ({"value": 0.0234, "unit": "share", "ci": [0.021, 0.025]}, "2.3% (95% CI 2.1%–2.5%)"),
+    ({"value": 0.0234, "unit": "share of entrants", "ci": [0.021, 0.025]}, "2.3% of entrants (95% CI 2.1%–2.5%)"),
+    ({"value": 0.00123, "unit": "share"}, "0.12%"),
+    ({"value": 1.0, "unit": "share"}, "100.0%"),
+    ({"value": 1234567, "unit": "users"}, "1,234,567 users"),
+    ({"value": 1234567.0, "unit": "events"}, "1,234,567 events"),
+    ({"value": 12345.678, "unit": "EUR", "ci": [11000, 13500.5]}, "12,346 EUR (95% CI 11,000–13,500)"),
+    ({"value": 12.5, "unit": "USD"}, "12.50 USD"),
+    ({"value": 3.14159, "unit": "min"}, "3.14 min"),
+    ({"value": 0.75, "unit": "share", "ci": [None, 0.9]}, "75.0% (95% CI n/a–90.0%)"),
+    ({"value": "cart", "unit": None}, "cart"),
+    ({"value": None, "unit": "users"}, "n/a"),
+    ({"value": True}, "yes"),
+    ({"value": 7}, "7"),
+])
+def test_format_metric(metric, text):
+    assert format_metric(metric) == text
+
+
+def test_format_metric_accepts_what_record_builds():
+    metric = report._metric("x", np.float64(0.5), unit="share", label=None, ci=(0.4, 0.6))
+    assert format_metric(metric) == "50.0% (95% CI 40.0%–60.0%)"
+    assert not math.isnan(metric["value"])

@@ -1,0 +1,262 @@
+"""The runner and the CLI on two small fixture notebooks.
+
+``tests/fixtures/notebooks/01_metric.ipynb`` records metrics from the params file
+it is given; ``02_fails.ipynb`` raises in its fourth cell. Kernel starts cost ~2 s
+each, so the notebooks are executed only four times: one parallel run of both
+(module fixture), one ``only`` run, one CLI run.
+"""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from funnelkit import cli, runner
+from funnelkit.errors import FunnelkitError, ParamsError
+from funnelkit.report import read_metrics
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+PREVIOUS_HTML = b"<html><body>previous report of 02_fails</body></html>"
+
+
+def fake_prepare(params):
+    return "test data <b>label</b>", "abc123"
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("params") / "small.yaml"
+    path.write_text("simulation:\n  n_users: 200\n  days: 7\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, params_file):
+    """Both fixture notebooks, jobs=2, into a reports folder holding an earlier report of 02 and a stale failure of 01."""
+    reports = tmp_path_factory.mktemp("run") / "reports"
+    (reports / "failed").mkdir(parents=True)
+    (reports / "02_fails.html").write_bytes(PREVIOUS_HTML)
+    (reports / "failed" / "01_metric.ipynb").write_text("{}")
+    stream = io.StringIO()
+    summary = runner.run(params_file, jobs=2, notebooks_dir=FIXTURES, reports_dir=reports, prepare=fake_prepare,
+                         progress=False, stream=stream)
+    return summary, reports, stream.getvalue()
+
+
+# --------------------------------------------------------------------------- a run
+
+
+def test_fixture_notebooks_are_committed_clean_with_one_parameters_cell():
+    for path in sorted(FIXTURES.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), path.name
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert [c.source for c in tagged] == ['params_file = "../params/default.yaml"'], path.name
+
+
+def test_successful_notebook_gets_html_and_executed_notebook(first_run):
+    summary, reports, _ = first_run
+    ok = {r.name: r for r in summary.runs}["01_metric"]
+    assert ok.status == "ok" and ok.seconds > 0
+    assert (reports / "01_metric.html").is_file()
+    metrics = read_metrics(reports / "01_metric.ipynb")
+    assert metrics["n_users"]["value"] == 200, "the notebook read the params file the runner injected"
+    assert metrics["runs_in_notebook_folder"]["value"] is True, "the kernel's working folder is the notebook's"
+    assert ok.metrics == metrics
+    assert "fixture output 7 days" in (reports / "01_metric.html").read_text(encoding="utf-8")
+
+
+def test_stale_failed_notebook_is_removed_after_success(first_run):
+    _, reports, _ = first_run
+    assert not (reports / "failed" / "01_metric.ipynb").exists()
+
+
+def test_failing_notebook_fails_the_run_and_keeps_its_traceback(first_run):
+    summary, reports, _ = first_run
+    assert not summary.ok
+    assert [r.name for r in summary.failed] == ["02_fails"]
+    failed = reports / "failed" / "02_fails.ipynb"
+    nb = nbformat.read(failed, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert [(e.ename, e.evalue) for e in errors] == [("RuntimeError", "planted failure in fixture")]
+    assert any("planted failure" in line for line in errors[0].traceback)
+    assert not (reports / "02_fails.ipynb").exists()
+
+
+def test_failing_notebook_leaves_the_previous_report_untouched(first_run):
+    _, reports, _ = first_run
+    assert (reports / "02_fails.html").read_bytes() == PREVIOUS_HTML
+
+
+def test_failure_message_names_notebook_cell_and_error(first_run):
+    _, _, messages = first_run
+    line = next(m for m in messages.splitlines() if "02_fails" in m)
+    assert "cell 4" in line and 'raise RuntimeError("planted failure in fixture")' in line
+    assert "RuntimeError: planted failure in fixture" in messages
+    assert "01_metric.ipynb ok" in messages
+
+
+def test_no_temporary_files_are_left(first_run):
+    _, reports, _ = first_run
+    names = sorted(str(p.relative_to(reports)) for p in reports.rglob("*"))
+    assert names == ["01_metric.html", "01_metric.ipynb", "02_fails.html", "failed", "failed/02_fails.ipynb",
+                     "index.html", "runs.json"]
+
+
+def test_index_lists_notebooks_metrics_and_data(first_run):
+    _, reports, _ = first_run
+    page = (reports / "index.html").read_text(encoding="utf-8")
+    assert 'href="01_metric.html"' in page
+    assert "Failing fixture" in page and 'href="failed/02_fails.ipynb"' in page
+    assert 'href="02_fails.html">previous report' in page
+    assert "200 users" in page
+    assert "2.3% (95% CI 2.1%–2.5%)" in page
+    assert "abc123" in page and "0.1.0" in page
+    assert "n_users: 200" in page, "the parameters used are shown"
+    assert "RuntimeError: planted failure in fixture" in page
+
+
+def test_index_escapes_strings_from_notebooks_and_data(first_run):
+    _, reports, _ = first_run
+    page = (reports / "index.html").read_text(encoding="utf-8")
+    assert "<script>" not in page
+    assert "Metric fixture &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Users &lt;simulated&gt;" in page
+    assert "test data &lt;b&gt;label&lt;/b&gt;" in page
+
+
+def test_manifest_records_every_notebook(first_run):
+    _, reports, _ = first_run
+    manifest = json.loads((reports / "runs.json").read_text())
+    assert set(manifest["notebooks"]) == {"01_metric", "02_fails"}
+    assert manifest["last_run"]["fingerprint"] == "abc123"
+
+
+def test_only_run_keeps_the_other_notebooks_rows(first_run, params_file, tmp_path):
+    _, reports, _ = first_run
+    copy = tmp_path / "reports"
+    shutil.copytree(reports, copy)
+    summary = runner.run(params_file, only=["01"], notebooks_dir=FIXTURES, reports_dir=copy, prepare=fake_prepare,
+                         progress=False, stream=io.StringIO())
+    assert summary.ok and [r.name for r in summary.runs] == ["01_metric"]
+    page = (copy / "index.html").read_text(encoding="utf-8")
+    assert "Failing fixture" in page and "from an earlier run" in page
+    assert 'href="failed/02_fails.ipynb"' in page
+    assert set(json.loads((copy / "runs.json").read_text())["notebooks"]) == {"01_metric", "02_fails"}
+
+
+# --------------------------------------------------------------------------- before anything runs
+
+
+def test_params_error_stops_the_run_before_anything_runs(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("simulation:\n  n_user: 200\n")
+    called = []
+    with pytest.raises(ParamsError, match="n_user"):
+        runner.run(bad, notebooks_dir=FIXTURES, reports_dir=tmp_path / "reports",
+                   prepare=lambda p: called.append(p) or ("x", "y"))
+    assert not called
+    assert not (tmp_path / "reports").exists()
+
+
+def test_unknown_only_name_lists_the_available_notebooks(params_file, tmp_path):
+    with pytest.raises(ParamsError, match="unknown notebook 'nope'.*01_metric, 02_fails"):
+        runner.run(params_file, only=["nope"], notebooks_dir=FIXTURES, reports_dir=tmp_path / "r",
+                   prepare=fake_prepare)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("only, names", [
+    (["01"], ["01_metric"]),
+    (["02_fails.ipynb", "01_metric"], ["01_metric", "02_fails"]),
+    (None, ["01_metric", "02_fails"]),
+])
+def test_discover_notebooks_accepts_names_and_prefixes(only, names):
+    assert [p.stem for p in runner.discover_notebooks(FIXTURES, only)] == names
+
+
+def test_ambiguous_prefix_is_an_error():
+    with pytest.raises(ParamsError, match="ambiguous.*01_metric, 02_fails"):
+        runner.discover_notebooks(FIXTURES, ["0"])
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+def test_kernel_argv_matching():
+    assert runner._runs_this_interpreter(sys.executable)
+    assert runner._runs_this_interpreter("python")
+    assert not runner._runs_this_interpreter("/opt/elsewhere/bin/python")
+
+
+def test_missing_kernel_is_installed_into_sys_prefix(monkeypatch):
+    import ipykernel.kernelspec
+
+    installed, found = [], iter([None, type("Spec", (), {"argv": [sys.executable], "resource_dir": "x"})()])
+    monkeypatch.setattr(runner, "_find_kernel", lambda: next(found))
+    monkeypatch.setattr(ipykernel.kernelspec, "install", lambda **kw: installed.append(kw))
+    assert runner.ensure_kernel() == "funnelkit"
+    assert installed == [{"kernel_name": "funnelkit", "prefix": sys.prefix, "display_name": "Python (funnelkit)"}]
+
+
+def test_kernel_of_another_environment_taking_precedence_is_an_error(tmp_path, monkeypatch):
+    import ipykernel.kernelspec
+
+    spec = tmp_path / "kernels" / "funnelkit"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["/opt/other-env/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python (funnelkit)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setattr(ipykernel.kernelspec, "install", lambda **kw: None)  # leave the real env alone
+    with pytest.raises(FunnelkitError, match="/opt/other-env/bin/python.*jupyter kernelspec remove funnelkit"):
+        runner.ensure_kernel()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_bad_params_file_is_a_message_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("simulation:\n  n_user: 200\n")
+    assert cli.main(["run", "--params", str(bad), "--notebooks", str(FIXTURES), "--reports", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"funnelkit: error: {bad}: invalid parameters")
+    assert "n_user" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_missing_params_file_is_one_line(tmp_path, capsys):
+    assert cli.main(["validate", "--params", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"funnelkit: error: params file not found: {tmp_path / 'nope.yaml'}\n"
+
+
+def test_cli_unknown_only_name(params_file, tmp_path, capsys):
+    code = cli.main(["run", "--params", str(params_file), "--notebooks", str(FIXTURES),
+                     "--reports", str(tmp_path / "r"), "--only", "03"])
+    assert code == 2
+    assert "unknown notebook '03' in --only; available notebooks: 01_metric, 02_fails" in capsys.readouterr().err
+
+
+def test_cli_validate_prints_the_resolved_params(params_file, capsys):
+    assert cli.main(["validate", "--params", str(params_file)]) == 0
+    out = capsys.readouterr().out
+    assert "n_users: 200" in out and "n_items: 5000" in out
+
+
+def test_cli_failing_notebook_returns_1_after_writing_the_index(params_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "_describe_source", fake_prepare)
+    reports = tmp_path / "reports"
+    code = cli.main(["run", "--params", str(params_file), "--notebooks", str(FIXTURES), "--reports", str(reports),
+                     "--only", "02", "--no-progress"])
+    assert code == 1
+    assert (reports / "index.html").is_file() and (reports / "failed" / "02_fails.ipynb").is_file()
+    err = capsys.readouterr().err
+    assert "1 of 1 notebook(s) failed (02_fails)" in err and "Traceback" not in err
