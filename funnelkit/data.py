@@ -232,7 +232,7 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
         with _wrap_errors(f"{label}: could not be read as {_KIND_NAMES[kind]}"):
             con.execute(f"CREATE TEMP VIEW {raw} AS SELECT * FROM {_reader(files, kind)}")
             types = {name: dtype for name, dtype, *_ in con.execute(f"DESCRIBE {raw}").fetchall()}
-            empty = con.execute(f"SELECT 1 FROM {raw} LIMIT 1").fetchone() is None
+            empty = not con.execute(f"SELECT 1 FROM {raw} LIMIT 1").fetchall()
         if empty:
             raise DataError(f"{label}: no events (the input has no data rows)")
         src = _map_columns(schema, fmt, types, label)
@@ -247,7 +247,7 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
         counted = {"rows": "TRUE", **checks, "null ids": missing_ids}
         with _wrap_errors(f"{label}: could not be read as {_KIND_NAMES[kind]}"):
             values = con.execute(f"SELECT {', '.join(f'count(*) FILTER ({c})' for c in counted.values())} FROM {raw}")
-            counts = dict(zip(counted, values.fetchone()))
+            counts = dict(zip(counted, values.fetchall()[0]))
         _raise_first_problem(con, files, kind, path, src, checks, counts, schema)
         dropped = counts["null ids"] if schema.null_ids == "drop" else 0
 
@@ -487,9 +487,10 @@ def _first_row(con, files, kind, root: Path, condition: str, column: str) -> tup
         try:
             hit = con.execute(
                 f"SELECT _fk_row, CAST({quote(column)} AS VARCHAR) FROM (SELECT row_number() OVER () AS _fk_row, * "
-                f"FROM {_reader([file], kind)}) WHERE {condition} ORDER BY _fk_row LIMIT 1").fetchone()
+                f"FROM {_reader([file], kind)}) WHERE {condition} ORDER BY _fk_row LIMIT 1").fetchall()
         except duckdb.Error:  # e.g. this file of a folder lacks the column
             continue
+        hit = hit[0] if hit else None
         if hit:
             name = f"{file.relative_to(root).as_posix()} " if root.is_dir() else ""
             line = f" (line {hit[0] + 1})" if kind == "csv" else ""
@@ -541,11 +542,11 @@ def _report(con, table, label, schema, files, rows_read, dropped, derived, time_
     t, time, kind = quote(table), quote(COLUMNS.event_time), quote(COLUMNS.event_type)
     rows, first, last, users, sessions = con.execute(
         f"SELECT count(*), min({time}), max({time}), count(DISTINCT {quote(COLUMNS.user_id)}), "
-        f"count(DISTINCT {quote(COLUMNS.session_id)}) FROM {t}").fetchone()
+        f"count(DISTINCT {quote(COLUMNS.session_id)}) FROM {t}").fetchall()[0]
     if schema.drop_duplicates:
         duplicates = rows_read - dropped - rows
     else:  # a derived session id depends on user and time only, so duplicates stay duplicates
-        duplicates = rows - con.execute(f"SELECT count(*) FROM (SELECT DISTINCT * FROM {t})").fetchone()[0]
+        duplicates = rows - con.execute(f"SELECT count(*) FROM (SELECT DISTINCT * FROM {t})").fetchall()[0][0]
     known = ", ".join(literal(e) for e in EVENTS.funnel)
     unmapped = con.execute(
         f"SELECT coalesce({kind}, '(missing)'), count(*) AS n FROM {t} "

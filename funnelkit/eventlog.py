@@ -33,7 +33,7 @@ def connect(engine: "EngineParams | None" = None) -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'UTC'")
     # progress bars on stderr clutter the CLI; inside Jupyter DuckDB already has them off and
     # refuses to change the setting without ipywidgets, hence the check
-    if con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]:
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]:
         con.execute("SET enable_progress_bar = false")
     if engine is not None:
         con.execute(f"SET memory_limit = '{engine.memory_limit}'")
@@ -115,7 +115,7 @@ class EventLog:
         if self._data_end is None:
             (value,) = self.con.execute(
                 f"SELECT max({quote(COLUMNS.event_time)}) FROM {quote(self.table)}"
-            ).fetchone()
+            ).fetchall()[0]
             self._data_end = pd.Timestamp(value).tz_convert("UTC")
         return self._data_end
 

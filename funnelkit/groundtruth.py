@@ -48,7 +48,7 @@ def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.Da
             f"SELECT count(*), count(*) FILTER (WHERE u.depth > {k}), sum(s.{column}), sum(s.{column} * (1 - s.{column})) "
             f"FROM {result.units_table} u JOIN {source} s ON s.{quote(COLUMNS.session_id)} = u.unit "
             f"WHERE NOT u.censored AND u.depth >= {k}"
-        ).fetchone()
+        ).fetchall()[0]
         step = result.steps.iloc[k]
         expected = p_sum / total if total else np.nan
         rows.append({

@@ -37,7 +37,8 @@ def duration(value) -> str:
     for limit, size, unit in ((120, 1, "s"), (7200, 60, "min"), (172800, 3600, "h")):
         if seconds < limit:
             return f"{seconds / size:.0f} {unit}" if unit == "s" else f"{seconds / size:.1f} {unit}"
-    return f"{seconds / 86400:.1f} days"
+    days = seconds / 86400
+    return f"{days:.0f} days" if days == round(days) else f"{days:.1f} days"
 
 
 def money(value: float, currency: str = "") -> str:
@@ -73,11 +74,11 @@ def breakdown_tests(breakdowns: list, method: str = "holm") -> pd.DataFrame:
         {
             "segment": [escape(b.column) for b in breakdowns],
             "values": [len(b.table) for b in breakdowns],
-            "chi-square": [round(b.test["chi2"], 2) for b in breakdowns],
+            "chi-square": [f"{b.test['chi2']:,.1f}" for b in breakdowns],
             "df": [b.test["dof"] for b in breakdowns],
             "p-value": [_p(p) for p in raw],
             f"p-value ({method}-adjusted)": [_p(p) for p in adjusted],
-            "smallest expected count": [round(b.test["min_expected"], 1) for b in breakdowns],
+            "smallest expected count": [f"{b.test['min_expected']:,.1f}" for b in breakdowns],
         }
     )
 
@@ -163,3 +164,46 @@ def headline(result, revenue: dict | None, unit: str = "users", currency: str = 
             f"separately, not counted as lost."
         )
     return "\n".join(lines)
+
+
+def planted_table(check: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnelkit.groundtruth.planted_step_check` as a table to read."""
+    return pd.DataFrame(
+        {
+            "step": [escape(s) for s in check["step"]],
+            "sessions at the previous step": check["sessions"].map("{:,}".format),
+            "planted rate (expected)": [pct(v, 2) for v in check["expected"]],
+            "observed rate": [pct_ci(r, lo, hi, 2) for r, lo, hi in zip(check["observed"], check["ci_low"], check["ci_high"])],
+            "planted rate inside the interval": ["yes" if v else "no" for v in check["inside"]],
+            "z (standard deviations)": [f"{z:+.2f}" for z in check["z"]],
+        }
+    )
+
+
+def quality_table(report) -> pd.DataFrame:
+    """A load's ``ValidationReport`` as a two-column table (check, value)."""
+    frame = report.to_frame()
+    return pd.DataFrame({"check": frame["check"].map(escape), "value": frame["value"].map(escape)})
+
+
+def event_mix_table(mix: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnelkit.profile.event_mix` as a table to read."""
+    return pd.DataFrame(
+        {
+            "event type": mix["event_type"].map(escape),
+            "events": mix["events"].map("{:,}".format),
+            "users": mix["users"].map("{:,}".format),
+            "share of events": mix["share_of_events"].map(lambda v: pct(v, 2)),
+        }
+    )
+
+
+def paths_table(paths: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
+    """:func:`funnelkit.funnel.dropoff_paths` as a table to read."""
+    return pd.DataFrame(
+        {
+            "path after the last step reached": paths["path"].map(escape),
+            unit: paths["units"].map("{:,}".format),
+            "share of those lost": paths["share"].map(pct),
+        }
+    )

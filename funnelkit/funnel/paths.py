@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..eventlog import EventLog, quote
-from ..schema import COLUMNS
+from ..schema import COLUMNS, EVENTS
 from .result import FunnelResult
 from .sql import unit_column
 
@@ -27,7 +27,9 @@ def transition_matrix(events: EventLog, unit: str = "session", normalize: bool =
         f"SELECT current, next, count(*) AS n FROM seq GROUP BY ALL"
     )
     matrix = counts.pivot(index="current", columns="next", values="n").fillna(0).astype(int)
-    order = sorted(set(matrix.index) | (set(matrix.columns) - {EXIT}))
+    # funnel events in funnel order first, then any other event names alphabetically
+    seen = set(matrix.index) | (set(matrix.columns) - {EXIT})
+    order = [t for t in EVENTS.funnel if t in seen] + sorted(seen - set(EVENTS.funnel))
     matrix = matrix.reindex(index=[t for t in order if t in matrix.index], columns=order + [EXIT], fill_value=0)
     if normalize:
         return matrix.div(matrix.sum(axis=1), axis=0)

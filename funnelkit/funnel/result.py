@@ -171,7 +171,7 @@ class FunnelResult:
             f"v AS (SELECT c.unit, sum(e.{quote(COLUMNS.price)}) AS revenue FROM c JOIN {quote(self.events.table)} e "
             f"ON e.{unit_col} = c.unit AND epoch_us(e.{quote(COLUMNS.event_time)}) = c.t "
             f"WHERE {match_sql(last.events, last.filters)} GROUP BY c.unit) SELECT avg(revenue) FROM v"
-        ).fetchone()
+        ).fetchall()[0]
         return float("nan") if value is None else float(value)
 
     def revenue_lost(self, step: str | int) -> dict:

@@ -1,0 +1,70 @@
+"""Tables for people: numbers formatted with units, every data string escaped."""
+import pandas as pd
+import pytest
+
+from funnelkit import tables
+from funnelkit.data import ValidationReport
+from funnelkit.eventlog import EventLog
+from funnelkit.funnel import dropoff_paths, run_funnel
+from funnelkit.params import FunnelParams, StepSpec
+from funnelkit.profile import event_mix
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize("seconds, text", [(45, "45 s"), (150, "2.5 min"), (3 * 3600, "3.0 h"),
+                                           (7 * 86400, "7 days"), (1.5 * 86400 * 2, "3 days"), (3.6 * 86400, "3.6 days")])
+def test_durations_read_naturally(seconds, text):
+    assert tables.duration(pd.Timedelta(seconds=seconds)) == text
+
+
+def test_rates_carry_their_interval():
+    assert tables.pct_ci(0.1234, 0.12, 0.1271) == "12.3% (95% CI 12.0%–12.7%)"
+    assert tables.pct_ci(float("nan"), 0, 0) == "–"
+    assert tables.money(1234.4, "EUR") == "1,234 EUR"
+
+
+def _log():
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    rows = [("u1", t0, "view", EVIL), ("u1", t0 + pd.Timedelta(minutes=1), EVIL, EVIL),
+            ("u2", t0, "view", "desktop"), ("u2", t0 + pd.Timedelta(minutes=2), "cart", "desktop")]
+    frame = pd.DataFrame(rows, columns=["user_id", "event_time", "event_type", "device"])
+    frame["session_id"] = frame["user_id"]
+    return EventLog.from_frame(frame)
+
+
+def test_strings_from_the_data_are_escaped_in_every_table():
+    log = _log()
+    spec = FunnelParams(steps=[StepSpec(name="view", events=["view"]), StepSpec(name="cart", events=["cart"])],
+                        window="1D")
+    result = run_funnel(log, spec, data_end=pd.Timestamp("2026-02-01", tz="UTC"))
+    breakdown = result.breakdown("device")
+    rendered = [
+        tables.breakdown_table(breakdown),
+        tables.breakdown_overview([breakdown]),
+        tables.event_mix_table(event_mix(log)),
+        tables.paths_table(dropoff_paths(result, "view")),
+    ]
+    for frame in rendered:
+        html = frame.style.hide(axis="index").to_html()
+        assert EVIL not in html and "&lt;script&gt;" in html
+
+
+def test_quality_table_escapes_the_report():
+    report = ValidationReport(source=EVIL, format="canonical", files=1, rows_read=10, rows_kept=9, duplicates=1,
+                              duplicates_dropped=True, null_ids_dropped=0, unmapped_events={EVIL: 3},
+                              first_event=None, last_event=None, users=2, sessions=3, sessions_derived=True,
+                              session_gap_minutes=30.0, time_zone="UTC")
+    html = tables.quality_table(report).style.hide(axis="index").to_html()
+    assert EVIL not in html and html.count("&lt;script&gt;") == 2
+    assert "30 minutes" in html
+
+
+def test_planted_table_formats_rates_and_z():
+    check = pd.DataFrame({"step": ["cart"], "sessions": [1200], "expected": [0.1], "observed": [0.11],
+                          "ci_low": [0.095], "ci_high": [0.127], "inside": [True], "z": [1.234]})
+    row = tables.planted_table(check).iloc[0]
+    assert row["planted rate (expected)"] == "10.00%"
+    assert row["observed rate"] == "11.00% (95% CI 9.50%–12.70%)"
+    assert row["planted rate inside the interval"] == "yes" and row["z (standard deviations)"] == "+1.23"
+    assert row["sessions at the previous step"] == "1,200"
