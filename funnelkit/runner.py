@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html
 import json
 import os
 import sys
@@ -45,14 +44,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, TextIO
-from urllib.parse import quote
 
 import nbformat
 
 from . import __version__
 from .errors import FunnelkitError, ParamsError
 from .params import Params, load_params
-from .report import atomic_write, export_html, format_metric, metric_label, notebook_title, read_metrics
+from .index_page import FAILED_DIR, render_index
+from .kernel import KERNEL_NAME, ensure_kernel
+from .report import atomic_write, export_html, notebook_title, read_metrics
 
 __all__ = [
     "KERNEL_NAME",
@@ -64,11 +64,8 @@ __all__ = [
     "run",
 ]
 
-KERNEL_NAME = "funnelkit"
-KERNEL_DISPLAY_NAME = "Python (funnelkit)"
 MANIFEST = "runs.json"
 INDEX = "index.html"
-FAILED_DIR = "failed"
 
 Prepare = Callable[[Params], "tuple[str, str]"]
 
@@ -212,72 +209,6 @@ def discover_notebooks(notebooks_dir: str | os.PathLike, only: Iterable[str] | N
         else:
             raise ParamsError(f"notebook name {raw!r} in --only is ambiguous: it matches {', '.join(matches)}")
     return sorted(chosen)
-
-
-# --------------------------------------------------------------------------- kernel
-
-
-def _runs_this_interpreter(argv0: str) -> bool:
-    """Whether a kernelspec's ``argv[0]`` starts this interpreter.
-
-    jupyter_client replaces a bare ``python``/``python3``/``python3.X`` by
-    ``sys.executable``. A path is compared by its folder (symlinks in the folder
-    resolved, not the executable itself: a venv's ``bin/python`` links to the
-    base interpreter shared by every venv).
-    """
-    major, minor = sys.version_info[:2]
-    if argv0 in {"python", f"python{major}", f"python{major}.{minor}"}:
-        return True
-    path, ours = Path(os.path.abspath(argv0)), Path(os.path.abspath(sys.executable))
-    return path.name.startswith("python") and os.path.realpath(path.parent) == os.path.realpath(ours.parent)
-
-
-def _find_kernel():
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        return KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-    except NoSuchKernel:
-        return None
-
-
-def ensure_kernel() -> str:
-    """Make sure the ``funnelkit`` kernel exists and runs this interpreter; return its name.
-
-    If the kernelspec is missing, or the one Jupyter finds starts another
-    interpreter, it is (re)installed into ``sys.prefix`` (ipykernel). In a
-    virtualenv or conda environment jupyter_core searches ``sys.prefix`` before
-    the user's folders, so that fixes it; if a spec that runs another Python
-    still takes precedence (``JUPYTER_PATH``, ``JUPYTER_PREFER_ENV_PATH=0``, or no
-    virtualenv), a :class:`FunnelkitError` says which spec and how to fix it.
-    """
-    spec = _find_kernel()
-    if spec is not None and spec.argv and _runs_this_interpreter(spec.argv[0]):
-        return KERNEL_NAME
-    from ipykernel.kernelspec import install
-
-    try:
-        install(kernel_name=KERNEL_NAME, prefix=sys.prefix, display_name=KERNEL_DISPLAY_NAME)
-    except OSError as exc:
-        spec = _find_kernel()  # another process (pytest -n, a parallel run) may have just installed it
-        if spec is not None and spec.argv and _runs_this_interpreter(spec.argv[0]):
-            return KERNEL_NAME
-        raise FunnelkitError(
-            f"cannot install the Jupyter kernel {KERNEL_NAME!r} into {sys.prefix} ({exc}); install it with "
-            f"`{sys.executable} -m ipykernel install --user --name {KERNEL_NAME} "
-            f'--display-name "{KERNEL_DISPLAY_NAME}"`'
-        ) from None
-    spec = _find_kernel()
-    if spec is None or not spec.argv or not _runs_this_interpreter(spec.argv[0]):
-        where = spec.resource_dir if spec is not None else "(not found)"
-        argv0 = spec.argv[0] if spec is not None and spec.argv else "?"
-        raise FunnelkitError(
-            f"the Jupyter kernel {KERNEL_NAME!r} found first is {where}, which runs {argv0}, not this "
-            f"environment's Python {sys.executable}; notebooks would run in another environment. Remove it "
-            f"(`jupyter kernelspec remove {KERNEL_NAME}` from that environment, or delete the folder), or let "
-            f"this environment's kernel take precedence (unset JUPYTER_PATH, or set JUPYTER_PREFER_ENV_PATH=1)"
-        )
-    return KERNEL_NAME
 
 
 # --------------------------------------------------------------------------- execution
@@ -526,132 +457,3 @@ def _read_manifest(reports_dir: Path) -> dict:
     except (OSError, ValueError):  # unreadable: start afresh rather than fail the run
         return {}
     return data if isinstance(data, dict) and isinstance(data.get("notebooks", {}), dict) else {}
-
-
-# --------------------------------------------------------------------------- index page
-
-
-_CSS = """
-body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1f2328;
-       max-width: 1100px; margin: 2rem auto; padding: 0 1rem; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; }
-.meta { color: #57606a; margin: 0 0 1.5rem; }
-.meta dt { float: left; clear: left; width: 11rem; font-weight: 600; }
-.meta dd { margin: 0 0 .2rem 11rem; }
-table { border-collapse: collapse; width: 100%; margin: 1rem 0 2rem; }
-th, td { border-bottom: 1px solid #d0d7de; padding: .5rem .6rem; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; font-weight: 600; }
-td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-.file { color: #57606a; font-size: .85em; }
-.ok { color: #1a7f37; font-weight: 600; }
-.failed { color: #cf222e; font-weight: 600; }
-.notrun { color: #57606a; }
-.note { color: #57606a; font-size: .85em; }
-.error { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .85em; color: #cf222e; }
-ul.metrics { margin: 0; padding-left: 1rem; }
-pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .85em; }
-""".strip()
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _when(iso: str | None) -> str:
-    """``2026-09-01T12:00:00+00:00`` as ``2026-09-01 12:00:00`` (the column says UTC)."""
-    return (iso or "").replace("T", " ").removesuffix("+00:00")
-
-
-def _href(path: str) -> str:
-    return _e(quote(path))
-
-
-def _metrics_html(metrics: dict[str, dict]) -> str:
-    if not metrics:
-        return ""
-    items = "".join(f"<li>{_e(metric_label(m))}: <strong>{_e(format_metric(m))}</strong></li>" for m in metrics.values())
-    return f'<ul class="metrics">{items}</ul>'
-
-
-def _row_html(name: str, row: NotebookRun | None, last_run: dict, reports_dir: Path) -> str:
-    report_file = f"{name}.html"
-    has_report = (reports_dir / report_file).is_file()
-    file_note = f'<div class="file">{_e(name)}.ipynb</div>'
-    if row is None:
-        return (f"<tr><td>{_e(name)}{file_note}</td><td class=\"notrun\">not run yet</td>"
-                f"<td class=\"num\"></td><td></td><td></td></tr>")
-    title = _e(row.title)
-    title_html = f'<a href="{_href(report_file)}">{title}</a>' if has_report else title
-    notes = []
-    if row.name not in last_run.get("notebooks", []):
-        notes.append("from an earlier run")
-    if row.params_sha and row.params_sha != last_run.get("params_sha"):
-        notes.append("other parameters")
-    if row.fingerprint and row.fingerprint != last_run.get("fingerprint"):
-        notes.append(f"other data (fingerprint {_e(row.fingerprint)})")
-    note_html = f'<div class="note">{"; ".join(notes)}</div>' if notes else ""
-    if row.ok:
-        status = '<span class="ok">ok</span>'
-        metrics = _metrics_html(row.metrics)
-    else:
-        failed_file = f"{FAILED_DIR}/{name}.ipynb"
-        status = '<span class="failed">failed</span>'
-        if (reports_dir / failed_file).is_file():
-            status += f'<div><a href="{_href(failed_file)}">failed notebook</a></div>'
-        if row.failed_cell:
-            status += f'<div class="error">{_e(row.failed_cell)}</div>'
-        if row.error:
-            status += f'<div class="error">{_e(row.error)}</div>'
-        if has_report:
-            when = f" ({_e(_when(row.report_utc))} UTC)" if row.report_utc else ""
-            status += f'<div><a href="{_href(report_file)}">previous report</a>{when}</div>'
-            metrics = _metrics_html(row.metrics)
-            metrics = (f'<div class="note">from the previous report</div>{metrics}') if metrics else ""
-        else:
-            metrics = ""
-    return (f"<tr><td>{title_html}{file_note}{note_html}</td><td>{status}</td>"
-            f'<td class="num">{row.seconds:.1f}</td><td>{_e(_when(row.finished_utc))}</td><td>{metrics}</td></tr>')
-
-
-def render_index(last_run: dict, rows: list[tuple[str, NotebookRun | None]], reports_dir: Path) -> str:
-    """The HTML of ``index.html``: one self-contained page with inline CSS.
-
-    Every string coming from params, data or notebooks is escaped.
-    """
-    ran = last_run.get("notebooks", [])
-    body_rows = "\n".join(_row_html(name, row, last_run, reports_dir) for name, row in rows)
-    failed = [name for name, row in rows if row is not None and not row.ok]
-    summary = f"{len(ran)} notebook{'s' if len(ran) != 1 else ''} run"
-    if failed:
-        summary += f"; failed: {', '.join(failed)}"
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>funnelkit reports</title>
-<style>
-{_CSS}
-</style>
-</head>
-<body>
-<h1>funnelkit reports</h1>
-<dl class="meta">
-<dt>Run (UTC)</dt><dd>{_e(_when(last_run.get("started_utc")))}</dd>
-<dt>funnelkit version</dt><dd>{_e(__version__)}</dd>
-<dt>Data</dt><dd>{_e(last_run.get("source_label", ""))}</dd>
-<dt>Data fingerprint</dt><dd><code>{_e(last_run.get("fingerprint", ""))}</code></dd>
-<dt>Parameters file</dt><dd><code>{_e(last_run.get("params_file", ""))}</code></dd>
-<dt>This run</dt><dd>{_e(summary)}</dd>
-</dl>
-<table>
-<thead><tr><th>Notebook</th><th>Status</th><th>Run time (s)</th><th>Finished (UTC)</th><th>Headline figures</th></tr></thead>
-<tbody>
-{body_rows}
-</tbody>
-</table>
-<h2>Parameters used</h2>
-<pre>{_e(last_run.get("params_yaml", ""))}</pre>
-</body>
-</html>
-"""

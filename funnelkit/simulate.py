@@ -48,7 +48,6 @@ The model, per human session
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os

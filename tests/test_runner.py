@@ -10,14 +10,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from funnelkit import cli, runner
-from funnelkit.errors import FunnelkitError, ParamsError
+from funnelkit.errors import ParamsError
 from funnelkit.report import read_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
@@ -184,39 +183,6 @@ def test_discover_notebooks_accepts_names_and_prefixes(only, names):
 def test_ambiguous_prefix_is_an_error():
     with pytest.raises(ParamsError, match="ambiguous.*01_metric, 02_fails"):
         runner.discover_notebooks(FIXTURES, ["0"])
-
-
-# --------------------------------------------------------------------------- kernel
-
-
-def test_kernel_argv_matching():
-    assert runner._runs_this_interpreter(sys.executable)
-    assert runner._runs_this_interpreter("python")
-    assert not runner._runs_this_interpreter("/opt/elsewhere/bin/python")
-
-
-def test_missing_kernel_is_installed_into_sys_prefix(monkeypatch):
-    import ipykernel.kernelspec
-
-    installed, found = [], iter([None, type("Spec", (), {"argv": [sys.executable], "resource_dir": "x"})()])
-    monkeypatch.setattr(runner, "_find_kernel", lambda: next(found))
-    monkeypatch.setattr(ipykernel.kernelspec, "install", lambda **kw: installed.append(kw))
-    assert runner.ensure_kernel() == "funnelkit"
-    assert installed == [{"kernel_name": "funnelkit", "prefix": sys.prefix, "display_name": "Python (funnelkit)"}]
-
-
-def test_kernel_of_another_environment_taking_precedence_is_an_error(tmp_path, monkeypatch):
-    import ipykernel.kernelspec
-
-    spec = tmp_path / "kernels" / "funnelkit"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": ["/opt/other-env/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python (funnelkit)", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
-    monkeypatch.setattr(ipykernel.kernelspec, "install", lambda **kw: None)  # leave the real env alone
-    with pytest.raises(FunnelkitError, match="/opt/other-env/bin/python.*jupyter kernelspec remove funnelkit"):
-        runner.ensure_kernel()
 
 
 # --------------------------------------------------------------------------- CLI
