@@ -49,7 +49,9 @@ def chi2_independence(counts: np.ndarray) -> dict:
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0] if table.size else table
     if table.ndim != 2 or min(table.shape) < 2:
         return {"chi2": np.nan, "dof": 0, "pvalue": np.nan, "min_expected": np.nan}
-    result = Table(table).test_nominal_association()
+    # shift_zeros=False: statsmodels would otherwise add 0.5 to every cell of a table with a zero
+    # (common: a small segment with no conversions) and test a different table
+    result = Table(table, shift_zeros=False).test_nominal_association()
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     return {
         "chi2": float(result.statistic),

@@ -36,3 +36,11 @@ def test_chi2_matches_scipy_and_drops_empty_rows():
 def test_holm_adjustment():
     adjusted = adjust_pvalues([0.01, 0.04, 0.03, np.nan])
     assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06]) and np.isnan(adjusted[3])
+
+
+def test_chi2_with_a_zero_cell_tests_the_observed_table():
+    """A segment with no conversions is common; its zero must not be smoothed away."""
+    table = np.array([[0, 5], [3, 300]])
+    expected = chi2_contingency(table, correction=False)
+    got = chi2_independence(table)
+    assert got["chi2"] == pytest.approx(expected.statistic) and got["pvalue"] == pytest.approx(expected.pvalue)

@@ -27,23 +27,31 @@ Step times within an attempt, by mode
                  happened. The time of reaching step *k* is when the prefix
                  ``0..k`` became complete (the latest of those first events).
 
+Entry and window
+    The unit *enters* the funnel with its first attempt that finds the
+    first step within ``window`` of the attempt's start (``ordered`` and
+    ``strict``: its first first-step event). Its window runs from the entry
+    to ``entry + window``: whatever happens after it is a new story, not a
+    conversion, so every unit has the same time to convert.
+
 Depth
     The attempt reaches step *k* while every step up to *k* was found
-    within ``window`` of the attempt's start (its first event; every event
-    it uses is at most ``window`` after it) and within the step's
-    ``max_time`` of the previous step (``T_k - T_{k-1} <= max_time``). Depth = number of steps
-    reached (an attempt that reaches nothing is not an attempt).
+    within ``window`` of the attempt's start (every event it uses is at most
+    ``window`` after it), by the end of the unit's window, and within the
+    step's ``max_time`` of the previous step (``T_k - T_{k-1} <= max_time``).
+    Depth = number of steps reached (an attempt that reaches nothing is not
+    an attempt).
 
 Exclusions
     An exclusion (events + filters, between steps *a* and *b*) drops an
     attempt that reached step *a* when an exclusion event happens strictly
     after ``T_a`` and strictly before ``T_b``, or, when step *b* was not
-    reached, at or before the window's end (attempt start + ``window``).
+    reached, at or before the end of the unit's window (``entry + window``).
 
 Unit result
     The unit's depth is the furthest depth of its remaining attempts; its
     step times come from the earliest attempt (by start) reaching that
-    depth. Its *entry* is the start of its earliest remaining attempt.
+    depth. A unit all of whose attempts are dropped is not counted.
 
 Censoring (which the popular analytics tools get wrong)
     A unit is *censored* when its conversion window, counted from its entry,
@@ -53,8 +61,10 @@ Censoring (which the popular analytics tools get wrong)
     count and rate and reported separately (``FunnelResult.censored``); they
     are never drop-offs. ``censoring="naive"`` treats the end of the data as
     if every window had closed, as the popular tools do (for comparison).
-    The rule depends on entry time only, never on the outcome, so the rates
-    of closed cohorts are unbiased.
+    The rule depends on entry time only, never on the outcome, and a
+    resolved unit's result uses only events up to ``entry + window <=
+    data_end``, so every resolved unit had the same time to convert and the
+    rates of closed cohorts are comparable.
 
 Breakdown attribution
     A unit's segment value is taken from the event of its first step

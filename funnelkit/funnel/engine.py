@@ -90,15 +90,34 @@ def _any_order(n: int) -> tuple[list[str], str]:
     return ctes, "a"
 
 
+def _first_found(mode: str) -> str:
+    return "F0" if mode == "any_order" else "T0"
+
+
+def _entry_cte(spec: FunnelParams, attempts: str) -> str:
+    """The unit's entry ``e0``: the start of its first attempt that finds the first step in its window."""
+    window, first = micros(spec.window), _first_found(spec.mode)
+    return (
+        f"entered AS (SELECT *, min(st) FILTER (WHERE {first} IS NOT NULL AND {first} - st <= {window}) "
+        f"OVER (PARTITION BY unit) AS e0 FROM {attempts})"
+    )
+
+
 def _depth_sql(spec: FunnelParams, mode: str) -> str:
-    """CASE cascade: the first step that fails stops the attempt."""
+    """CASE cascade: the first step that fails stops the attempt.
+
+    A step counts when found within the window of the attempt's start and by
+    the end of the unit's window (entry ``e0`` + window)."""
     window = micros(spec.window)
     n = len(spec.steps)
-    first = "F0" if mode == "any_order" else "T0"
-    cases = [f"WHEN NOT ({first} IS NOT NULL AND {first} - st <= {window}) THEN 0"]
+
+    def in_window(found: str) -> str:
+        return f"e0 IS NOT NULL AND {found} IS NOT NULL AND {found} - st <= {window} AND {found} <= e0 + {window}"
+
+    cases = [f"WHEN NOT ({in_window(_first_found(mode))}) THEN 0"]
     for k in range(1, n):
         found = f"F{k}" if mode == "any_order" else f"T{k}"
-        ok = f"{found} IS NOT NULL AND {found} - st <= {window}"
+        ok = in_window(found)
         max_time = spec.steps[k].max_time
         if max_time is not None:
             ok += f" AND T{k} - T{k - 1} <= {micros(max_time)}"
@@ -120,7 +139,7 @@ def _exclusion_ctes(spec: FunnelParams, source: str) -> tuple[list[str], str, st
         current = f"x{i}_j"
         flags.append(
             f"(depth > {a} AND X{i} IS NOT NULL AND "
-            f"CASE WHEN depth > {b} THEN X{i} < T{b} ELSE X{i} <= st + {window} END)"
+            f"CASE WHEN depth > {b} THEN X{i} < T{b} ELSE X{i} <= e0 + {window} END)"
         )
     return ctes, current, " OR ".join(flags) if flags else "FALSE"
 
@@ -142,18 +161,18 @@ def build_units_sql(events: EventLog, spec: FunnelParams, data_end_us: int) -> s
     mode_ctes, attempts = {"ordered": _ordered, "strict": _strict, "any_order": _any_order}[spec.mode](n)
     times = ", ".join(f"T{k}" for k in range(n))
     depth = _depth_sql(spec, spec.mode)
-    scored = f"scored AS (SELECT * , {depth} AS depth FROM {attempts})"
+    scored = f"scored AS (SELECT * , {depth} AS depth FROM entered)"
     exc_ctes, with_x, excluded = _exclusion_ctes(spec, "scored")
     clean_times = ", ".join(f"CASE WHEN depth > {k} THEN T{k} END AS T{k}" for k in range(n))
-    valid = f"valid AS (SELECT unit, st, depth, {clean_times} FROM {with_x} WHERE depth > 0 AND NOT ({excluded}))"
+    valid = f"valid AS (SELECT unit, st, e0, depth, {clean_times} FROM {with_x} WHERE depth > 0 AND NOT ({excluded}))"
     best = "struct_pack(d := depth, neg_start := -st)"
     picks = ", ".join(f"arg_max(T{k}, {best}) AS T{k}" for k in range(n))
     units = (
-        f"units AS (SELECT unit, min(st) AS entry, arg_max(st, {best}) AS start, max(depth) AS depth, {picks} "
+        f"units AS (SELECT unit, min(e0) AS entry, arg_max(st, {best}) AS start, max(depth) AS depth, {picks} "
         f"FROM valid GROUP BY unit)"
     )
     censored = "FALSE" if spec.censoring == "naive" else f"entry + {micros(spec.window)} > {data_end_us}"
-    ctes = hit_ctes + mode_ctes + [scored] + exc_ctes + [valid, units]
+    ctes = hit_ctes + mode_ctes + [_entry_cte(spec, attempts), scored] + exc_ctes + [valid, units]
     return (
         "WITH " + ",\n".join(ctes)
         + f"\nSELECT unit, entry, start, depth, {censored} AS censored, {times} FROM units"

@@ -41,7 +41,7 @@ def dropoff_paths(result: FunnelResult, step: str | int, max_events: int = 4, to
 
     For each resolved (uncensored) unit whose furthest step is ``step``, the
     event types it did after reaching it, within its conversion window
-    (attempt start + window), consecutive repeats collapsed, the first
+    (entry + window), consecutive repeats collapsed, the first
     ``max_events`` kept and ``"(exit)"`` appended. Columns: ``path``,
     ``units``, ``share`` of those drop-offs.
     """
@@ -53,7 +53,7 @@ def dropoff_paths(result: FunnelResult, step: str | int, max_events: int = 4, to
     kind, time = quote(COLUMNS.event_type), quote(COLUMNS.event_time)
     window_us = result.spec.window.total_seconds() * 1e6
     frame = result._sql(
-        f"WITH dropped AS (SELECT unit, T{k} AS since, start + {window_us:.0f} AS until FROM {result._resolved} "
+        f"WITH dropped AS (SELECT unit, T{k} AS since, entry + {window_us:.0f} AS until FROM {result._resolved} "
         f"WHERE depth = {k + 1}), "
         f"ev AS (SELECT d.unit, e.{kind} AS kind, epoch_us(e.{time}) AS t FROM dropped d "
         f"JOIN {quote(result.events.table)} e ON e.{unit_col} = d.unit "

@@ -87,14 +87,21 @@ def unit_results(frame: pd.DataFrame, spec: FunnelParams, data_end) -> pd.DataFr
             starts = sorted({t for t, _ in all_hits})
         else:
             starts = sorted(set(step_times[0]))
-        attempts = []
+        candidates = []
         for start in starts:
             out = _attempt_times(spec.mode, step_times, all_hits, start, n)
-            times = out[0]
-            found = out[2] if spec.mode == "any_order" else times
+            candidates.append((start, out[0], out[2] if spec.mode == "any_order" else out[0]))
+        # the unit enters with its first attempt that finds the first step within its window;
+        # every step of every attempt must happen by the end of the unit's window
+        entries = [start for start, _, found in candidates if found[0] is not None and found[0] - start <= window]
+        if not entries:
+            continue
+        entry = min(entries)
+        attempts = []
+        for start, times, found in candidates:
             depth = 0
             for k in range(n):
-                if found[k] is None or found[k] - start > window:
+                if found[k] is None or found[k] - start > window or found[k] > entry + window:
                     break
                 max_time = spec.steps[k].max_time
                 if k > 0 and max_time is not None and times[k] - times[k - 1] > max_time.total_seconds() * 1e6:
@@ -103,21 +110,20 @@ def unit_results(frame: pd.DataFrame, spec: FunnelParams, data_end) -> pd.DataFr
             if depth == 0:
                 continue
             times = [t if k < depth else None for k, t in enumerate(times)]
-            if _excluded(spec, names, excl_times, times, depth, start, window):
+            if _excluded(spec, names, excl_times, times, depth, entry, window):
                 continue
             attempts.append((start, depth, times))
         if not attempts:
             continue
         best_depth = max(d for _, d, _ in attempts)
         start, depth, times = min((a for a in attempts if a[1] == best_depth), key=lambda a: a[0])
-        entry = min(a[0] for a in attempts)
         censored = spec.censoring != "naive" and entry + window > end
         rows.append({"unit": unit, "entry": entry, "start": start, "depth": depth, "censored": censored,
                      **{f"T{k}": times[k] for k in range(n)}})
     return pd.DataFrame(rows, columns=["unit", "entry", "start", "depth", "censored"] + [f"T{k}" for k in range(n)])
 
 
-def _excluded(spec, names, excl_times, times, depth, start, window) -> bool:
+def _excluded(spec, names, excl_times, times, depth, entry, window) -> bool:
     for exc, hits in zip(spec.exclusions, excl_times):
         a, b = (0, len(names) - 1) if exc.between is None else (names.index(exc.between[0]), names.index(exc.between[1]))
         if depth <= a:
@@ -125,7 +131,7 @@ def _excluded(spec, names, excl_times, times, depth, start, window) -> bool:
         for x in hits:
             if x <= times[a]:
                 continue
-            if (depth > b and x < times[b]) or (depth <= b and x <= start + window):
+            if (depth > b and x < times[b]) or (depth <= b and x <= entry + window):
                 return True
     return False
 
