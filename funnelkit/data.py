@@ -85,8 +85,9 @@ _KIND_NAMES = {"csv": "comma-separated CSV with a header row", "parquet": "Parqu
 _EPOCH_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-# a time of day followed by a zone: Z, UTC/GMT, an offset (+02, +02:00, -0530) or an IANA name
-_ZONE_RE = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|UTC|GMT|[+-]\d\d(:?\d\d)?|[A-Za-z]+/[A-Za-z_]+)$"
+# a date or date-time and nothing after it: a time without a zone. Anything else (Z, +02:00, UTC,
+# EST, America/Argentina/Buenos_Aires, ...) is read as zoned; what DuckDB cannot read is unparsable.
+_NAIVE_RE = r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d\d(:\d\d(\.\d+)?)?)?"
 _NUMBER_RE = r"-?\d+(\.\d*)?"
 
 
@@ -436,14 +437,14 @@ def _time_sql(con, column: str, types: dict, schema: DataParams, fmt: _Format, l
         raise SchemaError(f"{label}: column {column!r} has type {dtype}, which is not a timestamp")
     # DuckDB would read a naive string in the session zone without a word: classify the raw strings first
     is_number = f"regexp_full_match(trim({col}), {literal(_NUMBER_RE)})"
-    is_zoned = f"regexp_matches(trim({col}), {literal(_ZONE_RE)}, 'i')"
+    is_zoned = f"NOT regexp_full_match(trim({col}), {literal(_NAIVE_RE)})"
     sql = (f"CASE WHEN {is_number} THEN {epoch} WHEN {is_zoned} THEN TRY_CAST(trim({col}) AS TIMESTAMPTZ) "
            f"ELSE {naive} END")
     checks = {
         "number": is_number,
-        "zoned": f"{is_zoned} AND NOT {is_number}",
+        "zoned": f"{is_zoned} AND NOT {is_number} AND TRY_CAST(trim({col}) AS TIMESTAMPTZ) IS NOT NULL",
         # naive: readable without a zone; anything else is simply unparsable
-        "naive": f"NOT {is_zoned} AND NOT {is_number} AND TRY_CAST(trim({col}) AS TIMESTAMP) IS NOT NULL",
+        "naive": f"NOT ({is_zoned}) AND NOT {is_number} AND TRY_CAST(trim({col}) AS TIMESTAMP) IS NOT NULL",
         "timestamp": f"({sql}) IS NULL",
     }
     notes = {"number": f"epoch {unit} (UTC)", "zoned": "times carry a zone or offset, converted to UTC",

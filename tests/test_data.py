@@ -270,10 +270,28 @@ def test_offsets_and_zone_names_are_converted_to_utc(tmp_path):
         ("u", "2026-01-01 02:00:00+02:00", "view"),
         ("u", "2026-01-01T00:10:00Z", "view"),
         ("u", "2026-01-01 00:20:00 UTC", "view"),
+        ("u", "2025-12-31 19:30:00 EST", "view"),
+        ("u", "2025-12-31 21:40:00 America/Argentina/Buenos_Aires", "view"),
+        ("u", "2025-12-31 21:50:00 Etc/GMT+3", "view"),
     ])
     events = load_events(path)
     assert frame_of(events)[C.event_time].tolist() == [utc("2026-01-01 00:00"), utc("2026-01-01 00:10"),
-                                                       utc("2026-01-01 00:20")]
+                                                       utc("2026-01-01 00:20"), utc("2026-01-01 00:30"),
+                                                       utc("2026-01-01 00:40"), utc("2026-01-01 00:50")]
+
+
+def test_zone_names_are_never_silently_ignored(tmp_path):
+    """With assume_timezone set, a zone written in the data still wins over the assumption."""
+    path = canonical_csv(tmp_path / "e.csv", [("u", "2026-01-01 10:00:00 EST", "view")])
+    events = load_events(path, DataParams(assume_timezone="UTC"))
+    assert frame_of(events)[C.event_time].tolist() == [utc("2026-01-01 15:00")]
+
+
+def test_an_unknown_zone_name_is_an_unparsable_timestamp(tmp_path):
+    path = canonical_csv(tmp_path / "e.csv", [("u", "2026-01-01 10:00:00", "view"), ("u", "2026-01-01 10:00:00 XYZ", "view")])
+    with pytest.raises(DataError, match="1 timestamps cannot be parsed; first at row 2") as info:
+        load_events(path, DataParams(assume_timezone="UTC"))
+    assert "XYZ" in str(info.value)
 
 
 def test_naive_times_are_read_in_the_assumed_zone(tmp_path):
