@@ -36,7 +36,7 @@ def connect(engine: "EngineParams | None" = None) -> duckdb.DuckDBPyConnection:
     if con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]:
         con.execute("SET enable_progress_bar = false")
     if engine is not None:
-        con.execute(f"SET memory_limit = '{engine.memory_limit}'")
+        con.execute(f"SET memory_limit = {literal(engine.memory_limit)}")
         if engine.threads:
             con.execute(f"SET threads = {int(engine.threads)}")
     return con

@@ -109,7 +109,7 @@ def render_index(last_run: dict, rows: list[tuple[str, NotebookRun | None]], rep
     """
     ran = last_run.get("notebooks", [])
     body_rows = "\n".join(_row_html(name, row, last_run, reports_dir) for name, row in rows)
-    failed = [name for name, row in rows if row is not None and not row.ok]
+    failed = [name for name, row in rows if name in ran and row is not None and not row.ok]
     summary = f"{len(ran)} notebook{'s' if len(ran) != 1 else ''} run"
     if failed:
         summary += f"; failed: {', '.join(failed)}"

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from .errors import ParamsError
-from .schema import EVENTS, SEGMENTS
+from .schema import EVENTS
 
 
 def _parse_duration(value: Any) -> dt.timedelta:
@@ -53,11 +53,31 @@ Duration = Annotated[
 
 
 def _format_duration(td: dt.timedelta) -> str:
-    seconds = int(td.total_seconds())
-    for unit, size in (("D", 86400), ("h", 3600), ("min", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """The largest whole unit that represents ``td`` exactly, so that parsing it back gives ``td``."""
+    micros = td // dt.timedelta(microseconds=1)
+    for unit, size in (("D", 86_400_000_000), ("h", 3_600_000_000), ("min", 60_000_000), ("s", 1_000_000),
+                       ("ms", 1_000)):
+        if micros % size == 0:
+            return f"{micros // size}{unit}"
+    return f"{micros}us"
+
+
+def _parse_date(value: Any) -> Any:
+    """YAML gives a date for 2026-09-01 but a string for '2026-09-01': accept both."""
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"expected a date such as 2026-09-01, got {value!r}") from exc
+    return value
+
+
+def _parse_path(value: Any) -> Any:
+    return Path(value) if isinstance(value, str) else value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_parse_date)]
+PathValue = Annotated[Path, BeforeValidator(_parse_path)]
 
 
 class _Strict(BaseModel):
@@ -116,7 +136,8 @@ class FunnelParams(_Strict):
     exclusions: list[ExclusionSpec] = []
     censoring: Literal["exclude", "naive"] = "exclude"
     attribution: Literal["first_step", "last_step"] = "first_step"
-    breakdowns: list[str] = list(SEGMENTS.all[:2]) + [SEGMENTS.customer_type]
+    breakdowns: list[str] = []
+    """Segment columns to break conversion down by (they must exist in the data)."""
     trend_freq: Literal["day", "week"] = "week"
 
     @model_validator(mode="after")
@@ -137,7 +158,7 @@ class FunnelParams(_Strict):
 class DataParams(_Strict):
     """Where the events come from and how to read them."""
 
-    source: Union[Path, None] = None
+    source: Union[PathValue, None] = None
     """File or folder of CSV/CSV.gz/Parquet files; null means the built-in simulated shop."""
     format: Literal["canonical", "rees46", "retailrocket", "ga4", "custom"] = "canonical"
     columns: dict[str, str] = {}
@@ -162,7 +183,7 @@ class SimulationParams(_Strict):
 
     seed: int = 7
     n_users: int = Field(default=50_000, ge=200)
-    start: dt.date = dt.date(2026, 9, 1)
+    start: IsoDate = dt.date(2026, 9, 1)
     days: int = Field(default=56, ge=7)
     n_items: int = Field(default=5_000, ge=50)
     n_categories: int = Field(default=40, ge=2)
@@ -173,12 +194,13 @@ class SimulationParams(_Strict):
     incident_days: int = Field(default=2, ge=0)
     checkout_logged_share: float = Field(default=1.0, ge=0, le=1)
     """Share of checkouts that emit a checkout event (some trackers skip it)."""
-    cache_dir: Path = Path("../data/simulated")
+    cache_dir: PathValue = Path("../data/simulated")
 
 
 class EngineParams(_Strict):
     name: Literal["duckdb"] = "duckdb"
-    memory_limit: str = "2GB"
+    memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    """DuckDB's memory limit, e.g. ``2GB``; beyond it DuckDB spills to disk."""
     threads: Union[int, None] = Field(default=None, ge=1)
 
 

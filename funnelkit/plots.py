@@ -23,6 +23,8 @@ STYLE = {
     "axes.titlesize": 12,
     "axes.labelsize": 10,
     "font.size": 10,
+    # labels carry segment values and event names from the data: a "$" must stay a "$", not start math
+    "text.parse_math": False,
 }
 PRIMARY = "#2b6cb0"
 MUTED = "#a0aec0"
@@ -74,6 +76,13 @@ def breakdown_chart(breakdown, ax=None):
 
 def breakdown_grid(breakdowns: list):
     """One :func:`breakdown_chart` panel per breakdown, stacked in one figure."""
+    if not breakdowns:
+        fig, ax = plt.subplots(figsize=(8.0, 1.2))
+        ax.set_axis_off()
+        ax.set_title("Conversion by segment")
+        ax.text(0.5, 0.4, "No breakdowns: list segment columns in funnel.breakdowns of the params file",
+                ha="center", va="center", transform=ax.transAxes)
+        return fig
     heights = [0.5 * len(b.table) + 1.4 for b in breakdowns]
     fig, axes = plt.subplots(len(breakdowns), 1, figsize=(8.0, sum(heights)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)

@@ -66,7 +66,7 @@ import pyarrow.parquet as pq
 from .params import SimulationParams
 from .schema import COLUMNS, EVENTS, SEGMENTS
 
-SIMULATOR_VERSION = "1"
+SIMULATOR_VERSION = "2"
 """Bump when the generated data changes for the same parameters (invalidates caches)."""
 
 USERS_PER_BLOCK = 100_000
@@ -439,16 +439,16 @@ def _sessions_table(session, user, start_us, label, incident, n_views, target, p
     })
 
 
-def _funnel_events(rng, session_end_us, p, order_gaps_s):
+def _funnel_events(rng, last_view_us, p, order_gaps_s):
     """Draw each session's cart → checkout → purchase; return (reached, per-step times in µs).
 
     ``order_gaps_s`` are the median seconds between view→cart, cart→checkout
     and checkout→purchase; actual gaps are lognormal around them.
     """
-    n = len(session_end_us)
+    n = len(last_view_us)
     reached = np.zeros(n, dtype=np.int8)
     alive = np.ones(n, dtype=bool)
-    times, now = [], session_end_us.astype(np.int64)
+    times, now = [], last_view_us.astype(np.int64)
     for k in range(3):
         alive &= rng.uniform(size=n) < p[k]
         reached += alive
@@ -457,12 +457,16 @@ def _funnel_events(rng, session_end_us, p, order_gaps_s):
     return reached, times
 
 
-def _assemble(shop, rng, session_users, session_ids, starts, n_views, view_items, view_gap_median_s,
-              reached, step_times, checkout_logged, segments_of_session) -> pa.Table:
-    """Events of many sessions: their views, then cart/checkout/purchase on the target item."""
+def _view_times(rng, starts, n_views, view_gap_median_s) -> np.ndarray:
+    """Times (µs) of each session's views: the first at the session start, then lognormal gaps."""
     gaps = rng.lognormal(np.log(view_gap_median_s), 0.9, size=n_views.sum()) * 1e6
     gaps[np.cumsum(n_views) - n_views] = 0  # the first view opens the session
-    view_times = np.repeat(starts, n_views) + _cumsum_within(gaps, n_views).astype(np.int64)
+    return np.repeat(starts, n_views) + _cumsum_within(gaps, n_views).astype(np.int64)
+
+
+def _assemble(shop, session_users, session_ids, starts, n_views, view_items, view_times,
+              reached, step_times, checkout_logged, segments_of_session) -> pa.Table:
+    """Events of many sessions: their views, then cart/checkout/purchase on the target item."""
     target = view_items[np.cumsum(n_views) - 1]
     parts_session = [np.repeat(np.arange(len(starts)), n_views)]
     parts_time, parts_kind, parts_item = [view_times], [np.full(len(view_times), EVENTS.view)], [view_items]
@@ -526,11 +530,12 @@ def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, firs
         incident |= hit
 
     view_gap = 35.0
-    session_end = starts + (n_views * view_gap * 1.6 * 1e6).astype(np.int64)  # rough end of browsing
-    reached, step_times = _funnel_events(rng, session_end, p, (30.0, 90.0, 150.0))
+    view_times = _view_times(rng, starts, n_views, view_gap)
+    # the cart comes after the last view (the target), so every view precedes it
+    reached, step_times = _funnel_events(rng, view_times[np.cumsum(n_views) - 1], p, (30.0, 90.0, 150.0))
     checkout_logged = rng.uniform(size=n_sess) < params.checkout_logged_share
     session_users = users[session_user]
-    events = _assemble(shop, rng, session_users, session_ids, starts, n_views, view_items, view_gap, reached,
+    events = _assemble(shop, session_users, session_ids, starts, n_views, view_items, view_times, reached,
                        step_times, checkout_logged, session_segments)
     sessions = _sessions_table(session_ids, session_users, starts, "human", incident, n_views, target, p, reached)
     labels = pa.table({COLUMNS.user_id: _ids("u", users), "label": pa.array(np.full(n, "human"))})
@@ -560,10 +565,10 @@ class _Anomalies:
         session_users = users[session_user]
         session_ids = first_session + np.arange(len(starts))
         p = np.broadcast_to(np.asarray(p, float)[:, None], (3, len(starts)))
-        session_end = starts + (n_views * view_gap_s * 1.6 * 1e6).astype(np.int64)
-        reached, step_times = _funnel_events(rng, session_end, p, order_gaps_s)
+        view_times = _view_times(rng, starts, n_views, view_gap_s)
+        reached, step_times = _funnel_events(rng, view_times[np.cumsum(n_views) - 1], p, order_gaps_s)
         session_segments = {name: np.full(len(starts), value) for name, value in segments.items()}
-        events = _assemble(shop, rng, session_users, session_ids, starts, n_views, view_items, view_gap_s, reached,
+        events = _assemble(shop, session_users, session_ids, starts, n_views, view_items, view_times, reached,
                            step_times, np.ones(len(starts), bool), session_segments)
         target = view_items[np.cumsum(n_views) - 1]
         incident = np.zeros(len(starts), bool)

@@ -6,6 +6,7 @@ comes from the data is HTML-escaped, since reports are HTML.
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,15 @@ from .stats import adjust_pvalues
 def escape(value) -> str:
     """HTML-escape a value that came from the data (segment names, event types...)."""
     return html.escape(str(value))
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def escape_md(value) -> str:
+    """Escape a value from the data for Markdown: HTML characters, then Markdown's own
+    (so a step named ``[x](javascript:...)`` stays text, not a link)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
 def pct(value: float, digits: int = 1) -> str:
@@ -85,11 +95,14 @@ def breakdown_tests(breakdowns: list, method: str = "holm") -> pd.DataFrame:
 
 def breakdown_overview(breakdowns: list) -> pd.DataFrame:
     """All breakdowns in one table: segment, value, entrants, conversion with 95% CI."""
+    columns = ["segment", "value", "entrants", "share of entrants", "converted", "conversion"]
+    if not breakdowns:
+        return pd.DataFrame(columns=columns)
     return pd.concat(
         [breakdown_table(b).rename(columns={escape(b.column): "value"}).assign(segment=escape(b.column))
          for b in breakdowns],
         ignore_index=True,
-    )[["segment", "value", "entrants", "share of entrants", "converted", "conversion"]]
+    )[columns]
 
 
 def breakdown_table(breakdown) -> pd.DataFrame:
@@ -125,7 +138,7 @@ def _p(p: float) -> str:
     return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
-def data_note(params, report=None) -> str:
+def data_note(params) -> str:
     """Where the data came from, in one Markdown paragraph (says so when simulated)."""
     if params.data.source is None:
         sim = params.simulation
@@ -136,7 +149,7 @@ def data_note(params, report=None) -> str:
             f"event log to analyse it."
         )
     else:
-        text = f"Data: `{escape(params.data.source)}` read as format `{escape(params.data.format)}`."
+        text = f"Data: {escape_md(params.data.source)}, read as format {escape_md(params.data.format)}."
     return text
 
 
@@ -145,10 +158,10 @@ def headline(result, revenue: dict | None, unit: str = "users", currency: str = 
     overall = result.overall
     worst = result.worst_step()
     lines = [
-        f"- **Overall conversion** ({escape(result.step_names[0])} → {escape(result.step_names[-1])} within "
+        f"- **Overall conversion** ({escape_md(result.step_names[0])} → {escape_md(result.step_names[-1])} within "
         f"{duration(pd.Timedelta(result.spec.window))}): **{pct_ci(overall['conversion'], overall['ci_low'], overall['ci_high'], 2)}** "
         f"of {overall['entrants']:,} {unit} whose window had closed.",
-        f"- **Worst step**: {escape(worst['step'])} — only {pct_ci(worst['step_conversion'], worst['step_ci_low'], worst['step_ci_high'])} "
+        f"- **Worst step**: {escape_md(worst['step'])} — only {pct_ci(worst['step_conversion'], worst['step_ci_low'], worst['step_ci_high'])} "
         f"of {unit} who reached the previous step got there; {int(worst['drop_off']):,} {unit} were lost.",
     ]
     if revenue is not None and not np.isnan(revenue["revenue"]):

@@ -324,3 +324,14 @@ def test_input_frame_is_not_modified():
     before = frame.copy()
     run_funnel(EventLog.from_frame(frame), FunnelParams(), data_end=dt.datetime(2026, 4, 1, tzinfo=dt.timezone.utc))
     pd.testing.assert_frame_equal(frame, before)
+
+
+def test_bad_arguments_and_step_names_are_named():
+    from funnelkit.errors import ParamsError
+
+    _, log = log_of([(1, 0, "view"), (1, 1, "cart")])
+    with pytest.raises(ParamsError, match="funnel.windw.*accepted keys here: steps, window"):
+        run_funnel(log, windw="7D")
+    result = run_funnel(log, FunnelParams(steps=steps("view", "cart")), data_end=END)
+    with pytest.raises(ValueError, match="no step named 'cartt'; the steps are \\['view', 'cart'\\]"):
+        result.revenue_lost("cartt")

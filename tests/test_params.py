@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import yaml
 
 from funnelkit.errors import ParamsError
 from funnelkit.params import load_params, parse_params
@@ -70,6 +71,14 @@ def test_missing_and_invalid_yaml_files(tmp_path):
         load_params(write(tmp_path, "- a list\n"))
 
 
-def test_yaml_round_trip():
-    params = parse_params({"funnel": {"window": "36h"}})
-    assert "window: 36h" in params.to_yaml()
+@pytest.mark.parametrize("window, text", [("36h", "36h"), ("90s", "90s"), ("1500ms", "1500ms"), ("7D", "7D")])
+def test_yaml_round_trip_keeps_every_value(window, text):
+    params = parse_params({"funnel": {"window": window}, "engine": {"memory_limit": "512MB"}})
+    dumped = params.to_yaml()
+    assert f"window: {text}" in dumped
+    assert parse_params(yaml.safe_load(dumped)) == params
+
+
+def test_memory_limit_must_be_a_size():
+    with pytest.raises(ParamsError, match="engine.memory_limit"):
+        parse_params({"engine": {"memory_limit": "1GB'; CREATE TABLE x AS SELECT 1; SET memory_limit='1GB"}})

@@ -26,12 +26,29 @@ def case():
 
 
 def labelled(fig):
+    fig.canvas.draw()  # tick labels get their text when drawn
     for ax in fig.axes:
         if ax.get_label() == "<colorbar>":
             continue
         assert ax.get_title(), "every panel has a title"
-        assert ax.get_xlabel() and (ax.get_ylabel() or ax.get_yticklabels()), "axes are labelled"
+        # a categorical y axis (steps, segment values) is labelled by its tick labels
+        y_labelled = ax.get_ylabel() or any(t.get_text() for t in ax.get_yticklabels())
+        assert ax.get_xlabel() and y_labelled, "axes are labelled"
     return True
+
+
+def test_dollar_signs_in_data_are_text_not_math():
+    rows = [(1, 0, "view", "$5 off_$x^2"), (1, 1, "cart", "$5 off_$x^2"), (2, 0, "view", "mobile")]
+    _, log = log_of(rows)
+    result = run_funnel(log, FunnelParams(steps=steps("view", "cart")), data_end=END)
+    fig = plots.breakdown_grid([result.breakdown("device")])
+    fig.canvas.draw()
+    assert any("$5 off_$x^2" in t.get_text() for t in fig.axes[0].get_yticklabels())
+
+
+def test_no_breakdowns_gives_a_titled_note():
+    fig = plots.breakdown_grid([])
+    assert fig.axes[0].get_title() and "funnel.breakdowns" in fig.axes[0].texts[0].get_text()
 
 
 def test_figures_are_titled_and_labelled(case):

@@ -226,3 +226,11 @@ def test_ensure_dataset_generates_once_into_the_cache(tmp_path):
     again = ensure_dataset(params)
     assert again.directory == first.directory and again.events_path.stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == [first.directory.name]  # no scratch folder left behind
+
+
+def test_every_view_of_a_session_comes_before_its_cart(events):
+    """log_views counts the views before the cart: the cart follows the last view."""
+    first_cart = events[events[COLUMNS.event_type] == EVENTS.cart].groupby(COLUMNS.session_id)[COLUMNS.event_time].min()
+    last_view = events[events[COLUMNS.event_type] == EVENTS.view].groupby(COLUMNS.session_id)[COLUMNS.event_time].max()
+    both = first_cart.index.intersection(last_view.index)
+    assert len(both) > 100 and (last_view[both] < first_cart[both]).all()

@@ -1,4 +1,7 @@
 """Tables for people: numbers formatted with units, every data string escaped."""
+import html
+import re
+
 import pandas as pd
 import pytest
 
@@ -68,3 +71,25 @@ def test_planted_table_formats_rates_and_z():
     assert row["observed rate"] == "11.00% (95% CI 9.50%–12.70%)"
     assert row["planted rate inside the interval"] == "yes" and row["z (standard deviations)"] == "+1.23"
     assert row["sessions at the previous step"] == "1,200"
+
+
+@pytest.mark.parametrize("text", ["[click](javascript:alert(1))", EVIL, "**bold** _x_ `code`", "a&b.csv"])
+def test_markdown_escaping_keeps_data_as_plain_text(text):
+    import mistune  # nbconvert's Markdown renderer
+
+    rendered = mistune.html(tables.escape_md(text))
+    assert "<a" not in rendered and "<script" not in rendered and "<strong" not in rendered and "<code" not in rendered
+    assert html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip() == text
+
+
+def test_headline_escapes_step_names():
+    log = _log()
+    spec = FunnelParams(steps=[StepSpec(name="[x](javascript:alert(1))", events=["view"]),
+                               StepSpec(name="cart", events=["cart"])], window="1D")
+    result = run_funnel(log, spec, data_end=pd.Timestamp("2026-02-01", tz="UTC"))
+    text = tables.headline(result, None)
+    assert "](javascript" not in text and "\\[x\\]" in text
+
+
+def test_breakdown_overview_of_no_breakdowns_is_an_empty_table():
+    assert tables.breakdown_overview([]).empty and list(tables.breakdown_tests([]).columns)

@@ -7,11 +7,13 @@ event log's connection and the result object aggregates it further.
 from __future__ import annotations
 
 import itertools
-import pandas as pd
 
-from ..errors import SchemaError
+import pandas as pd
+from pydantic import ValidationError
+
+from ..errors import ParamsError, SchemaError
 from ..eventlog import EventLog, quote
-from ..params import ExclusionSpec, FunnelParams
+from ..params import ExclusionSpec, FunnelParams, Params, format_validation_error
 from ..schema import COLUMNS
 from .result import FunnelResult
 from .sql import match_sql, micros, unit_column
@@ -203,7 +205,11 @@ def run_funnel(events: EventLog, spec: FunnelParams | None = None, *, data_end=N
     SchemaError
         If the unit column or a filtered column is missing from the events.
     """
-    spec = FunnelParams.model_validate({**(spec or FunnelParams()).model_dump(), **overrides})
+    try:
+        # validated as a params file's funnel section, so messages name funnel.<key>
+        spec = Params.model_validate({"funnel": {**(spec or FunnelParams()).model_dump(), **overrides}}).funnel
+    except ValidationError as exc:
+        raise ParamsError(format_validation_error(exc, "run_funnel arguments")) from None
     end = events.data_end if data_end is None else pd.Timestamp(data_end)
     if end.tzinfo is None:
         end = end.tz_localize("UTC")

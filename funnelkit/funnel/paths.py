@@ -60,7 +60,7 @@ def dropoff_paths(result: FunnelResult, step: str | int, max_events: int = 4, to
         f"AND epoch_us(e.{time}) > d.since AND epoch_us(e.{time}) <= d.until), "
         f"marked AS (SELECT *, kind IS DISTINCT FROM lag(kind) OVER (PARTITION BY unit ORDER BY t, kind) AS new FROM ev), "
         f"runs AS (SELECT unit, kind, row_number() OVER (PARTITION BY unit ORDER BY t, kind) AS i FROM marked WHERE new), "
-        f"paths AS (SELECT d.unit, coalesce(string_agg(r.kind, ' → ' ORDER BY r.i) FILTER (WHERE r.i <= {max_events}), '') AS path "
+        f"paths AS (SELECT d.unit, coalesce(string_agg(r.kind, ' → ' ORDER BY r.i) FILTER (WHERE r.i <= {int(max_events)}), '') AS path "
         f"FROM dropped d LEFT JOIN runs r ON r.unit = d.unit GROUP BY d.unit) "
         f"SELECT path, count(*) AS units FROM paths GROUP BY path ORDER BY units DESC, path LIMIT {int(top)}"
     )

@@ -299,6 +299,8 @@ class FunnelResult:
     def _index(self, step: str | int) -> int:
         if isinstance(step, int):
             return step
+        if step not in self.step_names:
+            raise ValueError(f"no step named {step!r}; the steps are {self.step_names}")
         return self.step_names.index(step)
 
     def plot(self, ax=None, unit: str = "units"):
