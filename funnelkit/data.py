@@ -237,6 +237,9 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
         if empty:
             raise DataError(f"{label}: no events (the input has no data rows)")
         src = _map_columns(schema, fmt, types, label)
+        if len(files) > 1:
+            _check_each_file_has(con, files, kind, path, [src[c] for c in (*COLUMNS.required, COLUMNS.session_id)
+                                                          if c in src])
         time_sql, checks, notes = _time_sql(con, src[COLUMNS.event_time], types, schema, fmt, label)
         ids = [c for c in (COLUMNS.user_id, COLUMNS.session_id) if c in src]
         checks.update({f"null {c}": _null_sql(src[c]) for c in ids})
@@ -361,6 +364,17 @@ def _input_files(path: Path) -> tuple[list[Path], str]:
     if len({_kind(p) for p in files}) > 1:
         raise DataError(f"{path}: the folder mixes CSV and Parquet files; keep one kind per source folder")
     return files, _kind(files[0])
+
+
+def _check_each_file_has(con, files: list[Path], kind: str, root: Path, columns: list[str]) -> None:
+    """Reading a folder by name fills a column a file lacks with NULLs: name that file instead."""
+    for file in files:
+        found = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {_reader([file], kind)}").fetchall()]
+        lower = {name.lower() for name in found}
+        missing = [c for c in columns if c.lower() not in lower]
+        if missing:
+            raise SchemaError(f"{file.relative_to(root).as_posix()} in {root}: column(s) {missing} not found; "
+                              f"columns found: {', '.join(found)}")
 
 
 def _reader(files: list[Path], kind: str) -> str:

@@ -208,6 +208,14 @@ def test_folder_of_csv_files_is_read_recursively(tmp_path):
     assert events.report.files == 2 and events.source == str(tmp_path / "logs")
 
 
+def test_a_file_of_a_folder_lacking_a_column_is_named(tmp_path):
+    canonical_csv(tmp_path / "logs" / "a.csv", [("u1", "2026-01-01T00:00:00Z", "view")])
+    write(tmp_path / "logs" / "b.csv", ["event_time,event_type", "2026-01-02T00:00:00Z,cart"])
+    with pytest.raises(SchemaError, match=r"b\.csv in .*logs: column\(s\) \['user_id'\] not found; columns found: "
+                                          r"event_time, event_type"):
+        load_events(tmp_path / "logs")
+
+
 def test_folder_mixing_csv_and_parquet_is_refused(tmp_path):
     canonical_csv(tmp_path / "a.csv", [("u1", "2026-01-01T00:00:00Z", "view")])
     pd.DataFrame({C.user_id: ["u"]}).to_parquet(tmp_path / "b.parquet")
