@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -93,17 +92,6 @@ class EventLog:
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_frame")
         con.unregister(f"{name}_frame")
         return cls(con, name, segments=_segment_columns(frame.columns))
-
-    @classmethod
-    def from_parquet(cls, path: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> "EventLog":
-        """A view over a canonical Parquet file or folder (no copy)."""
-        con = con or connect()
-        path = Path(path)
-        pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
-        name = f"events_{next(_names)}"
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({literal(pattern)})")
-        columns = [row[0] for row in con.execute(f"DESCRIBE {name}").fetchall()]
-        return cls(con, name, segments=_segment_columns(columns), source=str(path))
 
     @property
     def columns(self) -> list[str]:

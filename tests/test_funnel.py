@@ -335,3 +335,21 @@ def test_bad_arguments_and_step_names_are_named():
     result = run_funnel(log, FunnelParams(steps=steps("view", "cart")), data_end=END)
     with pytest.raises(ValueError, match="no step named 'cartt'; the steps are \\['view', 'cart'\\]"):
         result.revenue_lost("cartt")
+
+
+def test_revenue_lost_is_lost_units_times_downstream_rate_times_order_value():
+    frame, _ = log_of([
+        (1, 0, "view"), (1, 1, "cart"), (1, 2, "purchase"),
+        (2, 0, "view"), (2, 1, "cart"),
+        (3, 0, "view"), (3, 1, "cart"), (3, 2, "purchase"),
+        (4, 0, "view"), (5, 0, "view"), (6, 0, "view"),
+    ])
+    frame["price"] = [10.0, 10.0, 30.0, 5.0, 5.0, 20.0, 20.0, 50.0, 1.0, 1.0, 1.0]
+    log = EventLog.from_frame(frame)
+    result = run_funnel(log, FunnelParams(steps=steps("view", "cart", "purchase")), data_end=END)
+    assert result.revenue_per_conversion() == pytest.approx((30 + 50) / 2)  # the purchase events' prices
+    lost = result.revenue_lost("cart")
+    # 3 units lost at cart; 2 of the 3 who carted bought; 40 per converting unit
+    assert lost["units_lost"] == 3 and lost["downstream_conversion"] == pytest.approx(2 / 3)
+    assert lost["revenue"] == pytest.approx(3 * 2 / 3 * 40)
+    assert lost["ci_low"] < lost["revenue"] < lost["ci_high"]

@@ -4,7 +4,9 @@ Semantics
 ---------
 A funnel is a list of steps; a step matches events of any of its event types
 (OR) that pass its filters. The counting *unit* is the user or the session.
-All times are compared as microseconds since the epoch (UTC).
+Steps are matched on (unit, time): one event matching two consecutive steps
+counts for both, so give steps disjoint event types (or filters) when they
+must be distinct events. All times are compared as microseconds since the epoch (UTC).
 
 Attempts
     Every event of the first step starts an attempt (``any_order``: every

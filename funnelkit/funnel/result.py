@@ -1,7 +1,7 @@
 """FunnelResult: the per-unit table in DuckDB and the small tables derived from it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -61,7 +61,6 @@ class FunnelResult:
     spec: FunnelParams
     units_table: str
     data_end: pd.Timestamp
-    _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def step_names(self) -> list[str]:
@@ -205,7 +204,8 @@ class FunnelResult:
         """Conversion by the values of a segment column (see :class:`Breakdown`)."""
         if column not in self.events.columns:
             raise SchemaError(
-                f"breakdown column {column!r} is not in the events; columns found: {', '.join(self.events.columns)}"
+                f"breakdown column {column!r} (funnel.breakdowns) is not in the events; "
+                f"columns found: {', '.join(self.events.columns)}"
             )
         attribution = attribution or self.spec.attribution
         n = len(self.step_names)
