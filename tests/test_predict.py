@@ -1,0 +1,73 @@
+"""Model comparison: honest folds, baselines at their floor, real signal found."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from funnelkit.errors import DataError
+from funnelkit.predict import compare_models
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(1)
+    n = 3000
+    X = pd.DataFrame({"strong": rng.normal(size=n), "weak": rng.normal(size=n), "noise": rng.normal(size=n),
+                      "interaction": rng.normal(size=n)})
+    logit = -2.0 + 1.5 * X["strong"] + 0.7 * X["weak"] + 2.0 * X["strong"] * X["interaction"]
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def comparison(data):
+    X, y = data
+    return compare_models(X, y, strong_feature="strong", folds=4, seed=0)
+
+
+def test_every_model_is_scored_on_every_fold_out_of_fold(comparison, data):
+    X, y = data
+    assert comparison.folds.groupby("model").size().eq(4).all()
+    for p in comparison.probabilities.values():
+        assert not np.isnan(p).any() and ((0 <= p) & (p <= 1)).all()
+    assert (comparison.y == y).all()
+
+
+def test_baselines_sit_where_they_must(comparison):
+    table = comparison.table().set_index("model")
+    assert table.loc["majority class", "roc_auc"] == pytest.approx(0.5)
+    # the base rate is the majority model's PR-AUC
+    assert table.loc["majority class", "pr_auc"] == pytest.approx(comparison.y.mean(), abs=0.02)
+    # more features beat one; boosting finds the interaction a linear model cannot
+    assert table.loc["logistic", "roc_auc"] > table.loc["one feature", "roc_auc"] + 0.02
+    assert table.loc["gradient boosting", "roc_auc"] > table.loc["logistic", "roc_auc"] + 0.02
+    assert comparison.best() == "gradient boosting"
+    low, high = table.loc["logistic", ["roc_auc_low", "roc_auc_high"]]
+    assert low < table.loc["logistic", "roc_auc"] < high
+
+
+def test_class_weights_change_calibration_not_ranking(comparison):
+    table = comparison.table().set_index("model")
+    assert abs(table.loc["logistic, class-weighted", "roc_auc"] - table.loc["logistic", "roc_auc"]) < 0.01
+    # balanced weights inflate probabilities of a rare class: worse Brier score, over-predicted mean
+    assert table.loc["logistic, class-weighted", "brier"] > table.loc["logistic", "brier"]
+    assert comparison.probabilities["logistic, class-weighted"].mean() > comparison.y.mean() + 0.1
+    def calibration_error(model):
+        curve = comparison.calibration(model)
+        return np.abs(curve["predicted"] - curve["observed"]).mean()
+
+    assert calibration_error("logistic") < calibration_error("logistic, class-weighted") / 2
+
+
+def test_grid_search_runs_inside_each_fold(comparison):
+    params = comparison.folds.set_index("model").loc["logistic", "best_params"]
+    assert all("logisticregression__C" in p for p in params)
+
+
+def test_bad_inputs_are_named(data):
+    X, y = data
+    with pytest.raises(DataError, match="strong_feature 'nope'"):
+        compare_models(X, y, strong_feature="nope")
+    with pytest.raises(DataError, match="missing values in \\['weak'\\]"):
+        compare_models(X.assign(weak=np.nan), y, strong_feature="strong")
+    with pytest.raises(DataError, match="at least 5 rows of each class"):
+        compare_models(X, np.zeros(len(y), int), strong_feature="strong")
