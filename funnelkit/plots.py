@@ -160,3 +160,42 @@ def events_per_day_chart(daily: pd.DataFrame, ax=None):
     ax.legend(fontsize=8, ncol=3)
     fig.autofmt_xdate()
     return fig
+
+
+def model_curves_chart(comparison, models: list[str] | None = None):
+    """ROC and precision-recall curves (out of fold) of several models, side by side."""
+    models = models or list(comparison.probabilities)
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10.0, 4.2))
+    scores = comparison.table().set_index("model")
+    for model in models:
+        roc = comparison.roc(model)
+        roc_ax.plot(roc["false_positive_rate"], roc["true_positive_rate"], lw=1.3,
+                    label=f"{model} (AUC {scores.loc[model, 'roc_auc']:.3f})")
+        pr = comparison.precision_recall(model)
+        pr_ax.plot(pr["recall"], pr["precision"], lw=1.3, label=f"{model} (AP {scores.loc[model, 'pr_auc']:.3f})")
+    roc_ax.plot([0, 1], [0, 1], color=MUTED, lw=1, ls="--")
+    roc_ax.set(title="ROC curve (out of fold)", xlabel="false positive rate (share of non-converters)",
+               ylabel="true positive rate (share of converters)")
+    pr_ax.axhline(comparison.y.mean(), color=MUTED, lw=1, ls="--")
+    pr_ax.set(title="Precision-recall curve (out of fold)", xlabel="recall (share of converters found)",
+              ylabel="precision (share of flagged who convert)")
+    for ax in (roc_ax, pr_ax):
+        ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "upper right")
+    fig.tight_layout()
+    return fig
+
+
+def calibration_chart(comparison, models: list[str] | None = None, bins: int = 10, ax=None):
+    """Observed conversion against predicted probability (quantile bins, out of fold)."""
+    fig, ax = _axes(ax, (5.5, 4.6))
+    models = models or list(comparison.probabilities)
+    top = 0.0
+    for model in models:
+        curve = comparison.calibration(model, bins)
+        ax.plot(curve["predicted"], curve["observed"], marker="o", ms=3, lw=1.2, label=model)
+        top = max(top, curve["predicted"].max(), curve["observed"].max())
+    ax.plot([0, top], [0, top], color=MUTED, lw=1, ls="--", label="perfect calibration")
+    ax.set(title="Calibration: predicted vs observed", xlabel="mean predicted probability (share)",
+           ylabel="observed conversion (share)")
+    ax.legend(fontsize=7)
+    return fig

@@ -29,7 +29,7 @@ from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, precision_recall_curve, roc_auc_score, roc_curve
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -97,6 +97,16 @@ class ModelComparison:
         """The model with the highest mean ``metric`` (lowest for the Brier score)."""
         table = self.table().set_index("model")[metric]
         return table.idxmin() if metric == "brier" else table.idxmax()
+
+    def roc(self, model: str) -> pd.DataFrame:
+        """ROC curve of the out-of-fold probabilities: ``false_positive_rate``, ``true_positive_rate``."""
+        fpr, tpr, _ = roc_curve(self.y, self.probabilities[model])
+        return pd.DataFrame({"false_positive_rate": fpr, "true_positive_rate": tpr})
+
+    def precision_recall(self, model: str) -> pd.DataFrame:
+        """Precision-recall curve of the out-of-fold probabilities: ``recall``, ``precision``."""
+        precision, recall, _ = precision_recall_curve(self.y, self.probabilities[model])
+        return pd.DataFrame({"recall": recall, "precision": precision})
 
     def calibration(self, model: str, bins: int = 10) -> pd.DataFrame:
         """Observed rate against mean predicted probability in quantile bins of the out-of-fold predictions."""

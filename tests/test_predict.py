@@ -71,3 +71,18 @@ def test_bad_inputs_are_named(data):
         compare_models(X.assign(weak=np.nan), y, strong_feature="strong")
     with pytest.raises(DataError, match="at least 5 rows of each class"):
         compare_models(X, np.zeros(len(y), int), strong_feature="strong")
+
+
+def test_curves_and_their_charts(comparison):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from funnelkit import plots
+    from tests.test_plots import labelled
+
+    roc = comparison.roc("logistic")
+    assert roc.iloc[0].tolist() == [0.0, 0.0] and roc.iloc[-1].tolist() == [1.0, 1.0]
+    pr = comparison.precision_recall("majority class")
+    assert pr["precision"].min() == pytest.approx(comparison.y.mean())
+    assert labelled(plots.model_curves_chart(comparison, ["majority class", "logistic"]))
+    assert labelled(plots.calibration_chart(comparison, ["logistic"]))
