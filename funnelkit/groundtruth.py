@@ -78,3 +78,17 @@ def planted_check(params, events) -> pd.DataFrame | None:
     # session, so only the last day's sessions are censored
     sessions = run_funnel(events, FunnelParams(unit="session", window="1D"))
     return planted_step_check(sessions, dataset.directory / "sessions.parquet")
+
+
+def anomalous_accounts(params) -> set | None:
+    """User ids the built-in shop labels as bots, click farm or fake orders; None for other data.
+
+    Studies of customer behaviour leave them out on the simulated shop so that
+    their estimates can be checked against the planted truth.
+    """
+    if params.data.source is not None:
+        return None
+    from .simulate import ensure_dataset
+
+    labels = ensure_dataset(params.simulation).labels()
+    return set(labels.loc[labels["label"] != "human", COLUMNS.user_id])

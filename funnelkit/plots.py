@@ -199,3 +199,66 @@ def calibration_chart(comparison, models: list[str] | None = None, bins: int = 1
            ylabel="observed conversion (share)")
     ax.legend(fontsize=7)
     return fig
+
+
+def odds_ratio_chart(drivers: pd.DataFrame, ax=None):
+    """Forest plot: each term's odds ratio with its 95% interval, one colour per step (log scale).
+
+    With a ``planted`` column (simulated data) the planted odds ratio is drawn as a cross."""
+    labels = [f"{step}: {term}" for step, term in zip(drivers["step"], drivers["term"])]
+    fig, ax = _axes(ax, (8.0, 0.28 * len(drivers) + 1.5))
+    y = np.arange(len(drivers))[::-1]
+    steps = list(dict.fromkeys(drivers["step"]))
+    colours = dict(zip(steps, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for step in steps:
+        rows = (drivers["step"] == step).to_numpy()
+        ax.errorbar(drivers.loc[rows, "odds_ratio"], y[rows],
+                    xerr=[drivers.loc[rows, "odds_ratio"] - drivers.loc[rows, "odds_low"],
+                          drivers.loc[rows, "odds_high"] - drivers.loc[rows, "odds_ratio"]],
+                    fmt="o", ms=4, capsize=2, color=colours[step], label=step)
+    if "planted" in drivers:
+        ax.scatter(np.exp(drivers["planted"]), y, marker="x", color="black", s=18, zorder=3, label="planted")
+    ax.axvline(1.0, color=MUTED, lw=1)
+    ax.set_xscale("log")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set(title="Odds ratios by step (95% CI)", xlabel="odds ratio (×, log scale; 1 = no effect)")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def residual_chart(points: pd.DataFrame):
+    """Residuals against fitted values, and a normal Q-Q plot of the residuals."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 4.0))
+    left.scatter(points["fitted"], points["residual"], s=4, alpha=0.4, color=PRIMARY)
+    left.axhline(0, color=MUTED, lw=1)
+    left.set(title="Residuals vs fitted", xlabel="fitted ln(order value)", ylabel="residual (ln units)")
+    right.scatter(points["normal_quantile"], points["residual"], s=4, alpha=0.4, color=PRIMARY)
+    lims = [points["normal_quantile"].min(), points["normal_quantile"].max()]
+    scale = points["residual"].std()
+    right.plot(lims, [lims[0] * scale, lims[1] * scale], color=ALERT, lw=1)
+    right.set(title="Normal Q-Q plot of residuals", xlabel="normal quantile (standard deviations)",
+              ylabel="residual (ln units)")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_chart(accuracy: pd.DataFrame, ax=None):
+    """Correct digits (LRE) against log10 of the condition number, per method.
+
+    ``accuracy``: :func:`funnelkit.regression.accuracy_table` (indexed by design,
+    ``log10_cond`` and ``lre_<method>`` columns)."""
+    fig, ax = _axes(ax, (6.5, 4.2))
+    methods = {"lre_qr": "QR (column-scaled)", "lre_normal": "normal equations (Cholesky)"}
+    for column, label in methods.items():
+        ax.scatter(accuracy["log10_cond"], accuracy[column], label=label, s=30)
+        for name, row in accuracy.iterrows():
+            ax.annotate(str(name), (row["log10_cond"], row[column]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    top = accuracy["log10_cond"].max() * 1.05
+    ax.plot([0, top], [16, 16 - top], color=MUTED, ls="--", lw=1, label="16 − log10 κ")
+    ax.plot([0, top], [16, 16 - 2 * top], color=MUTED, ls=":", lw=1, label="16 − 2·log10 κ")
+    ax.set(title="Accuracy of least squares by method", xlabel="log10 condition number κ (column-scaled design)",
+           ylabel="correct significant digits (LRE)")
+    ax.set_ylim(0, 17)
+    ax.legend(fontsize=7)
+    return fig

@@ -220,3 +220,70 @@ def paths_table(paths: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
             "share of those lost": paths["share"].map(pct),
         }
     )
+
+
+def _interval(value: float, low: float, high: float, fmt: str = "{:.2f}") -> str:
+    return f"{fmt.format(value)} ({fmt.format(low)} to {fmt.format(high)})"
+
+
+def drivers_view(drivers: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnelkit.drivers.drivers_table` to read: odds ratios and effects in percentage points."""
+    view = pd.DataFrame(
+        {
+            "step": drivers["step"].map(escape),
+            "among": drivers["given"].fillna("all sessions").map(escape),
+            "term": drivers["term"].map(escape),
+            "odds ratio (95% CI)": [_interval(v, lo, hi) for v, lo, hi in
+                                    zip(drivers["odds_ratio"], drivers["odds_low"], drivers["odds_high"])],
+            "effect, percentage points (95% CI)": [_interval(v * 100, lo * 100, hi * 100, "{:+.1f}") for v, lo, hi in
+                                                   zip(drivers["effect"], drivers["effect_low"], drivers["effect_high"])],
+            "p-value (adjusted)": [_p(p) for p in drivers["p_adjusted"]],
+        }
+    )
+    if "planted" in drivers:
+        view["planted coefficient"] = drivers["planted"].map("{:+.2f}".format)
+        view["estimated coefficient (95% CI)"] = [_interval(v, lo, hi, "{:+.2f}") for v, lo, hi in
+                                                  zip(drivers["coef"], drivers["coef_low"], drivers["coef_high"])]
+        view["planted inside"] = drivers["inside"].map({True: "yes", False: "no"})
+    return view
+
+
+def scores_view(scores: pd.DataFrame) -> pd.DataFrame:
+    """``ModelComparison.table()`` to read: mean over folds with 95% intervals."""
+    return pd.DataFrame(
+        {
+            "model": scores["model"].map(escape),
+            "ROC-AUC (95% CI over folds)": [_interval(v, lo, hi, "{:.3f}") for v, lo, hi in
+                                            zip(scores["roc_auc"], scores["roc_auc_low"], scores["roc_auc_high"])],
+            "PR-AUC (95% CI)": [_interval(v, lo, hi, "{:.3f}") for v, lo, hi in
+                                zip(scores["pr_auc"], scores["pr_auc_low"], scores["pr_auc_high"])],
+            "Brier score (95% CI)": [_interval(v, lo, hi, "{:.4f}") for v, lo, hi in
+                                     zip(scores["brier"], scores["brier_low"], scores["brier_high"])],
+        }
+    )
+
+
+def coefficients_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """A regression results ``to_frame()`` to read (coefficient, standard error, interval, p-value)."""
+    return pd.DataFrame(
+        {
+            "term": frame.index.map(escape),
+            "coefficient": frame["coef"].map("{:+.4f}".format),
+            "standard error": frame["std_err"].map("{:.4f}".format),
+            "95% CI": [f"{lo:+.4f} to {hi:+.4f}" for lo, hi in zip(frame["ci_lower"], frame["ci_upper"])],
+            "p-value": [_p(p) for p in frame["p_value"]],
+        }
+    )
+
+
+def digits_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers side by side with their digits of agreement, floats in full precision."""
+    out = frame.copy()
+    for column in out.columns:
+        if column.endswith("digits"):
+            out[column] = out[column].map("{:.1f}".format)
+        elif out[column].dtype.kind == "f":
+            out[column] = out[column].map("{:.12g}".format)
+        else:
+            out[column] = out[column].map(escape)
+    return out

@@ -1,0 +1,301 @@
+"""The conversion-drivers study: what moves each funnel step, and by how much.
+
+Each funnel step gets its own logistic model on the sessions that reached the
+previous step (cart | session, checkout | cart, purchase | checkout), with
+features from :func:`funnelkit.features.session_table` that use only events
+before the step. This is how the built-in shop planted its effects, so on the
+simulated data the estimates can be held against the truth. Effects are
+reported as odds ratios and average marginal effects with 95% intervals, and
+their p-values are adjusted for testing every term of every step at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from statsmodels.stats.diagnostic import het_breuschpagan
+from statsmodels.stats.stattools import jarque_bera
+
+from .eventlog import EventLog, quote
+from .features import INTERCEPT, design_matrix, session_table
+from .regression import LinearSVM, log_relative_error, logit, ols
+from .schema import COLUMNS, EVENTS, SEGMENTS
+from .stats import adjust_pvalues
+from .tables import escape_md
+
+STEPS = ((EVENTS.cart, None), (EVENTS.checkout, EVENTS.cart), (EVENTS.purchase, EVENTS.checkout))
+"""(step, the step before it): each step's model is fitted on the sessions that reached the one before."""
+BEHAVIOUR = ("log_price", "log_views")
+PREFERRED_BASELINES = {SEGMENTS.device: "desktop", SEGMENTS.channel: "organic", SEGMENTS.customer_type: "new",
+                       SEGMENTS.country: "DE"}
+"""The built-in shop's reference levels; other data falls back to each segment's most common value."""
+
+
+@dataclass
+class StepModel:
+    """One step's logistic model: ``results`` (a :class:`funnelkit.regression.LogitResults`)."""
+
+    step: str
+    given: str | None
+    sessions: int
+    converted: int
+    results: object
+    X: pd.DataFrame
+    y: np.ndarray
+
+
+def baselines(table: pd.DataFrame, segments) -> dict[str, str]:
+    """Reference level per segment: the built-in shop's when present, else the most common value."""
+    out = {}
+    for column in segments:
+        values = table[column].dropna()
+        preferred = PREFERRED_BASELINES.get(column)
+        out[column] = preferred if preferred in set(values) else values.mode().iloc[0]
+    return out
+
+
+def step_models(events: EventLog, window="1D", segments=None, exclude_users=None) -> list[StepModel]:
+    """Fit each step's logistic model on the sessions that reached the step before.
+
+    Parameters
+    ----------
+    events : EventLog
+    window : duration
+        A session's label is the step happening within ``window`` of its
+        start; sessions whose window is still open at the end of the data
+        (censored) are left out.
+    segments : list of str, optional
+        Segment columns in the model (default: those of the built-in shop
+        present in the data).
+    exclude_users : collection of user ids, optional
+        Accounts left out (bots, click farms, fake orders: traffic that does
+        not follow any customer's behaviour and would bias every estimate).
+    """
+    segments = [s for s in (segments or SEGMENTS.all) if s in events.segments]
+    models = []
+    for step, given in STEPS:
+        table = session_table(events, label=step, given=given, window=window)
+        table = table[~table["censored"]]
+        if exclude_users is not None:
+            table = table[~table[COLUMNS.user_id].isin(exclude_users)]
+        X, names = design_matrix(table, [*BEHAVIOUR, *segments], baselines=baselines(table, segments))
+        y = table.loc[X.index, "label"].to_numpy()
+        models.append(StepModel(step, given, len(y), int(y.sum()), logit(X, y, names=names), X, y))
+    return models
+
+
+def drivers_table(models: list[StepModel], planted: dict | None = None, method: str = "holm") -> pd.DataFrame:
+    """Every term of every step: odds ratio and average marginal effect with 95% intervals, adjusted p-value.
+
+    ``p_adjusted`` corrects for testing all the terms of all the steps at once
+    (``method``: ``holm`` or ``fdr_bh``). With ``planted`` (the simulator's
+    ``PLANTED_STEPS``; a term it leaves out has coefficient 0), ``planted``
+    and ``inside`` (planted coefficient within the coefficient's 95% interval).
+    """
+    rows = []
+    for model in models:
+        frame = model.results.to_frame()
+        odds = model.results.odds_ratios()
+        effects = model.results.marginal_effects()
+        for term in frame.index:
+            if term == INTERCEPT:
+                continue
+            row = {"step": model.step, "given": model.given, "term": term,
+                   "coef": frame.loc[term, "coef"], "coef_low": frame.loc[term, "ci_lower"],
+                   "coef_high": frame.loc[term, "ci_upper"], "odds_ratio": odds.loc[term, "odds_ratio"],
+                   "odds_low": odds.loc[term, "ci_lower"], "odds_high": odds.loc[term, "ci_upper"],
+                   "effect": effects.loc[term, "dy_dx"], "effect_low": effects.loc[term, "ci_lower"],
+                   "effect_high": effects.loc[term, "ci_upper"], "p_value": frame.loc[term, "p_value"]}
+            if planted is not None:
+                row["planted"] = planted.get(model.step, {}).get(term, 0.0)
+                row["inside"] = bool(row["coef_low"] <= row["planted"] <= row["coef_high"])
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    table["p_adjusted"] = adjust_pvalues(table["p_value"].to_numpy(), method)
+    return table
+
+
+def headline_drivers(table: pd.DataFrame, alpha: float = 0.05, top: int = 6) -> str:
+    """Plain-language Markdown: the largest effects that survive the multiple-testing adjustment."""
+    significant = table[table["p_adjusted"] < alpha].copy()
+    if significant.empty:
+        return "- No effect is distinguishable from zero after adjusting for the number of tests."
+    significant = significant.reindex(significant["effect"].abs().sort_values(ascending=False).index).head(top)
+    lines = []
+    for row in significant.itertuples():
+        reached = f"{row.given}" if row.given else "a visit"
+        direction = "raises" if row.effect > 0 else "lowers"
+        lines.append(
+            f"- **{escape_md(_describe_term(row.term))}** {direction} the chance of **{escape_md(row.step)}** "
+            f"(after {escape_md(reached)}) by {abs(row.effect) * 100:.1f} percentage points "
+            f"(95% CI {row.effect_low * 100:+.1f} to {row.effect_high * 100:+.1f}; odds ratio {row.odds_ratio:.2f})."
+        )
+    return "\n".join(lines)
+
+
+def _describe_term(term: str) -> str:
+    if "[" in term:
+        segment, value = term[:-1].split("[", 1)
+        return f"{segment} = {value}"
+    return {"log_price": "a higher price (per ×e of the viewed price)",
+            "log_views": "more views (per ×e of the number of views)"}.get(term, term)
+
+
+def planted_recovery(table: pd.DataFrame) -> dict:
+    """How many planted coefficients (zeros included) fall inside their 95% interval."""
+    return {"inside": int(table["inside"].sum()), "total": int(len(table)),
+            "planted_nonzero_found": int(((table["planted"] != 0) & (table["p_adjusted"] < 0.05)).sum()),
+            "planted_nonzero": int((table["planted"] != 0).sum()),
+            "false_positives": int(((table["planted"] == 0) & (table["p_adjusted"] < 0.05)).sum())}
+
+
+# --------------------------------------------------------------------------- ours against statsmodels
+
+def against_statsmodels(X: pd.DataFrame, y, kind: str) -> pd.DataFrame:
+    """Coefficients and standard errors of the derived solvers next to statsmodels' on the same data.
+
+    ``kind``: ``"ols"`` (QR and normal equations against ``sm.OLS``) or
+    ``"logit"`` (IRLS against ``sm.Logit``). ``digits`` columns are the log
+    relative error: the number of significant digits that agree.
+    """
+    y = np.asarray(y, dtype=float)
+    if kind == "ols":
+        reference = sm.OLS(y, X).fit()
+        ours = {"QR": ols(X, y, method="qr"), "normal equations": ols(X, y, method="normal")}
+    elif kind == "logit":
+        reference = sm.Logit(y, X).fit(disp=0, method="newton", tol=1e-12, maxiter=100)
+        ours = {"IRLS": logit(X, y)}
+    else:
+        raise ValueError(f"kind must be 'ols' or 'logit', got {kind!r}")
+    frame = pd.DataFrame({"term": X.columns, "statsmodels": reference.params.to_numpy(),
+                          "statsmodels_se": reference.bse.to_numpy()})
+    for name, result in ours.items():
+        frame[name] = result.params.to_numpy()
+        frame[f"{name} digits"] = log_relative_error(result.params.to_numpy(), reference.params.to_numpy())
+        frame[f"{name} se digits"] = log_relative_error(result.bse.to_numpy(), reference.bse.to_numpy())
+    return frame
+
+
+def svm_against_sklearn(X: pd.DataFrame, y, C: float = 0.1, max_rows: int = 1000, seed: int = 0,
+                        tol: float = 1e-8) -> pd.DataFrame:
+    """The derived linear SVM (dual coordinate descent) next to scikit-learn's ``LinearSVC`` (LIBLINEAR).
+
+    Both solve the same primal (hinge loss, L2 penalty including the bias) on
+    the same standardised sample of at most ``max_rows`` rows (our solver is a
+    plain Python loop); the table gives the primal objective of each solution,
+    their relative difference, the share of identical predicted classes, our
+    support vectors (α > 0) and the points on or inside scikit-learn's margin
+    (every support vector must be one; with duplicated rows some margin points
+    may carry α = 0).
+    """
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(y), size=min(max_rows, len(y)), replace=False)
+    Z = StandardScaler().fit_transform(X.to_numpy(dtype=float)[rows])
+    labels = np.asarray(y)[rows]
+    ours = LinearSVM(C=C, tol=tol, max_iter=100_000, random_state=seed).fit(Z, labels)
+    theirs = LinearSVC(C=C, loss="hinge", dual=True, tol=1e-10, max_iter=1_000_000, random_state=seed).fit(Z, labels)
+
+    def primal(coef, intercept):
+        w = np.append(coef.ravel(), intercept)
+        margins = (2 * labels - 1) * (Z @ coef.ravel() + intercept)
+        return 0.5 * w @ w + C * np.maximum(0, 1 - margins).sum()
+
+    ours_objective = primal(ours.coef_, ours.intercept_[0])
+    theirs_objective = primal(theirs.coef_, theirs.intercept_[0])
+    margin = (2 * labels - 1) * theirs.decision_function(Z)
+    return pd.DataFrame([
+        {"quantity": "primal objective", "ours": ours_objective, "scikit-learn": theirs_objective},
+        {"quantity": "relative difference of objectives",
+         "ours": abs(ours_objective - theirs_objective) / abs(theirs_objective), "scikit-learn": np.nan},
+        {"quantity": "duality gap (ours)", "ours": ours.duality_gap_, "scikit-learn": np.nan},
+        {"quantity": "identical predicted classes (share)", "ours": float((ours.predict(Z) == theirs.predict(Z)).mean()),
+         "scikit-learn": np.nan},
+        {"quantity": "support vectors (ours) / points on or inside the margin (scikit-learn)",
+         "ours": float(len(ours.support_)), "scikit-learn": float((margin <= 1 + 1e-6).sum())},
+        {"quantity": "our support vectors on or inside scikit-learn's margin (share)",
+         "ours": float((margin[ours.support_] <= 1 + 1e-4).mean()), "scikit-learn": np.nan},
+    ])
+
+
+# --------------------------------------------------------------------------- modelling frame
+
+PREDICTORS = ("n_view", "n_cart", "n_checkout", "distinct_items", "distinct_categories", "dwell_seconds",
+              "price_mean", "hour", "weekday", "returning", "days_since_last_visit")
+
+
+def purchase_data(events: EventLog, window="1D") -> tuple[pd.DataFrame, np.ndarray]:
+    """Session features before any purchase and the label "purchased within ``window``", ready for models.
+
+    Missing values get an explicit meaning: ``days_since_last_visit`` of a
+    first visit becomes 0 with ``first_visit`` = 1; ``price_mean`` of a
+    session without prices becomes the median. Segments are one-hot encoded.
+    """
+    table = session_table(events, label=EVENTS.purchase, window=window)
+    table = table[~table["censored"]].copy()
+    columns = [c for c in PREDICTORS if c in table.columns]
+    if "days_since_last_visit" in table:
+        table["first_visit"] = table["days_since_last_visit"].isna().astype(float)
+        table["days_since_last_visit"] = table["days_since_last_visit"].fillna(0.0)
+        columns.append("first_visit")
+    if "price_mean" in table:
+        table["price_mean"] = table["price_mean"].fillna(table["price_mean"].median())
+    segments = [s for s in events.segments if s in table.columns]
+    X, _ = design_matrix(table, columns + segments, baselines=baselines(table, segments))
+    return X.drop(columns=INTERCEPT), table.loc[X.index, "label"].to_numpy()
+
+
+# --------------------------------------------------------------------------- order value
+
+def order_values(events: EventLog, window="1D") -> pd.DataFrame:
+    """One row per purchasing session: its features before the purchase and ``revenue``
+    (sum of the prices of its purchase events, in the data's currency)."""
+    table = session_table(events, label=EVENTS.purchase, window=window)
+    table = table[table["label"] == 1]
+    revenue = events.query(
+        f"SELECT {quote(COLUMNS.session_id)} AS session_id, sum({quote(COLUMNS.price)}) AS revenue "
+        f"FROM {quote(events.table)} WHERE {quote(COLUMNS.event_type)} = '{EVENTS.purchase}' GROUP BY 1"
+    )
+    return table.merge(revenue, left_on=COLUMNS.session_id, right_on="session_id", how="inner")
+
+
+def order_value_model(orders: pd.DataFrame, segments=None):
+    """OLS of ln(revenue) on what the session showed before buying, with HC3 standard errors.
+
+    Regressors: ln(mean viewed price), ln(views), returning, and segment
+    dummies. Returns ``(results, X, y)``.
+    """
+    segments = [s for s in (segments or SEGMENTS.all) if s in orders.columns]
+    frame = orders.assign(log_price_mean=np.log(orders["price_mean"]), log_revenue=np.log(orders["revenue"]))
+    X, names = design_matrix(frame, ["log_price_mean", "log_views", "returning", *segments],
+                             baselines=baselines(frame, segments))
+    y = frame.loc[X.index, "log_revenue"].to_numpy()
+    return ols(X, y, names=names, cov_type="HC3"), X, y
+
+
+def residual_diagnostics(results, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Residuals for plots (fitted, residual, normal quantile) and a table of tests.
+
+    Tests: Jarque–Bera (normality of residuals) and Breusch–Pagan
+    (heteroscedasticity; when it rejects, use the HC3 errors).
+    """
+    fitted, residual = np.asarray(results.fittedvalues), np.asarray(results.resid)
+    order = np.argsort(residual)
+    quantiles = stats.norm.ppf((np.arange(1, len(residual) + 1) - 0.5) / len(residual))
+    points = pd.DataFrame({"fitted": fitted, "residual": residual})
+    points["normal_quantile"] = np.nan
+    points.loc[points.index[order], "normal_quantile"] = quantiles
+    jb, jb_p, skew, kurtosis = jarque_bera(residual)
+    bp, bp_p, _, _ = het_breuschpagan(residual, X.to_numpy())
+    tests = pd.DataFrame([
+        {"test": "Jarque–Bera (residuals normal)", "statistic": jb, "p_value": jb_p,
+         "note": f"skewness {skew:.2f}, kurtosis {kurtosis:.2f}"},
+        {"test": "Breusch–Pagan (constant variance)", "statistic": bp, "p_value": bp_p,
+         "note": "a small p-value: read the HC3 (robust) standard errors"},
+    ])
+    return points, tests

@@ -1,0 +1,99 @@
+"""The drivers study on a small built-in shop: planted effects recovered, derivations match statsmodels."""
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+from funnelkit import drivers
+from funnelkit.data import load_events
+from funnelkit.params import SimulationParams
+from funnelkit.simulate import PLANTED_STEPS, simulate
+
+SHOP = SimulationParams(seed=4, n_users=12_000, days=21, n_items=800, n_bots=6, click_farm_accounts=60,
+                        fake_order_accounts=20)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    dataset = simulate(SHOP, tmp_path_factory.mktemp("shop"))
+    labels = dataset.labels()
+    return load_events(dataset.events_path), set(labels.loc[labels["label"] != "human", "user_id"])
+
+
+@pytest.fixture(scope="module")
+def table(shop):
+    events, anomalous = shop
+    return drivers.drivers_table(drivers.step_models(events, exclude_users=anomalous), PLANTED_STEPS)
+
+
+def test_planted_effects_fall_inside_their_intervals(table):
+    recovery = drivers.planted_recovery(table)
+    # 95% intervals: about 1 in 20 may miss; a biased model misses many more
+    assert recovery["inside"] >= recovery["total"] - 4
+    assert recovery["false_positives"] <= 1
+    strong = table[table["term"].isin(["customer_type[returning]", "device[mobile]"]) & (table["step"] == "cart")]
+    assert (strong["p_adjusted"] < 0.05).all()
+
+
+def test_anomalous_traffic_biases_the_drivers_when_kept(shop):
+    events, _ = shop
+    biased = drivers.drivers_table(drivers.step_models(events), PLANTED_STEPS)
+    cart_views = biased[(biased["step"] == "cart") & (biased["term"] == "log_views")].iloc[0]
+    assert cart_views["coef_high"] < PLANTED_STEPS["cart"]["log_views"]  # bots: many views, never a cart
+
+
+def test_adjusted_p_values_are_holm_over_all_terms(table):
+    from statsmodels.stats.multitest import multipletests
+
+    np.testing.assert_allclose(table["p_adjusted"], multipletests(table["p_value"], method="holm")[1])
+
+
+def test_headline_names_significant_effects_in_plain_language(table):
+    text = drivers.headline_drivers(table)
+    assert "customer\\_type = returning" in text and "percentage points" in text
+    nothing = table.assign(p_adjusted=1.0)
+    assert "No effect" in drivers.headline_drivers(nothing)
+
+
+def test_derived_solvers_agree_with_statsmodels_on_study_data(shop):
+    events, anomalous = shop
+    X, y = drivers.purchase_data(events)
+    X = sm.add_constant(X[["n_view", "dwell_seconds", "hour", "returning", "device[mobile]"]].astype(float))
+    logit = drivers.against_statsmodels(X, y, "logit")
+    assert (logit["IRLS digits"] >= 7).all() and (logit["IRLS se digits"] >= 6).all()
+    linear = drivers.against_statsmodels(X, np.log1p(X["n_view"]) + 0.1 * y, "ols")
+    assert (linear["QR digits"] >= 8).all() and (linear["normal equations digits"] >= 6).all()
+
+
+def test_purchase_data_is_complete_and_labelled(shop):
+    events, _ = shop
+    X, y = drivers.purchase_data(events)
+    assert not X.isna().any().any() and len(X) == len(y) and 0 < y.mean() < 0.2
+    assert "n_purchase" not in X.columns and "first_visit" in X.columns
+
+
+def test_order_value_model_matches_statsmodels_hc3(shop):
+    events, anomalous = shop
+    orders = drivers.order_values(events)
+    assert (orders["revenue"] > 0).all() and orders["session_id"].is_unique
+    results, X, _ = drivers.order_value_model(orders)
+    reference = sm.OLS(np.log(orders.loc[X.index, "revenue"]), X).fit(cov_type="HC3")
+    np.testing.assert_allclose(results.params, reference.params, rtol=1e-8)
+    np.testing.assert_allclose(results.bse, reference.bse, rtol=1e-6)
+    # the viewed price level drives what people pay
+    assert results.params["log_price_mean"] > 0.5 and results.pvalues["log_price_mean"] < 1e-6
+    points, tests = drivers.residual_diagnostics(results, X)
+    assert len(points) == len(X)
+    bp = sm.stats.diagnostic.het_breuschpagan(reference.resid, X)[1]
+    assert tests.set_index("test").iloc[1]["p_value"] == pytest.approx(bp)
+    # each residual is paired with the normal quantile of its rank (the Q-Q plot)
+    assert points.sort_values("residual")["normal_quantile"].is_monotonic_increasing
+
+
+def test_derived_svm_matches_liblinear_on_study_data(shop):
+    events, _ = shop
+    X, y = drivers.purchase_data(events)
+    table = drivers.svm_against_sklearn(X[["n_view", "dwell_seconds", "returning", "n_cart"]], y, max_rows=600)
+    values = table.set_index("quantity")["ours"]
+    assert values["relative difference of objectives"] < 1e-6
+    assert values["identical predicted classes (share)"] == 1.0
+    assert values["our support vectors on or inside scikit-learn's margin (share)"] == 1.0
