@@ -287,3 +287,18 @@ def digits_view(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             out[column] = out[column].map(escape)
     return out
+
+
+def accuracy_view(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnelkit.regression.accuracy_table` to read: correct digits by method and design."""
+    return pd.DataFrame(
+        {
+            "design": accuracy.index.map(escape),
+            "rows × columns": [f"{n} × {p}" for n, p in zip(accuracy["n"], accuracy["p"])],
+            "log10 κ (scaled)": accuracy["log10_cond"].map("{:.1f}".format),
+            "log10 κ (raw)": accuracy["log10_cond_raw"].map("{:.1f}".format),
+            "normal equations: digits": accuracy["lre_normal"].map("{:.1f}".format),
+            "QR: digits": accuracy["lre_qr"].map("{:.1f}".format),
+            "QR without refinement: digits": accuracy["lre_qr_plain"].map("{:.1f}".format),
+        }
+    )

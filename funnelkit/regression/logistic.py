@@ -1,0 +1,558 @@
+"""Logistic regression by Newton-Raphson / IRLS: :func:`logit`, :class:`LogitResults`
+and the linear-programming check for (quasi-)complete separation."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import linalg, optimize, special, stats
+
+from ._base import (
+    _EPS,
+    RankDeficientError,
+    RegressionError,
+    SeparationError,
+    SeparationInfo,
+    _check_full_rank,
+    _CoefResults,
+    _design,
+    _singular_values,
+    _target,
+)
+
+__all__ = ["logit", "LogitResults"]
+
+#: Linear predictors up to this size (fitted p in [3e-7, 1 - 3e-7]) cannot come from a
+#: Newton run that "converged" along a separating direction (see :func:`logit`).
+_ETA_SAFE = 15.0
+
+# --------------------------------------------------------------------------
+# Logistic regression
+# --------------------------------------------------------------------------
+def _log1pexp(eta: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, eta)
+
+
+def _loglik(eta: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(y * eta - _log1pexp(eta)))
+
+
+def _lp_separated(A: np.ndarray, free: np.ndarray, thresh: float = 1e-6):
+    """Konis's LP: max 1'A d s.t. A d >= 0, |d| <= 1, d_j = 0 for non-free j.
+
+    Returns the optimal d if the optimum exceeds ``thresh`` (separation),
+    else None.
+    """
+    p = A.shape[1]
+    bounds = [(-1.0, 1.0) if free[j] else (0.0, 0.0) for j in range(p)]
+    res = optimize.linprog(
+        c=-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(A.shape[0]), bounds=bounds, method="highs"
+    )
+    if res.status != 0:  # pragma: no cover - d = 0 is always feasible and the box bounds it
+        raise RuntimeError(f"separation LP failed: {res.message}")
+    if -res.fun > thresh:
+        return res.x
+    return None
+
+
+def _find_separation(X: np.ndarray, y: np.ndarray, names: list[str], const: int | None, free: np.ndarray):
+    """Detect (quasi-)complete separation along the ``free`` columns.
+
+    See :func:`logit`, Notes.  Returns a :class:`SeparationInfo` or None.
+    """
+    scale = np.max(np.abs(X), axis=0)
+    scale[scale == 0] = 1.0
+    s = 2.0 * y - 1.0
+    A = s[:, None] * (X / scale)
+    p = A.shape[1]
+    d = _lp_separated(A, free)
+    if d is None:
+        return None
+
+    # complete separation: max t s.t. A d >= t, |d| <= 1, 0 <= t <= 1
+    bounds = [(-1.0, 1.0) if free[j] else (0.0, 0.0) for j in range(p)] + [(0.0, 1.0)]
+    c = np.zeros(p + 1)
+    c[-1] = -1.0
+    lp = optimize.linprog(
+        c=c, A_ub=np.hstack([-A, np.ones((A.shape[0], 1))]), b_ub=np.zeros(A.shape[0]),
+        bounds=bounds, method="highs",
+    )
+    complete = lp.status == 0 and -lp.fun > 1e-9 and np.min(A @ lp.x[:p]) > 0
+    if complete:
+        d = lp.x[:p]
+
+    # a sparse description: single columns (with the constant, if free) first
+    singles = []
+    base = np.zeros(p, dtype=bool)
+    if const is not None and free[const]:
+        base[const] = True
+        if _lp_separated(A, base) is not None:
+            singles = [const]
+    if not singles:
+        for j in range(p):
+            if j == const or not free[j]:
+                continue
+            sub = base.copy()
+            sub[j] = True
+            dj = _lp_separated(A, sub)
+            if dj is not None:
+                singles.append(j)
+    if singles:
+        sub = base.copy()
+        sub[singles[0]] = True
+        d_show = _lp_separated(A, sub)
+        columns = [names[j] for j in singles]
+        with_const = const is not None and const not in singles and abs(d_show[const]) > 1e-9
+    else:
+        # L1-minimal separating direction: min |d|_1 s.t. A d >= 0, 1'A d >= 1
+        idx = np.flatnonzero(free)
+        Af = A[:, idx]
+        k = idx.size
+        A_ub = np.vstack([np.hstack([-Af, Af]), -np.hstack([Af.sum(0), -Af.sum(0)])[None, :]])
+        b_ub = np.concatenate([np.zeros(A.shape[0]), [-1.0]])
+        lp1 = optimize.linprog(c=np.ones(2 * k), A_ub=A_ub, b_ub=b_ub, bounds=[(0, None)] * (2 * k), method="highs")
+        d_show = np.zeros(p)
+        if lp1.status == 0:
+            d_show[idx] = lp1.x[:k] - lp1.x[k:]
+        else:  # pragma: no cover - LP1 found a direction, so this LP is feasible
+            d_show = d
+        big = np.abs(d_show) > 1e-9 * np.max(np.abs(d_show))
+        columns = [names[j] for j in np.flatnonzero(big)]
+        with_const = False
+
+    margins = A @ d
+    n_perfect = int(np.sum(margins > 1e-9))
+    n = len(y)
+    direction = d_show / scale
+    direction = direction / np.max(np.abs(direction))
+    kind = "complete" if complete else "quasi-complete"
+    quoted = ", ".join(repr(c) for c in columns)
+    if singles and singles == [const]:
+        what = f"the outcome is constant (all {int(y[0])}): the intercept {names[const]!r} diverges"
+    elif singles:
+        what = (
+            ("each of the columns " if len(columns) > 1 else "column ")
+            + quoted
+            + (f" (with the intercept {names[const]!r})" if with_const else "")
+            + " separates the outcome on its own"
+        )
+    else:
+        what = f"a linear combination of the columns {quoted} separates the outcome"
+    message = (
+        f"{kind} separation: {what}; {n_perfect} of {n} observations are predicted perfectly"
+        + ("" if complete else " and the rest lie on the separating hyperplane")
+        + ". The maximum likelihood estimate does not exist (those coefficients diverge to +/-inf). "
+        "Drop or merge the offending column(s), or fit a penalised model (l2 > 0)."
+    )
+    return SeparationInfo(
+        kind=kind,
+        columns=tuple(columns),
+        direction=pd.Series(direction, index=names, name="direction"),
+        n_perfect=n_perfect,
+        message=message,
+    )
+
+
+class LogitResults(_CoefResults):
+    r"""Results of :func:`logit`.
+
+    Attributes
+    ----------
+    params, bse, zvalues, pvalues : pandas.Series
+        Coefficients (log-odds), standard errors from the inverse of the
+        observed information :math:`X'WX + \lambda P` at :math:`\hat\beta`,
+        Wald z statistics and two-sided normal p-values.  ``tvalues`` is an
+        alias of ``zvalues``.
+    l2 : float
+        The penalty :math:`\lambda`.
+    penalized : numpy.ndarray of bool
+        Which coefficients the penalty applies to (the diagonal of P).
+    nobs, df_model, df_resid, k_constant : int
+        n, p - k_constant, n - p, 1 if a constant column is present.
+    llf : float
+        Log-likelihood :math:`\ell(\hat\beta) = \sum_i y_i\eta_i - \log(1+e^{\eta_i})`
+        (without the penalty).
+    objective : float
+        Penalised log-likelihood :math:`\ell(\hat\beta) - \tfrac\lambda2\beta'P\beta`
+        (the maximised function).
+    llnull : float
+        Log-likelihood of the constant-only model
+        :math:`n[\bar y\log\bar y + (1-\bar y)\log(1-\bar y)]`.
+    llr, llr_pvalue : float
+        :math:`2(\ell - \ell_0)` and its :math:`\chi^2_{\mathrm{df_{model}}}` p-value.
+    prsquared : float
+        McFadden's pseudo :math:`R^2 = 1 - \ell/\ell_0`.
+    aic, bic : float
+        :math:`-2\ell + 2p`, :math:`-2\ell + p\log n`.
+    converged : bool
+    n_iter : int
+        Newton iterations taken.
+    grad_norm : float
+        :math:`\max_j |\partial/\partial\beta_j|` of the objective at the end.
+    history : pandas.DataFrame
+        One row per iterate (iteration 0 is the start, :math:`\beta = 0` by default):
+        ``llf``, ``objective``, ``grad_norm``, ``step`` (fraction of the
+        Newton step taken, :math:`2^{-\text{halvings}}`), ``halvings``.
+    fittedvalues : numpy.ndarray
+        :math:`\hat p_i = 1/(1+e^{-x_i'\hat\beta})`.
+    separation : SeparationInfo or None
+        Set when ``on_separation="warn"`` and separation was found.
+    """
+
+    _stat_label = "z"
+
+    @property
+    def zvalues(self) -> pd.Series:
+        """Wald statistics ``params / bse``."""
+        return self._stat
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Alias of :attr:`zvalues` (statsmodels' name)."""
+        return self._stat
+
+    def predict(self, X) -> np.ndarray:
+        """Probabilities :math:`1/(1+e^{-X\\hat\\beta})` for a design with the same columns."""
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.shape[1] != len(self._names):
+            raise RegressionError(f"X has {arr.shape[1]} columns, the model has {len(self._names)}")
+        return special.expit(arr @ self.params.to_numpy())
+
+    def odds_ratios(self, alpha: float = 0.05) -> pd.DataFrame:
+        r"""Odds ratios :math:`e^{\hat\beta_j}` with Wald intervals :math:`e^{\hat\beta_j \mp z\,\mathrm{se}_j}`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``odds_ratio``, ``ci_lower``, ``ci_upper``; the odds ratio
+            is the multiplicative change in :math:`p/(1-p)` per unit of the
+            column (for the constant: the odds at x = 0).
+        """
+        ci = self.conf_int(alpha)
+        return pd.DataFrame(
+            {
+                "odds_ratio": np.exp(self.params),
+                "ci_lower": np.exp(ci["lower"]),
+                "ci_upper": np.exp(ci["upper"]),
+            }
+        )
+
+    def marginal_effects(self, alpha: float = 0.05) -> pd.DataFrame:
+        r"""Average marginal effects with delta-method standard errors.
+
+        For each non-constant column j,
+
+        .. math:: \mathrm{AME}_j = \frac1n\sum_i \frac{\partial p_i}{\partial x_{ij}}
+                  = \frac1n\sum_i \hat p_i(1-\hat p_i)\,\hat\beta_j,
+
+        the average change in probability (units: probability per unit of
+        column j; for a 0/1 dummy this is the derivative, not the discrete
+        difference).  Its gradient is
+        :math:`\partial\mathrm{AME}_j/\partial\beta_k = \frac1n\sum_i
+        [\hat p_i(1-\hat p_i)\delta_{jk} + \hat\beta_j\hat p_i(1-\hat p_i)(1-2\hat p_i)x_{ik}]`,
+        and :math:`\mathrm{Var}(\mathrm{AME}) = J V J'` with V = ``cov_params()``
+        (delta method; statsmodels' ``get_margeff(at="overall")``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``dy_dx``, ``std_err``, ``z``, ``p_value``, ``ci_lower``,
+            ``ci_upper``, indexed by the non-constant columns.
+        """
+        beta = self.params.to_numpy()
+        X = self._X
+        pr = special.expit(X @ beta)
+        w = pr * (1.0 - pr)
+        n = X.shape[0]
+        keep = [j for j in range(len(beta)) if j != self._const]
+        ame = w.mean() * beta
+        J = np.diag(np.full(len(beta), w.mean())) + np.outer(beta, (w * (1.0 - 2.0 * pr)) @ X / n)
+        V = J @ self._cov @ J.T
+        se = np.sqrt(np.diag(V))
+        z = ame / se
+        q = stats.norm.ppf(1.0 - alpha / 2.0)
+        out = pd.DataFrame(
+            {
+                "dy_dx": ame,
+                "std_err": se,
+                "z": z,
+                "p_value": 2.0 * stats.norm.sf(np.abs(z)),
+                "ci_lower": ame - q * se,
+                "ci_upper": ame + q * se,
+            },
+            index=self._names,
+        )
+        return out.iloc[keep]
+
+    def summary(self, alpha: float = 0.05) -> str:
+        """A readable report: convergence and fit statistics, then coefficients."""
+        title = "Logistic regression (maximum likelihood" + (f", L2 penalty {self.l2:g})" if self.l2 else ")")
+        header = [
+            ("Observations", f"{self.nobs}"),
+            ("Df model / resid", f"{self.df_model} / {self.df_resid}"),
+            ("Converged", f"{self.converged} after {self.n_iter} Newton iterations (max |grad| {self.grad_norm:.2e})"),
+            ("Log-likelihood", f"{self.llf:.6f}"),
+            ("LL-null", f"{self.llnull:.6f}"),
+            ("Pseudo R-squared", f"{self.prsquared:.6f}"),
+            ("LLR p-value", f"{self.llr_pvalue:.4g}"),
+            ("AIC / BIC", f"{self.aic:.4f} / {self.bic:.4f}"),
+        ]
+        notes = []
+        if self.l2:
+            notes.append("penalised fit: standard errors are the inverse penalised information (not sandwich).")
+        if self.separation is not None:
+            notes.append(self.separation.message)
+        if not self.converged:
+            notes.append("Newton-Raphson did not converge; the estimates are not the MLE.")
+        return self._summary(title, header, alpha, notes)
+
+
+def logit(
+    X,
+    y,
+    *,
+    l2: float = 0.0,
+    penalize_intercept: bool = False,
+    names: Sequence[str] | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-10,
+    on_separation: str = "raise",
+    start_params=None,
+) -> LogitResults:
+    r"""Logistic regression by (penalised) maximum likelihood, Newton-Raphson / IRLS.
+
+    Maximises
+
+    .. math:: Q(\beta) = \sum_{i=1}^n \big[y_i\,x_i'\beta - \log(1 + e^{x_i'\beta})\big]
+              - \frac\lambda2\,\beta' P\beta,
+
+    :math:`P` diagonal with 1 for penalised coefficients (all but the constant
+    unless ``penalize_intercept``).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, p) or pandas.DataFrame
+        The design, used as given (add an intercept with :func:`add_constant`).
+    y : array_like of shape (n,)
+        Outcomes coded 0/1 (or bool).
+    l2 : float, default 0.0
+        :math:`\lambda \ge 0`.  scikit-learn's ``LogisticRegression(C=C)``
+        with an L2 penalty minimises :math:`C\sum_i\mathrm{loss}_i + \tfrac12\|w\|^2`
+        with the intercept unpenalised (solvers lbfgs, newton-cg,
+        newton-cholesky, sag, saga), i.e. the same optimum as ``l2 = 1/C``.
+        (liblinear instead penalises the intercept.)
+    penalize_intercept : bool, default False
+        Apply the penalty to the constant column too.
+    names : sequence of str, optional
+        Column names.
+    max_iter : int, default 100
+        Maximum Newton iterations.
+    tol : float, default 1e-10
+        Convergence when the Newton step satisfies
+        :math:`\max_j |\delta_j|/(1+|\beta_j|) \le` ``tol`` (the step is
+        taken), or when the Newton decrement :math:`g'\delta/2` is below
+        :math:`10\,\epsilon(1+|Q|)` (no representable improvement left).
+    on_separation : {"raise", "warn", "ignore"}, default "raise"
+        What to do when the data are (quasi-)completely separated along the
+        unpenalised coefficients: raise :class:`SeparationError`, warn and fit
+        anyway (``results.separation`` is set, ``converged`` will be False or
+        the coefficients huge), or skip the check.
+    start_params : array_like of shape (p,), optional
+        Starting coefficients (default: all zeros).
+
+    Returns
+    -------
+    LogitResults
+
+    Raises
+    ------
+    SeparationError
+        Complete or quasi-complete separation (message names the columns).
+    RankDeficientError
+        The design is rank deficient (message names the dependent columns).
+    RegressionError
+        Invalid input (y not 0/1, shapes, non-finite values).
+
+    Notes
+    -----
+    Newton-Raphson.  With :math:`p_i = 1/(1+e^{-x_i'\beta})`,
+    :math:`W = \mathrm{diag}(p_i(1-p_i))`, the gradient is
+    :math:`g = X'(y - p) - \lambda P\beta` and the negative Hessian
+    :math:`H = X'WX + \lambda P` (positive definite for a full-rank X).  The
+    step :math:`\delta = H^{-1}g` (Cholesky) equals one IRLS step: weighted
+    least squares of the working response :math:`z = X\beta + W^{-1}(y-p)`.
+    If :math:`Q(\beta+\delta) < Q(\beta)` the step is halved (up to 50 times).
+    For the logit link the observed and expected information coincide, so
+    ``bse`` :math:`= \sqrt{\mathrm{diag}(H^{-1})}` at :math:`\hat\beta`.
+
+    Separation.  The MLE exists iff no :math:`d \ne 0` has
+    :math:`s_i x_i'd \ge 0` for all i, :math:`s_i = 2y_i-1` (Albert &
+    Anderson 1984; X of full rank).  Following Konis (2007) this is the
+    linear programme :math:`\max 1'Ad` s.t. :math:`Ad \ge 0`,
+    :math:`|d_j| \le 1` (:math:`A = \mathrm{diag}(s)\,X` with columns scaled to
+    max-abs 1; penalised coefficients fixed at 0 when ``l2 > 0``): a positive
+    optimum means separation.  Separation is *complete* if
+    :math:`\max t` s.t. :math:`Ad \ge t` is positive.  To name the columns,
+    each column (together with the constant) is tried alone; if none
+    separates alone, the support of an L1-minimal separating direction is
+    reported.  The LP is solved only when needed: after Newton-Raphson has
+    converged with every :math:`|x_i'\hat\beta| \le 15` a stationary point
+    of the strictly concave objective exists, hence the maximum does and the
+    data are not separated.  (Along a separating direction convergence by the
+    decrement rule needs the perfectly predicted :math:`|\eta_i|` above
+    about :math:`\log(1/(\epsilon n))`, i.e. > 19 for n up to :math:`10^6`.)
+    On non-converged or extreme fits the LP costs a few seconds for
+    :math:`10^5`-:math:`10^6` rows.
+
+    References
+    ----------
+    Albert, A. & Anderson, J.A. (1984) Biometrika 71, 1-10.
+    Konis, K. (2007) *Linear programming algorithms for detecting separated
+    data in binary logistic regression models*, DPhil thesis, Oxford.
+    McCullagh, P. & Nelder, J.A. (1989) *Generalized Linear Models*, 2nd ed.
+    """
+    if on_separation not in ("raise", "warn", "ignore"):
+        raise RegressionError(f"on_separation must be 'raise', 'warn' or 'ignore', got {on_separation!r}")
+    l2 = float(l2)
+    if not (l2 >= 0.0 and math.isfinite(l2)):
+        raise RegressionError(f"l2 must be a finite number >= 0, got {l2}")
+    if int(max_iter) < 1:
+        raise RegressionError(f"max_iter must be >= 1, got {max_iter}")
+    Xa, names, const = _design(X, names)
+    n, p = Xa.shape
+    ya = _target(y, n)
+    if not np.all((ya == 0) | (ya == 1)):
+        raise RegressionError("y must be coded 0/1")
+    if n <= p:
+        raise RegressionError(f"need more observations than columns (n_samples = {n}, n_columns = {p})")
+    col_norm = np.sqrt(np.sum(Xa * Xa, axis=0))
+    zero = [names[j] for j in np.flatnonzero(col_norm == 0)]
+    if zero:
+        raise RankDeficientError(f"column(s) {zero} are identically zero")
+    Xs = Xa / col_norm
+    _check_full_rank(Xs, names, _singular_values(Xs))
+
+    pen = np.ones(p) if l2 > 0 else np.zeros(p)
+    if const is not None and not penalize_intercept:
+        pen[const] = 0.0
+    lam = l2 * pen
+
+    def objective(b):
+        eta = Xa @ b
+        return _loglik(eta, ya) - 0.5 * float(b @ (lam * b))
+
+    if start_params is None:
+        beta = np.zeros(p)
+    else:
+        beta = np.array(start_params, dtype=np.float64).reshape(-1)
+        if beta.shape != (p,) or not np.all(np.isfinite(beta)):
+            raise RegressionError(f"start_params must be {p} finite numbers")
+    history = []
+    obj = objective(beta)
+    converged = False
+    it = 0
+    step = np.nan
+    halvings = 0
+    while True:
+        pr = special.expit(Xa @ beta)
+        g = Xa.T @ (ya - pr) - lam * beta
+        history.append(
+            {
+                "iteration": it,
+                "llf": _loglik(Xa @ beta, ya),
+                "objective": obj,
+                "grad_norm": float(np.max(np.abs(g))),
+                "step": step,
+                "halvings": halvings,
+            }
+        )
+        if converged or it >= max_iter:
+            break
+        wts = pr * (1.0 - pr)
+        H = Xa.T @ (Xa * wts[:, None]) + np.diag(lam)
+        try:
+            cho = linalg.cho_factor(H, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            break  # information numerically singular (fitted p at 0/1): stop, not converged
+        delta = linalg.cho_solve(cho, g, check_finite=False)
+        small_step = np.max(np.abs(delta) / (1.0 + np.abs(beta))) <= tol
+        small_decrement = 0.5 * float(g @ delta) <= 10.0 * _EPS * (1.0 + abs(obj))
+        it += 1
+        step, halvings = 1.0, 0
+        while True:
+            cand = beta + step * delta
+            obj_new = objective(cand)
+            # accept any non-decrease up to rounding error of the objective
+            if obj_new >= obj - 10.0 * _EPS * (1.0 + abs(obj)) or halvings >= 50:
+                break
+            step *= 0.5
+            halvings += 1
+        converged = bool(small_step or small_decrement)
+        if obj_new >= obj - 10.0 * _EPS * (1.0 + abs(obj)):
+            beta, obj = cand, obj_new
+        elif not converged:
+            break  # 50 halvings without ascent: stuck, report non-convergence
+
+    pr = special.expit(Xa @ beta)
+    wts = pr * (1.0 - pr)
+    H = Xa.T @ (Xa * wts[:, None]) + np.diag(lam)
+    try:
+        cov = linalg.cho_solve(linalg.cho_factor(H, lower=True, check_finite=False), np.eye(p))
+        cov = 0.5 * (cov + cov.T)
+    except linalg.LinAlgError:
+        cov = np.full((p, p), np.nan)
+
+    # Separation check.  A stationary point of the strictly concave objective is its
+    # maximum, so if Newton converged with all fitted probabilities away from 0 and 1
+    # (|eta| <= 15) the (penalised) MLE exists and there can be no separation: skip the LP.
+    separation = None
+    free = lam == 0.0
+    eta_max = float(np.max(np.abs(Xa @ beta)))
+    if on_separation != "ignore" and np.any(free) and not (converged and eta_max <= _ETA_SAFE):
+        separation = _find_separation(Xa, ya, names, const, free)
+        if separation is not None:
+            if on_separation == "raise":
+                raise SeparationError(separation)
+            warnings.warn(separation.message, RuntimeWarning, stacklevel=2)
+            converged = False  # no maximum exists: whatever the iterations did, it is not an MLE
+
+    res = LogitResults(beta, cov, names, df=None)
+    ybar = float(ya.mean())
+    llnull = n * sum(v * math.log(v) for v in (ybar, 1.0 - ybar) if v > 0)
+    llf = _loglik(Xa @ beta, ya)
+    k_constant = int(const is not None)
+    res.l2 = l2
+    res.penalized = pen.astype(bool)
+    res.nobs = n
+    res.k_constant = k_constant
+    res.df_model = p - k_constant
+    res.df_resid = n - p
+    res.llf = llf
+    res.objective = obj
+    res.llnull = llnull
+    res.llr = 2.0 * (llf - llnull)
+    res.llr_pvalue = float(stats.chi2.sf(res.llr, res.df_model)) if res.df_model > 0 else np.nan
+    res.prsquared = 1.0 - llf / llnull if llnull != 0 else np.nan
+    res.aic = -2.0 * llf + 2.0 * p
+    res.bic = -2.0 * llf + math.log(n) * p
+    res.converged = converged
+    res.n_iter = it
+    res.grad_norm = history[-1]["grad_norm"]
+    res.history = pd.DataFrame(history).set_index("iteration")
+    res.fittedvalues = pr
+    res.separation = separation
+    res._X = Xa
+    res._const = const
+    if not converged and separation is None:
+        warnings.warn(
+            f"Newton-Raphson did not converge in {it} iterations (max |grad| {res.grad_norm:.2e})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return res
