@@ -229,16 +229,22 @@ PREDICTORS = ("n_view", "n_cart", "n_checkout", "distinct_items", "distinct_cate
               "price_mean", "hour", "weekday", "returning", "days_since_last_visit")
 
 
-def purchase_data(events: EventLog, window="1D") -> tuple[pd.DataFrame, np.ndarray]:
-    """Session features before any purchase and the label "purchased within ``window``", ready for models.
+def purchase_data(events: EventLog, window="1D", before: str | None = EVENTS.cart) -> tuple[pd.DataFrame, np.ndarray]:
+    """Session features and the label "purchased within ``window``", ready for models.
 
-    Missing values get an explicit meaning: ``days_since_last_visit`` of a
-    first visit becomes 0 with ``first_visit`` = 1; ``price_mean`` of a
-    session without prices becomes the median. Segments are one-hot encoded.
+    The features use only events before the session's first ``before`` event
+    (default: the first cart, so a model ranks sessions while they are still
+    browsing, when a nudge can still change the outcome); ``before=None``
+    uses everything before the purchase itself. Missing values get an
+    explicit meaning: ``days_since_last_visit`` of a first visit becomes 0
+    with ``first_visit`` = 1; ``price_mean`` of a session without prices
+    becomes the median. Segments are one-hot encoded.
     """
-    table = session_table(events, label=EVENTS.purchase, window=window)
-    table = table[~table["censored"]].copy()
-    columns = [c for c in PREDICTORS if c in table.columns]
+    table = session_table(events, label=before or EVENTS.purchase, window=window)
+    outcome = session_table(events, label=EVENTS.purchase, window=window)
+    outcome = outcome.loc[~outcome["censored"], [COLUMNS.session_id, "label"]].rename(columns={"label": "purchased"})
+    table = table.drop(columns="label").merge(outcome, on=COLUMNS.session_id, how="inner")
+    columns = [c for c in PREDICTORS if c in table.columns and table[c].nunique() > 1]
     if "days_since_last_visit" in table:
         table["first_visit"] = table["days_since_last_visit"].isna().astype(float)
         table["days_since_last_visit"] = table["days_since_last_visit"].fillna(0.0)
@@ -247,7 +253,14 @@ def purchase_data(events: EventLog, window="1D") -> tuple[pd.DataFrame, np.ndarr
         table["price_mean"] = table["price_mean"].fillna(table["price_mean"].median())
     segments = [s for s in events.segments if s in table.columns]
     X, _ = design_matrix(table, columns + segments, baselines=baselines(table, segments))
-    return X.drop(columns=INTERCEPT), table.loc[X.index, "label"].to_numpy()
+    return X.drop(columns=INTERCEPT), table.loc[X.index, "purchased"].to_numpy()
+
+
+def baseline_feature(X: pd.DataFrame) -> str:
+    """The one feature an analyst tries first: being a returning customer (the segment when the data
+    has it, else "had an earlier session in the log"). Chosen by name, not by peeking at the scores."""
+    segment = f"{SEGMENTS.customer_type}[returning]"
+    return segment if segment in X.columns else "returning"
 
 
 # --------------------------------------------------------------------------- order value

@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
 STYLE = {
     "figure.figsize": (8.0, 4.2),
@@ -30,6 +30,14 @@ PRIMARY = "#2b6cb0"
 MUTED = "#a0aec0"
 ALERT = "#c53030"
 plt.rcParams.update(STYLE)
+
+
+def _log_scale(ax, which: str) -> None:
+    """Log scale on axis ``which`` ("x" or "y") with plain tick labels (0.1, 1, 10): math text is off, see STYLE."""
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _axes(ax, figsize=None):
@@ -121,7 +129,7 @@ def time_to_convert_chart(durations: dict[str, pd.Series], ax=None):
         bins = np.logspace(np.log10(max(positive.min(), 1 / 60)), np.log10(positive.max() * 1.01), 40)
         for (name, _), v in zip(durations.items(), values):
             ax.hist(np.clip(v, bins[0], None), bins=bins, histtype="step", lw=1.6, label=f"{name} (n={len(v):,})")
-        ax.set_xscale("log")
+        _log_scale(ax, "x")
         ax.legend(fontsize=8)
     ax.set_xlabel("time from previous step (minutes, log scale)")
     ax.set_ylabel("units (count)")
@@ -153,7 +161,7 @@ def events_per_day_chart(daily: pd.DataFrame, ax=None):
     fig, ax = _axes(ax)
     for kind, part in daily.groupby("event_type"):
         ax.plot(part["day"], part["events"], lw=1.2, label=str(kind))
-    ax.set_yscale("log")
+    _log_scale(ax, "y")
     ax.set_xlabel("day (UTC)")
     ax.set_ylabel("events per day (count, log scale)")
     ax.set_title("Traffic by event type")
@@ -219,7 +227,7 @@ def odds_ratio_chart(drivers: pd.DataFrame, ax=None):
     if "planted" in drivers:
         ax.scatter(np.exp(drivers["planted"]), y, marker="x", color="black", s=18, zorder=3, label="planted")
     ax.axvline(1.0, color=MUTED, lw=1)
-    ax.set_xscale("log")
+    _log_scale(ax, "x")
     ax.set_yticks(y, labels, fontsize=7)
     ax.set(title="Odds ratios by step (95% CI)", xlabel="odds ratio (×, log scale; 1 = no effect)")
     ax.legend(fontsize=7, loc="lower right")

@@ -340,6 +340,14 @@ def _execute(notebook: Path, ctx: _Context) -> NotebookRun:
         executed.unlink(missing_ok=True)
 
 
+def _share_threads(jobs: int) -> None:
+    """Kernels running side by side split the cores: OpenMP/BLAS pools sized for the whole machine
+    in every kernel spin against each other. Set only what the user has not set."""
+    per_kernel = str(max(1, (os.cpu_count() or 1) // jobs))
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, per_kernel)
+
+
 def _describe_source(params: Params) -> tuple[str, str]:
     from .data import describe_source
 
@@ -413,6 +421,7 @@ def run(
     if ctx.jobs == 1:
         runs = [_execute(nb, ctx) for nb in notebooks]
     else:
+        _share_threads(ctx.jobs)
         with ThreadPoolExecutor(max_workers=ctx.jobs, thread_name_prefix="funnelkit-nb") as pool:
             runs = list(pool.map(lambda nb: _execute(nb, ctx), notebooks))
 

@@ -68,7 +68,10 @@ def test_purchase_data_is_complete_and_labelled(shop):
     events, _ = shop
     X, y = drivers.purchase_data(events)
     assert not X.isna().any().any() and len(X) == len(y) and 0 < y.mean() < 0.2
-    assert "n_purchase" not in X.columns and "first_visit" in X.columns
+    # features stop at the first cart: nothing of the cart, checkout or purchase is known to the model
+    assert not {"n_cart", "n_checkout", "n_purchase"} & set(X.columns) and "first_visit" in X.columns
+    assert drivers.baseline_feature(X) == "customer_type[returning]"
+    assert drivers.baseline_feature(X.drop(columns="customer_type[returning]")) == "returning"
 
 
 def test_order_value_model_matches_statsmodels_hc3(shop):
@@ -92,7 +95,7 @@ def test_order_value_model_matches_statsmodels_hc3(shop):
 def test_derived_svm_matches_liblinear_on_study_data(shop):
     events, _ = shop
     X, y = drivers.purchase_data(events)
-    table = drivers.svm_against_sklearn(X[["n_view", "dwell_seconds", "returning", "n_cart"]], y, max_rows=600)
+    table = drivers.svm_against_sklearn(X[["n_view", "dwell_seconds", "returning", "price_mean"]], y, max_rows=600)
     values = table.set_index("quantity")["ours"]
     assert values["relative difference of objectives"] < 1e-6
     assert values["identical predicted classes (share)"] == 1.0

@@ -39,3 +39,20 @@ def test_funnel_eda_recovers_the_planted_step_rates(reports):
     assert 0 < low < overall["value"] < high < 0.2
     assert metrics["worst_step"]["value"] == "cart"  # planted: view → cart loses most
     assert metrics["events"]["value"] > 10_000
+
+
+def test_conversion_drivers_recover_the_planted_effects_and_check_the_derivations(reports):
+    metrics = read_metrics(reports / "02_conversion_drivers.ipynb")
+    # 95% intervals over all terms of the three step models: about 1 in 20 may miss the planted value
+    total = metrics["planted_effects_total"]["value"]
+    assert total >= 30 and metrics["planted_effects_inside"]["value"] >= total - 4
+    assert metrics["false_positive_drivers"]["value"] <= 1
+    # prediction while browsing: the best model clears the majority floor (0.5) and beats the
+    # one-feature baseline (returning customer) by at least 0.05 of ROC-AUC
+    assert metrics["best_model_auc"]["ci"][0] > 0.6
+    assert metrics["best_model_auc"]["value"] >= metrics["one_feature_auc"]["value"] + 0.05
+    # derivations agree with statsmodels / LIBLINEAR; QR keeps digits the normal equations lose
+    assert metrics["logit_min_digits"]["value"] >= 7
+    assert metrics["svm_objective_rel_diff"]["value"] < 1e-6
+    assert metrics["lre_qr_min"]["value"] >= 6.5
+    assert metrics["lre_qr_min"]["value"] > metrics["lre_normal_min"]["value"] + 3

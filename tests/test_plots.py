@@ -77,3 +77,11 @@ def test_breakdown_chart_error_bars_are_the_intervals(case):
     fig = bd.plot()
     line = fig.axes[0].lines[0]
     assert np.allclose(sorted(line.get_xdata()), sorted(bd.table["conversion"]))
+
+
+def test_log_axes_have_plain_tick_labels(case):
+    _, result = case
+    fig = plots.time_to_convert_chart(result.step_durations())
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert labels and not any("$" in t or "mathdefault" in t for t in labels)
