@@ -47,6 +47,14 @@ class StepModel:
     y: np.ndarray
 
 
+def _study_sessions(events: EventLog, table: pd.DataFrame, window, exclude_users) -> pd.DataFrame:
+    """Sessions whose window closed before the data ends, whatever their label (dropping only the
+    unlabelled open ones would keep the early converters of the last day), without excluded accounts."""
+    closed = table["start"] + pd.Timedelta(window) <= events.data_end
+    keep = closed & ~table[COLUMNS.user_id].isin(exclude_users or ())
+    return table[keep]
+
+
 def baselines(table: pd.DataFrame, segments) -> dict[str, str]:
     """Reference level per segment: the built-in shop's when present, else the most common value."""
     out = {}
@@ -66,7 +74,7 @@ def step_models(events: EventLog, window="1D", segments=None, exclude_users=None
     window : duration
         A session's label is the step happening within ``window`` of its
         start; sessions whose window is still open at the end of the data
-        (censored) are left out.
+        are left out, converted or not.
     segments : list of str, optional
         Segment columns in the model (default: those of the built-in shop
         present in the data).
@@ -78,9 +86,7 @@ def step_models(events: EventLog, window="1D", segments=None, exclude_users=None
     models = []
     for step, given in STEPS:
         table = session_table(events, label=step, given=given, window=window)
-        table = table[~table["censored"]]
-        if exclude_users is not None:
-            table = table[~table[COLUMNS.user_id].isin(exclude_users)]
+        table = _study_sessions(events, table, window, exclude_users)
         X, names = design_matrix(table, [*BEHAVIOUR, *segments], baselines=baselines(table, segments))
         y = table.loc[X.index, "label"].to_numpy()
         models.append(StepModel(step, given, len(y), int(y.sum()), logit(X, y, names=names), X, y))
@@ -194,11 +200,15 @@ def svm_against_sklearn(X: pd.DataFrame, y, C: float = 0.1, max_rows: int = 1000
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
+    # a class-balanced sample: on rare positives a hinge-loss SVM at small C is w = 0 (all negative),
+    # a comparison that would prove nothing
     rng = np.random.default_rng(seed)
-    rows = rng.choice(len(y), size=min(max_rows, len(y)), replace=False)
+    labels_all = np.asarray(y)
+    per_class = min(max_rows // 2, *(int((labels_all == c).sum()) for c in (0, 1)))
+    rows = np.concatenate([rng.choice(np.flatnonzero(labels_all == c), size=per_class, replace=False) for c in (0, 1)])
     Z = StandardScaler().fit_transform(X.to_numpy(dtype=float)[rows])
     labels = np.asarray(y)[rows]
-    ours = LinearSVM(C=C, tol=tol, max_iter=100_000, random_state=seed).fit(Z, labels)
+    ours = LinearSVM(C=C, tol=tol, max_iter=5_000, random_state=seed).fit(Z, labels)
     theirs = LinearSVC(C=C, loss="hinge", dual=True, tol=1e-10, max_iter=1_000_000, random_state=seed).fit(Z, labels)
 
     def primal(coef, intercept):
@@ -214,6 +224,8 @@ def svm_against_sklearn(X: pd.DataFrame, y, C: float = 0.1, max_rows: int = 1000
         {"quantity": "relative difference of objectives",
          "ours": abs(ours_objective - theirs_objective) / abs(theirs_objective), "scikit-learn": np.nan},
         {"quantity": "duality gap (ours)", "ours": ours.duality_gap_, "scikit-learn": np.nan},
+        {"quantity": "length of the weight vector |w|", "ours": float(np.linalg.norm(ours.coef_)),
+         "scikit-learn": float(np.linalg.norm(theirs.coef_))},
         {"quantity": "identical predicted classes (share)", "ours": float((ours.predict(Z) == theirs.predict(Z)).mean()),
          "scikit-learn": np.nan},
         {"quantity": "support vectors (ours) / points on or inside the margin (scikit-learn)",
@@ -229,20 +241,24 @@ PREDICTORS = ("n_view", "n_cart", "n_checkout", "distinct_items", "distinct_cate
               "price_mean", "hour", "weekday", "returning", "days_since_last_visit")
 
 
-def purchase_data(events: EventLog, window="1D", before: str | None = EVENTS.cart) -> tuple[pd.DataFrame, np.ndarray]:
+def purchase_data(events: EventLog, window="1D", before: str | None = EVENTS.cart,
+                  exclude_users=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Session features and the label "purchased within ``window``", ready for models.
 
     The features use only events before the session's first ``before`` event
-    (default: the first cart, so a model ranks sessions while they are still
-    browsing, when a nudge can still change the outcome); ``before=None``
-    uses everything before the purchase itself. Missing values get an
+    (default: the first cart; a session that never carts is described by
+    all of its browsing), so a model ranks sessions on their browsing, when
+    a nudge can still change the outcome; ``before=None`` uses everything
+    before the purchase itself. Returns ``(X, y, groups)``, ``groups`` the
+    user of each row (for folds that keep a user's sessions together). Missing values get an
     explicit meaning: ``days_since_last_visit`` of a first visit becomes 0
     with ``first_visit`` = 1; ``price_mean`` of a session without prices
     becomes the median. Segments are one-hot encoded.
     """
     table = session_table(events, label=before or EVENTS.purchase, window=window)
     outcome = session_table(events, label=EVENTS.purchase, window=window)
-    outcome = outcome.loc[~outcome["censored"], [COLUMNS.session_id, "label"]].rename(columns={"label": "purchased"})
+    outcome = _study_sessions(events, outcome, window, exclude_users)
+    outcome = outcome[[COLUMNS.session_id, "label"]].rename(columns={"label": "purchased"})
     table = table.drop(columns="label").merge(outcome, on=COLUMNS.session_id, how="inner")
     columns = [c for c in PREDICTORS if c in table.columns and table[c].nunique() > 1]
     if "days_since_last_visit" in table:
@@ -253,7 +269,8 @@ def purchase_data(events: EventLog, window="1D", before: str | None = EVENTS.car
         table["price_mean"] = table["price_mean"].fillna(table["price_mean"].median())
     segments = [s for s in events.segments if s in table.columns]
     X, _ = design_matrix(table, columns + segments, baselines=baselines(table, segments))
-    return X.drop(columns=INTERCEPT), table.loc[X.index, "purchased"].to_numpy()
+    rows = table.loc[X.index]
+    return X.drop(columns=INTERCEPT), rows["purchased"].to_numpy(), rows[COLUMNS.user_id].to_numpy()
 
 
 def baseline_feature(X: pd.DataFrame) -> str:
@@ -265,10 +282,11 @@ def baseline_feature(X: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------------- order value
 
-def order_values(events: EventLog, window="1D") -> pd.DataFrame:
+def order_values(events: EventLog, window="1D", exclude_users=None) -> pd.DataFrame:
     """One row per purchasing session: its features before the purchase and ``revenue``
     (sum of the prices of its purchase events, in the data's currency)."""
     table = session_table(events, label=EVENTS.purchase, window=window)
+    table = _study_sessions(events, table, window, exclude_users)
     table = table[table["label"] == 1]
     revenue = events.query(
         f"SELECT {quote(COLUMNS.session_id)} AS session_id, sum({quote(COLUMNS.price)}) AS revenue "
@@ -280,12 +298,15 @@ def order_values(events: EventLog, window="1D") -> pd.DataFrame:
 def order_value_model(orders: pd.DataFrame, segments=None):
     """OLS of ln(revenue) on what the session showed before buying, with HC3 standard errors.
 
-    Regressors: ln(mean viewed price), ln(views), returning, and segment
-    dummies. Returns ``(results, X, y)``.
+    Regressors: ln(views), returning, hour of day and segment dummies. The
+    prices viewed are left out on purpose: the bought item is among them
+    (on the built-in shop the order value *is* the last viewed price), so
+    they would explain the order value by construction. Returns
+    ``(results, X, y)``.
     """
     segments = [s for s in (segments or SEGMENTS.all) if s in orders.columns]
-    frame = orders.assign(log_price_mean=np.log(orders["price_mean"]), log_revenue=np.log(orders["revenue"]))
-    X, names = design_matrix(frame, ["log_price_mean", "log_views", "returning", *segments],
+    frame = orders.assign(log_revenue=np.log(orders["revenue"]))
+    X, names = design_matrix(frame, ["log_views", "returning", "hour", *segments],
                              baselines=baselines(frame, segments))
     y = frame.loc[X.index, "log_revenue"].to_numpy()
     return ols(X, y, names=names, cov_type="HC3"), X, y

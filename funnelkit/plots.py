@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, PercentFormatter
 
 STYLE = {
     "figure.figsize": (8.0, 4.2),
@@ -178,9 +178,10 @@ def model_curves_chart(comparison, models: list[str] | None = None):
     for model in models:
         roc = comparison.roc(model)
         roc_ax.plot(roc["false_positive_rate"], roc["true_positive_rate"], lw=1.3,
-                    label=f"{model} (AUC {scores.loc[model, 'roc_auc']:.3f})")
+                    label=f"{model} (mean AUC over folds {scores.loc[model, 'roc_auc']:.3f})")
         pr = comparison.precision_recall(model)
-        pr_ax.plot(pr["recall"], pr["precision"], lw=1.3, label=f"{model} (AP {scores.loc[model, 'pr_auc']:.3f})")
+        pr_ax.plot(pr["recall"], pr["precision"], lw=1.3,
+                   label=f"{model} (mean AP over folds {scores.loc[model, 'pr_auc']:.3f})")
     roc_ax.plot([0, 1], [0, 1], color=MUTED, lw=1, ls="--")
     roc_ax.set(title="ROC curve (out of fold)", xlabel="false positive rate (share of non-converters)",
                ylabel="true positive rate (share of converters)")
@@ -228,6 +229,7 @@ def odds_ratio_chart(drivers: pd.DataFrame, ax=None):
         ax.scatter(np.exp(drivers["planted"]), y, marker="x", color="black", s=18, zorder=3, label="planted")
     ax.axvline(1.0, color=MUTED, lw=1)
     _log_scale(ax, "x")
+    ax.xaxis.set_major_locator(FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8]))
     ax.set_yticks(y, labels, fontsize=7)
     ax.set(title="Odds ratios by step (95% CI)", xlabel="odds ratio (×, log scale; 1 = no effect)")
     ax.legend(fontsize=7, loc="lower right")

@@ -11,10 +11,15 @@
 * ``gradient boosting``: scikit-learn's histogram gradient boosting.
 
 Hyperparameters are chosen by grid search *inside* each training fold
-(nested cross-validation), so the held-out scores are honest. For each model
-the result holds ROC-AUC, PR-AUC (average precision) and the Brier score per
-fold with a 95% t-interval over folds, and the out-of-fold probabilities for
-ROC, precision-recall and calibration curves.
+(nested cross-validation), and with ``groups`` (the user of each session)
+a user's sessions stay in one fold, so the held-out scores are honest. For
+each model the result holds ROC-AUC, PR-AUC (average precision) and the
+Brier score per fold with a 95% interval over folds, and the out-of-fold
+probabilities for ROC, precision-recall and calibration curves. Fold scores
+are correlated (their training sets overlap), so intervals use the
+Nadeau–Bengio corrected variance ``(1/k + n_test/n_train) · s²`` with a
+t quantile on k − 1 degrees of freedom; comparisons between two models use
+their paired per-fold differences.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, precision_recall_curve, roc_auc_score, roc_curve
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -40,10 +45,12 @@ from .errors import DataError
 METRICS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score, "brier": brier_score_loss}
 
 
-def candidate_models(strong_feature_index: int, seed: int = 0) -> dict[str, object]:
+def candidate_models(strong_feature_index: int, seed: int = 0, grouped: bool = False) -> dict[str, object]:
     """The models :func:`compare_models` fits, by name (estimators or grid searches)."""
+    inner = (StratifiedGroupKFold if grouped else StratifiedKFold)(3, shuffle=True, random_state=seed)
+
     def tuned(estimator, grid):
-        return GridSearchCV(estimator, grid, scoring="roc_auc", cv=StratifiedKFold(3, shuffle=True, random_state=seed))
+        return GridSearchCV(estimator, grid, scoring="roc_auc", cv=inner)
 
     logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     c_grid = {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}
@@ -80,18 +87,31 @@ class ModelComparison:
     probabilities: dict[str, np.ndarray]
     y: np.ndarray
     features: list[str] = field(default_factory=list)
+    test_share: float = 0.2
+
+    def _interval(self, values: np.ndarray, alpha: float) -> tuple[float, float, float]:
+        """Mean and Nadeau–Bengio corrected t-interval of per-fold values."""
+        k = len(values)
+        variance = (1 / k + self.test_share / (1 - self.test_share)) * values.var(ddof=1)
+        half = stats.t.ppf(1 - alpha / 2, k - 1) * np.sqrt(variance)
+        return values.mean(), values.mean() - half, values.mean() + half
 
     def table(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Mean of each metric over folds with a ``1 - alpha`` t-interval, one row per model (in fit order)."""
+        """Mean of each metric over folds with its ``1 - alpha`` interval, one row per model (in fit order)."""
         rows = []
         for model, part in self.folds.groupby("model", sort=False):
             row = {"model": model, "folds": len(part)}
             for metric in METRICS:
-                values = part[metric].to_numpy()
-                half = stats.t.ppf(1 - alpha / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-                row |= {metric: values.mean(), f"{metric}_low": values.mean() - half, f"{metric}_high": values.mean() + half}
+                mean, low, high = self._interval(part[metric].to_numpy(), alpha)
+                row |= {metric: mean, f"{metric}_low": low, f"{metric}_high": high}
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def difference(self, model: str, baseline: str, metric: str = "roc_auc", alpha: float = 0.05) -> dict:
+        """``model`` minus ``baseline`` on ``metric``, paired by fold, with its corrected interval."""
+        scores = self.folds.pivot(index="fold", columns="model", values=metric)
+        mean, low, high = self._interval((scores[model] - scores[baseline]).to_numpy(), alpha)
+        return {"difference": mean, "low": low, "high": high}
 
     def best(self, metric: str = "roc_auc") -> str:
         """The model with the highest mean ``metric`` (lowest for the Brier score)."""
@@ -114,7 +134,7 @@ class ModelComparison:
         return pd.DataFrame({"predicted": predicted, "observed": observed})
 
 
-def compare_models(X: pd.DataFrame, y, *, strong_feature: str, folds: int = 5, seed: int = 0,
+def compare_models(X: pd.DataFrame, y, *, strong_feature: str, groups=None, folds: int = 5, seed: int = 0,
                    max_rows: int | None = 50_000) -> ModelComparison:
     """Fit :func:`candidate_models` on the same stratified folds and score them out of fold.
 
@@ -126,6 +146,9 @@ def compare_models(X: pd.DataFrame, y, *, strong_feature: str, folds: int = 5, s
         The label (e.g. "purchased").
     strong_feature : str
         The column of the one-feature baseline.
+    groups : array-like, optional
+        A group per row (the user): rows of one group never straddle a
+        training and a test fold.
     folds : int
         Outer stratified folds.
     seed : int
@@ -156,16 +179,19 @@ def compare_models(X: pd.DataFrame, y, *, strong_feature: str, folds: int = 5, s
             rng.choice(np.flatnonzero(y == c), size=int(round(max_rows * counts[c] / len(y))), replace=False)
             for c in (0, 1)]))
         X, y = X.iloc[keep], y[keep]
+        groups = None if groups is None else np.asarray(groups)[keep]
     values = X.to_numpy(dtype=float)
-    models = candidate_models(list(X.columns).index(strong_feature), seed)
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    models = candidate_models(list(X.columns).index(strong_feature), seed, grouped=groups is not None)
+    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if groups is None
+                else StratifiedGroupKFold(folds, shuffle=True, random_state=seed))
     probabilities = {name: np.full(len(y), np.nan) for name in models}
     rows = []
-    for fold, (train, test) in enumerate(splitter.split(values, y)):
+    for fold, (train, test) in enumerate(splitter.split(values, y, groups)):
         for name, model in models.items():
-            fitted = clone(model).fit(values[train], y[train])
+            by_group = {"groups": groups[train]} if groups is not None and isinstance(model, GridSearchCV) else {}
+            fitted = clone(model).fit(values[train], y[train], **by_group)
             p = fitted.predict_proba(values[test])[:, 1]
             probabilities[name][test] = p
             rows.append({"model": name, "fold": fold, **{m: f(y[test], p) for m, f in METRICS.items()},
                          "best_params": getattr(fitted, "best_params_", None)})
-    return ModelComparison(pd.DataFrame(rows), probabilities, y, list(X.columns))
+    return ModelComparison(pd.DataFrame(rows), probabilities, y, list(X.columns), test_share=1 / folds)

@@ -19,7 +19,7 @@ def escape(value) -> str:
     return html.escape(str(value))
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")  # "$": MathJax would typeset it
 
 
 def escape_md(value) -> str:

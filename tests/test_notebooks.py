@@ -47,10 +47,10 @@ def test_conversion_drivers_recover_the_planted_effects_and_check_the_derivation
     total = metrics["planted_effects_total"]["value"]
     assert total >= 30 and metrics["planted_effects_inside"]["value"] >= total - 4
     assert metrics["false_positive_drivers"]["value"] <= 1
-    # prediction while browsing: the best model clears the majority floor (0.5) and beats the
-    # one-feature baseline (returning customer) by at least 0.05 of ROC-AUC
-    assert metrics["best_model_auc"]["ci"][0] > 0.6
-    assert metrics["best_model_auc"]["value"] >= metrics["one_feature_auc"]["value"] + 0.05
+    # prediction while browsing: the pre-specified logistic model clears the majority floor (0.5)
+    # and beats the one-feature baseline (returning customer): the paired interval excludes zero
+    assert metrics["logistic_auc"]["ci"][0] > 0.6
+    assert metrics["logistic_gain_over_one_feature"]["ci"][0] > 0
     # derivations agree with statsmodels / LIBLINEAR; QR keeps digits the normal equations lose
     assert metrics["logit_min_digits"]["value"] >= 7
     assert metrics["svm_objective_rel_diff"]["value"] < 1e-6

@@ -86,3 +86,25 @@ def test_curves_and_their_charts(comparison):
     assert pr["precision"].min() == pytest.approx(comparison.y.mean())
     assert labelled(plots.model_curves_chart(comparison, ["majority class", "logistic"]))
     assert labelled(plots.calibration_chart(comparison, ["logistic"]))
+
+
+def test_paired_difference_and_corrected_intervals(comparison):
+    gain = comparison.difference("logistic", "one feature")
+    table = comparison.table().set_index("model")
+    assert gain["difference"] == pytest.approx(table.loc["logistic", "roc_auc"] - table.loc["one feature", "roc_auc"])
+    assert 0 < gain["low"] < gain["difference"] < gain["high"]
+    # the Nadeau–Bengio interval is wider than the naive t-interval over folds
+    scores = comparison.folds[comparison.folds["model"] == "logistic"]["roc_auc"]
+    from scipy import stats
+    naive = stats.t.ppf(0.975, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores))
+    assert table.loc["logistic", "roc_auc_high"] - table.loc["logistic", "roc_auc"] > naive
+
+
+def test_groups_keep_a_users_rows_in_one_fold(data):
+    X, y = data
+    groups = np.arange(len(y)) // 3  # three rows per "user"
+    result = compare_models(X.iloc[:900], y[:900], strong_feature="strong", groups=groups[:900], folds=3, seed=1)
+    assert result.folds.groupby("model").size().eq(3).all()
+    from sklearn.model_selection import StratifiedGroupKFold
+    for train, test in StratifiedGroupKFold(3, shuffle=True, random_state=1).split(X.iloc[:900], y[:900], groups[:900]):
+        assert not set(groups[train]) & set(groups[test])
