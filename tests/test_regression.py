@@ -304,12 +304,18 @@ def test_logit_odds_ratios_and_marginal_effects_match_statsmodels(binary_data):
     odds = got.odds_ratios(alpha=0.1)
     np.testing.assert_allclose(odds["odds_ratio"], np.exp(ref.params), rtol=1e-8)
     np.testing.assert_allclose(odds["ci_lower"], np.exp(ref.conf_int(0.1)[0]), rtol=1e-8)
-    me = got.marginal_effects()
+    me = got.marginal_effects(dummy=False)
     margeff = ref.get_margeff(at="overall", method="dydx")
     assert list(me.index) == ["pages", "dwell", "returning"]
     np.testing.assert_allclose(me["dy_dx"], margeff.margeff, rtol=1e-8)
     # statsmodels differentiates numerically; the delta-method Jacobian here is analytic
     np.testing.assert_allclose(me["std_err"], margeff.margeff_se, rtol=1e-5)
+    # a 0/1 column ("returning") gets the discrete change of switching it on, like dummy=True
+    discrete = got.marginal_effects()
+    margeff = ref.get_margeff(at="overall", method="dydx", dummy=True)
+    np.testing.assert_allclose(discrete["dy_dx"], margeff.margeff, rtol=1e-8)
+    np.testing.assert_allclose(discrete["std_err"], margeff.margeff_se, rtol=1e-5)
+    assert abs(discrete.loc["returning", "dy_dx"] - me.loc["returning", "dy_dx"]) > 1e-4
 
 
 def test_logit_convergence_report_and_step_halving():

@@ -243,21 +243,23 @@ class LogitResults(_CoefResults):
             }
         )
 
-    def marginal_effects(self, alpha: float = 0.05) -> pd.DataFrame:
+    def marginal_effects(self, alpha: float = 0.05, dummy: bool = True) -> pd.DataFrame:
         r"""Average marginal effects with delta-method standard errors.
 
-        For each non-constant column j,
+        For each non-constant continuous column j, the average derivative
 
         .. math:: \mathrm{AME}_j = \frac1n\sum_i \frac{\partial p_i}{\partial x_{ij}}
-                  = \frac1n\sum_i \hat p_i(1-\hat p_i)\,\hat\beta_j,
+                  = \frac1n\sum_i \hat p_i(1-\hat p_i)\,\hat\beta_j
 
-        the average change in probability (units: probability per unit of
-        column j; for a 0/1 dummy this is the derivative, not the discrete
-        difference).  Its gradient is
+        (probability per unit of column j), with gradient
         :math:`\partial\mathrm{AME}_j/\partial\beta_k = \frac1n\sum_i
-        [\hat p_i(1-\hat p_i)\delta_{jk} + \hat\beta_j\hat p_i(1-\hat p_i)(1-2\hat p_i)x_{ik}]`,
-        and :math:`\mathrm{Var}(\mathrm{AME}) = J V J'` with V = ``cov_params()``
-        (delta method; statsmodels' ``get_margeff(at="overall")``).
+        [\hat p_i(1-\hat p_i)\delta_{jk} + \hat\beta_j\hat p_i(1-\hat p_i)(1-2\hat p_i)x_{ik}]`.
+        With ``dummy=True`` a 0/1 column gets the average *discrete change*
+        :math:`\frac1n\sum_i [p_i(x_{ij}=1) - p_i(x_{ij}=0)]` (the change in
+        probability of switching the indicator on), with gradient
+        :math:`\frac1n\sum_i [p^1_i(1-p^1_i)x^1_i - p^0_i(1-p^0_i)x^0_i]`.
+        :math:`\mathrm{Var}(\mathrm{AME}) = J V J'` with V = ``cov_params()``
+        (delta method; statsmodels' ``get_margeff(at="overall", dummy=...)``).
 
         Returns
         -------
@@ -273,6 +275,15 @@ class LogitResults(_CoefResults):
         keep = [j for j in range(len(beta)) if j != self._const]
         ame = w.mean() * beta
         J = np.diag(np.full(len(beta), w.mean())) + np.outer(beta, (w * (1.0 - 2.0 * pr)) @ X / n)
+        if dummy:
+            for j in keep:
+                if not np.isin(X[:, j], (0.0, 1.0)).all():
+                    continue
+                on, off = X.copy(), X.copy()
+                on[:, j], off[:, j] = 1.0, 0.0
+                p_on, p_off = special.expit(on @ beta), special.expit(off @ beta)
+                ame[j] = (p_on - p_off).mean()
+                J[j] = ((p_on * (1 - p_on)) @ on - (p_off * (1 - p_off)) @ off) / n
         V = J @ self._cov @ J.T
         se = np.sqrt(np.diag(V))
         z = ame / se
