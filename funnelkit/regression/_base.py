@@ -229,6 +229,15 @@ class _CoefResults:
         self._df = df  # None -> standard normal reference distribution
         self.bse = pd.Series(np.sqrt(np.diag(cov)), index=self._names, name="std_err")
 
+    def _linear_predictor(self, X) -> np.ndarray:
+        """``X @ params`` for a design with the model's columns."""
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.shape[1] != len(self._names):
+            raise RegressionError(f"X has {arr.shape[1]} columns, the model has {len(self._names)}")
+        return arr @ self.params.to_numpy()
+
     # reference distribution of the Wald statistic
     def _sf2(self, stat):
         if self._df is None:

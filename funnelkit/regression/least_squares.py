@@ -96,12 +96,7 @@ class OLSResults(_CoefResults):
 
     def predict(self, X) -> np.ndarray:
         """Linear predictor ``X @ params`` for a design with the same columns."""
-        arr = np.asarray(X, dtype=np.float64)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.shape[1] != len(self._names):
-            raise RegressionError(f"X has {arr.shape[1]} columns, the model has {len(self._names)}")
-        return arr @ self.params.to_numpy()
+        return self._linear_predictor(X)
 
     def summary(self, alpha: float = 0.05) -> str:
         """A readable report: fit statistics, then the coefficient table."""

@@ -217,12 +217,7 @@ class LogitResults(_CoefResults):
 
     def predict(self, X) -> np.ndarray:
         """Probabilities :math:`1/(1+e^{-X\\hat\\beta})` for a design with the same columns."""
-        arr = np.asarray(X, dtype=np.float64)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.shape[1] != len(self._names):
-            raise RegressionError(f"X has {arr.shape[1]} columns, the model has {len(self._names)}")
-        return special.expit(arr @ self.params.to_numpy())
+        return special.expit(self._linear_predictor(X))
 
     def odds_ratios(self, alpha: float = 0.05) -> pd.DataFrame:
         r"""Odds ratios :math:`e^{\hat\beta_j}` with Wald intervals :math:`e^{\hat\beta_j \mp z\,\mathrm{se}_j}`.
