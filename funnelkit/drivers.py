@@ -26,8 +26,6 @@ from .schema import COLUMNS, EVENTS, SEGMENTS
 from .stats import adjust_pvalues
 from .tables import escape_md
 
-STEPS = ((EVENTS.cart, None), (EVENTS.checkout, EVENTS.cart), (EVENTS.purchase, EVENTS.checkout))
-"""(step, the step before it): each step's model is fitted on the sessions that reached the one before."""
 BEHAVIOUR = ("log_price", "log_views")
 PREFERRED_BASELINES = {SEGMENTS.device: "desktop", SEGMENTS.channel: "organic", SEGMENTS.customer_type: "new",
                        SEGMENTS.country: "DE"}
@@ -53,6 +51,16 @@ def _study_sessions(events: EventLog, table: pd.DataFrame, window, exclude_users
     closed = table["start"] + pd.Timedelta(window) <= events.data_end
     keep = closed & ~table[COLUMNS.user_id].isin(exclude_users or ())
     return table[keep]
+
+
+def funnel_steps(events: EventLog) -> list[tuple[str, str | None]]:
+    """(step, the step before it) along cart → checkout → purchase, for the event types the log has:
+    each step's model is fitted on the sessions that reached the one before, and a log without
+    checkout events (REES46, RetailRocket) chains purchase straight to cart."""
+    present = {row[0] for row in events.con.execute(
+        f"SELECT DISTINCT {quote(COLUMNS.event_type)} FROM {quote(events.table)}").fetchall()}
+    chain = [kind for kind in EVENTS.funnel[1:] if kind in present]
+    return [(step, chain[i - 1] if i else None) for i, step in enumerate(chain)]
 
 
 def baselines(table: pd.DataFrame, segments) -> dict[str, str]:
@@ -84,7 +92,7 @@ def step_models(events: EventLog, window="1D", segments=None, exclude_users=None
     """
     segments = [s for s in (segments or SEGMENTS.all) if s in events.segments]
     models = []
-    for step, given in STEPS:
+    for step, given in funnel_steps(events):
         table = session_table(events, label=step, given=given, window=window)
         table = _study_sessions(events, table, window, exclude_users)
         X, names = design_matrix(table, [*BEHAVIOUR, *segments], baselines=baselines(table, segments))

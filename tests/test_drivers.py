@@ -116,3 +116,13 @@ def test_open_windows_are_dropped_whatever_the_label(shop):
     closed = table["start"] + pd.Timedelta("1D") <= events.data_end
     kept = table[closed & ~table["user_id"].isin(anomalous)]
     assert model.sessions == len(kept.dropna(subset=["log_price", "log_views"]))
+
+
+def test_a_log_without_checkouts_chains_purchase_to_cart():
+    from funnelkit.eventlog import EventLog
+
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    frame = pd.DataFrame({"user_id": ["a", "a", "a", "b"], "session_id": ["s1", "s1", "s1", "s2"],
+                          "event_time": [t0, t0 + pd.Timedelta("1min"), t0 + pd.Timedelta("2min"), t0],
+                          "event_type": ["view", "cart", "purchase", "view"]})
+    assert drivers.funnel_steps(EventLog.from_frame(frame)) == [("cart", None), ("purchase", "cart")]
