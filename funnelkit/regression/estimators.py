@@ -19,6 +19,15 @@ from .logistic import logit
 
 __all__ = ["LeastSquares", "LogisticIRLS"]
 
+def _design_with_intercept(X: np.ndarray, names, fit_intercept: bool):
+    """The design an estimator passes to its solver: a leading ``const`` column when fitting an
+    intercept; columns named after the DataFrame's, else ``x1, x2, ...``."""
+    names = list(names) if names is not None else [f"x{j + 1}" for j in range(X.shape[1])]
+    if fit_intercept:
+        return np.hstack([np.ones((X.shape[0], 1)), X]), ["const", *names]
+    return X, names
+
+
 def _binary_classes(y) -> tuple[np.ndarray, np.ndarray]:
     check_classification_targets(y)
     classes, yi = np.unique(y, return_inverse=True)
@@ -70,13 +79,7 @@ class LeastSquares(RegressorMixin, BaseEstimator):
         """Fit by :func:`ols` (``sample_weight`` are WLS weights); returns ``self``."""
         names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        p = X.shape[1]
-        if names is None:
-            names = [f"x{j + 1}" for j in range(p)]
-        design = X
-        if self.fit_intercept:
-            design = np.hstack([np.ones((X.shape[0], 1)), X])
-            names = ["const", *names]
+        design, names = _design_with_intercept(X, names, self.fit_intercept)
         self.results_ = ols(
             design, y, method=self.method, weights=sample_weight, cov_type=self.cov_type, names=names
         )
@@ -131,13 +134,7 @@ class LogisticIRLS(_BinaryTags, ClassifierMixin, BaseEstimator):
         names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
         X, y = validate_data(self, X, y, dtype=np.float64)
         self.classes_, yi = _binary_classes(y)
-        p = X.shape[1]
-        if names is None:
-            names = [f"x{j + 1}" for j in range(p)]
-        design = X
-        if self.fit_intercept:
-            design = np.hstack([np.ones((X.shape[0], 1)), X])
-            names = ["const", *names]
+        design, names = _design_with_intercept(X, names, self.fit_intercept)
         self.results_ = logit(
             design, yi, l2=self.l2, names=names, max_iter=self.max_iter, tol=self.tol,
             on_separation=self.on_separation,
