@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from .eventlog import literal, quote
-from .funnel import FunnelResult
+from .funnel import FunnelResult, run_funnel
+from .params import FunnelParams
 from .schema import COLUMNS, EVENTS
+from .simulate import STEP_OF_PROBABILITY, ensure_dataset
 
-PLANTED_COLUMN = {EVENTS.cart: "p_cart", EVENTS.checkout: "p_checkout", EVENTS.purchase: "p_purchase"}
 
 
 def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.DataFrame:
@@ -38,12 +39,12 @@ def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.Da
     if result.spec.unit != "session":
         raise ValueError("the planted probabilities are per session: run the funnel with unit='session'")
     names = result.step_names
-    if names[1:] != [n for n in PLANTED_COLUMN if n in names] or names[0] != EVENTS.view:
+    if names[1:] != [n for n in STEP_OF_PROBABILITY if n in names] or names[0] != EVENTS.view:
         raise ValueError(f"planted steps are {EVENTS.funnel}, got {names}")
     con, rows = result.events.con, []
     source = f"read_parquet({literal(str(sessions_path))})"
     for k, name in enumerate(names[1:], start=1):
-        column = quote(PLANTED_COLUMN[name])
+        column = quote(STEP_OF_PROBABILITY[name])
         total, successes, p_sum, p_var = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE u.depth > {k}), sum(s.{column}), sum(s.{column} * (1 - s.{column})) "
             f"FROM {result.units_table} u JOIN {source} s ON s.{quote(COLUMNS.session_id)} = u.unit "
@@ -69,10 +70,6 @@ def planted_check(params, events) -> pd.DataFrame | None:
     built-in shop; None when the events are not the simulator's."""
     if params.data.source is not None:
         return None
-    from .funnel import run_funnel
-    from .params import FunnelParams
-    from .simulate import ensure_dataset
-
     dataset = ensure_dataset(params.simulation)
     # the planted steps, per session; one day is longer than any simulated
     # session, so only the last day's sessions are censored
@@ -88,7 +85,5 @@ def anomalous_accounts(params) -> set | None:
     """
     if params.data.source is not None:
         return None
-    from .simulate import ensure_dataset
-
     labels = ensure_dataset(params.simulation).labels()
     return set(labels.loc[labels["label"] != "human", COLUMNS.user_id])

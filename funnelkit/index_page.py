@@ -6,13 +6,13 @@ comes from params, data or notebooks is escaped.
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from . import __version__
 from .report import format_metric, metric_label
+from .tables import escape
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import NotebookRun
@@ -42,34 +42,30 @@ pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .85em; }
 """.strip()
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def _when(iso: str | None) -> str:
     """``2026-09-01T12:00:00+00:00`` as ``2026-09-01 12:00:00`` (the column says UTC)."""
     return (iso or "").replace("T", " ").removesuffix("+00:00")
 
 
 def _href(path: str) -> str:
-    return _e(quote(path))
+    return escape(quote(path))
 
 
 def _metrics_html(metrics: dict[str, dict]) -> str:
     if not metrics:
         return ""
-    items = "".join(f"<li>{_e(metric_label(m))}: <strong>{_e(format_metric(m))}</strong></li>" for m in metrics.values())
+    items = "".join(f"<li>{escape(metric_label(m))}: <strong>{escape(format_metric(m))}</strong></li>" for m in metrics.values())
     return f'<ul class="metrics">{items}</ul>'
 
 
 def _row_html(name: str, row: NotebookRun | None, last_run: dict, reports_dir: Path) -> str:
     report_file = f"{name}.html"
     has_report = (reports_dir / report_file).is_file()
-    file_note = f'<div class="file">{_e(name)}.ipynb</div>'
+    file_note = f'<div class="file">{escape(name)}.ipynb</div>'
     if row is None:
-        return (f"<tr><td>{_e(name)}{file_note}</td><td class=\"notrun\">not run yet</td>"
+        return (f"<tr><td>{escape(name)}{file_note}</td><td class=\"notrun\">not run yet</td>"
                 f"<td class=\"num\"></td><td></td><td></td></tr>")
-    title = _e(row.title)
+    title = escape(row.title)
     title_html = f'<a href="{_href(report_file)}">{title}</a>' if has_report else title
     notes = []
     if row.name not in last_run.get("notebooks", []):
@@ -77,7 +73,7 @@ def _row_html(name: str, row: NotebookRun | None, last_run: dict, reports_dir: P
     if row.params_sha and row.params_sha != last_run.get("params_sha"):
         notes.append("other parameters")
     if row.fingerprint and row.fingerprint != last_run.get("fingerprint"):
-        notes.append(f"other data (fingerprint {_e(row.fingerprint)})")
+        notes.append(f"other data (fingerprint {escape(row.fingerprint)})")
     note_html = f'<div class="note">{"; ".join(notes)}</div>' if notes else ""
     if row.ok:
         status = '<span class="ok">ok</span>'
@@ -88,18 +84,18 @@ def _row_html(name: str, row: NotebookRun | None, last_run: dict, reports_dir: P
         if (reports_dir / failed_file).is_file():
             status += f'<div><a href="{_href(failed_file)}">failed notebook</a></div>'
         if row.failed_cell:
-            status += f'<div class="error">{_e(row.failed_cell)}</div>'
+            status += f'<div class="error">{escape(row.failed_cell)}</div>'
         if row.error:
-            status += f'<div class="error">{_e(row.error)}</div>'
+            status += f'<div class="error">{escape(row.error)}</div>'
         if has_report:
-            when = f" ({_e(_when(row.report_utc))} UTC)" if row.report_utc else ""
+            when = f" ({escape(_when(row.report_utc))} UTC)" if row.report_utc else ""
             status += f'<div><a href="{_href(report_file)}">previous report</a>{when}</div>'
             metrics = _metrics_html(row.metrics)
             metrics = (f'<div class="note">from the previous report</div>{metrics}') if metrics else ""
         else:
             metrics = ""
     return (f"<tr><td>{title_html}{file_note}{note_html}</td><td>{status}</td>"
-            f'<td class="num">{row.seconds:.1f}</td><td>{_e(_when(row.finished_utc))}</td><td>{metrics}</td></tr>')
+            f'<td class="num">{row.seconds:.1f}</td><td>{escape(_when(row.finished_utc))}</td><td>{metrics}</td></tr>')
 
 
 def render_index(last_run: dict, rows: list[tuple[str, NotebookRun | None]], reports_dir: Path) -> str:
@@ -126,12 +122,12 @@ def render_index(last_run: dict, rows: list[tuple[str, NotebookRun | None]], rep
 <body>
 <h1>funnelkit reports</h1>
 <dl class="meta">
-<dt>Run (UTC)</dt><dd>{_e(_when(last_run.get("started_utc")))}</dd>
-<dt>funnelkit version</dt><dd>{_e(__version__)}</dd>
-<dt>Data</dt><dd>{_e(last_run.get("source_label", ""))}</dd>
-<dt>Data fingerprint</dt><dd><code>{_e(last_run.get("fingerprint", ""))}</code></dd>
-<dt>Parameters file</dt><dd><code>{_e(last_run.get("params_file", ""))}</code></dd>
-<dt>This run</dt><dd>{_e(summary)}</dd>
+<dt>Run (UTC)</dt><dd>{escape(_when(last_run.get("started_utc")))}</dd>
+<dt>funnelkit version</dt><dd>{escape(__version__)}</dd>
+<dt>Data</dt><dd>{escape(last_run.get("source_label", ""))}</dd>
+<dt>Data fingerprint</dt><dd><code>{escape(last_run.get("fingerprint", ""))}</code></dd>
+<dt>Parameters file</dt><dd><code>{escape(last_run.get("params_file", ""))}</code></dd>
+<dt>This run</dt><dd>{escape(summary)}</dd>
 </dl>
 <table>
 <thead><tr><th>Notebook</th><th>Status</th><th>Run time (s)</th><th>Finished (UTC)</th><th>Headline figures</th></tr></thead>
@@ -140,7 +136,7 @@ def render_index(last_run: dict, rows: list[tuple[str, NotebookRun | None]], rep
 </tbody>
 </table>
 <h2>Parameters used</h2>
-<pre>{_e(last_run.get("params_yaml", ""))}</pre>
+<pre>{escape(last_run.get("params_yaml", ""))}</pre>
 </body>
 </html>
 """

@@ -6,7 +6,7 @@ import pandas as pd
 from ..eventlog import EventLog, quote
 from ..schema import COLUMNS, EVENTS
 from .result import FunnelResult
-from .sql import unit_column
+from .sql import micros, unit_column
 
 EXIT = "(exit)"
 
@@ -51,9 +51,8 @@ def dropoff_paths(result: FunnelResult, step: str | int, max_events: int = 4, to
         raise ValueError(f"step must be a step before the last one, got {step!r}")
     unit_col = quote(unit_column(result.spec.unit))
     kind, time = quote(COLUMNS.event_type), quote(COLUMNS.event_time)
-    window_us = result.spec.window.total_seconds() * 1e6
     frame = result._sql(
-        f"WITH dropped AS (SELECT unit, T{k} AS since, entry + {window_us:.0f} AS until FROM {result._resolved} "
+        f"WITH dropped AS (SELECT unit, T{k} AS since, entry + {micros(result.spec.window)} AS until FROM {result._resolved} "
         f"WHERE depth = {k + 1}), "
         f"ev AS (SELECT d.unit, e.{kind} AS kind, epoch_us(e.{time}) AS t FROM dropped d "
         f"JOIN {quote(result.events.table)} e ON e.{unit_col} = d.unit "
