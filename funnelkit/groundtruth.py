@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.special import logsumexp
 
 from .eventlog import literal, quote
 from .funnel import FunnelResult, run_funnel
@@ -87,3 +89,65 @@ def anomalous_accounts(params) -> set | None:
         return None
     labels = ensure_dataset(params.simulation).labels()
     return set(labels.loc[labels["label"] != "human", COLUMNS.user_id])
+
+
+def planted_preference_scores(dataset, user_ids, item_ids) -> np.ndarray:
+    """log P(a view of the user is item i), as the simulator planted it, for every user × item given.
+
+    P(i | u) = P(category c_i | u) × P(i | u, c_i) with P(c | u) ∝ n_items_c ×
+    exp(u·c / τ_c) and P(i | u, c) ∝ popularity_i × exp(u·y_i / τ) over the
+    items of c (``ground_truth.json``'s taste model). Rows of users without
+    planted taste (bots and other anomalies) are NaN.
+    """
+    truth = dataset.ground_truth["taste"]
+    catalogue = dataset.items().set_index(COLUMNS.item_id)
+    factors = [c for c in catalogue.columns if c.startswith("f") and c[1:].isdigit()]
+    users = dataset.user_factors().set_index(COLUMNS.user_id).reindex(np.asarray(user_ids, dtype=str))
+    known = users[factors].notna().all(axis=1).to_numpy()
+    U = users[factors].to_numpy(dtype=float)
+    all_items = catalogue[factors].to_numpy(dtype=float)
+    categories, category_of = np.unique(catalogue[COLUMNS.category].to_numpy(dtype=str), return_inverse=True)
+    C = np.array([truth["category_factors"][c] for c in categories])
+    with np.errstate(invalid="ignore"):
+        category_logit = np.log(np.bincount(category_of, minlength=len(categories))) + U @ C.T / truth["category_temperature"]
+        log_p_category = category_logit - logsumexp(category_logit, axis=1, keepdims=True)
+        item_logit = np.log(catalogue["popularity"].to_numpy())[None, :] + U @ all_items.T / truth["temperature"]
+        # normalise within each category: log Σ over the category's items, per user
+        norm = np.full((len(U), len(categories)), -np.inf)
+        for c in range(len(categories)):
+            norm[:, c] = logsumexp(item_logit[:, category_of == c], axis=1)
+    log_p = log_p_category[:, category_of] + item_logit - norm[:, category_of]
+    columns = catalogue.index.get_indexer(np.asarray(item_ids, dtype=str))
+    out = np.where(columns >= 0, log_p[:, np.maximum(columns, 0)], -np.inf)
+    out[~known] = np.nan
+    return out
+
+
+def planted_taste_overlap(evaluation, dataset, k: int, *, exclude_seen: bool = True, n_boot: int = 1000,
+                          seed: int = 0) -> pd.DataFrame:
+    """How much of each model's top k is in the user's planted top k.
+
+    For each evaluated user with planted taste, the planted top k are the k
+    items with the highest planted view probability (leaving out items seen
+    in training when ``exclude_seen``, as the models do); overlap@k is the
+    share of the model's top k among them. A random list scores about
+    k / number of items.
+    """
+    from .recommend import metrics
+    from .recommend.models import top_k
+
+    split = evaluation.split
+    user_ids = split.train.user_ids[evaluation.users]
+    scores = planted_preference_scores(dataset, user_ids, split.train.item_ids)
+    known = ~np.isnan(scores).any(axis=1)
+    seen = split.train.matrix[evaluation.users[known]] if exclude_seen else None
+    planted = top_k(scores[known], seen, k)
+    planted_set = sp.csr_matrix((np.ones(planted.size), (np.repeat(np.arange(len(planted)), k), planted.ravel())),
+                                shape=(len(planted), split.train.shape[1]))
+    rows = []
+    for name, recommended in evaluation.recommended.items():
+        overlap = metrics.hits(recommended[known][:, :k], planted_set).mean(axis=1)
+        low, high = metrics.bootstrap_interval(overlap, n_boot=n_boot, seed=seed)
+        rows.append({"model": name, "overlap": float(overlap.mean()), "low": low, "high": high,
+                     "users": int(known.sum())})
+    return pd.DataFrame(rows).sort_values("overlap", ascending=False, ignore_index=True)

@@ -197,6 +197,77 @@ class SimulationParams(_Strict):
     cache_dir: PathValue = Path("../data/simulated")
 
 
+class ALSSettings(_Strict):
+    """Hyperparameters of implicit's ``AlternatingLeastSquares``."""
+
+    factors: int = Field(default=64, ge=1)
+    regularization: float = Field(default=0.05, ge=0)
+    alpha: float = Field(default=10.0, gt=0)
+    """Confidence scale: implicit trains on alpha × the weighted counts."""
+    iterations: int = Field(default=15, ge=1)
+
+
+class SweepGrid(_Strict):
+    """The grid searched on the validation split (every combination is fitted)."""
+
+    factors: list[Annotated[int, Field(ge=1)]] = Field(default=[16, 64], min_length=1)
+    regularization: list[Annotated[float, Field(ge=0)]] = Field(default=[0.05, 1.0], min_length=1)
+    alpha: list[Annotated[float, Field(gt=0)]] = Field(default=[1.0, 10.0, 40.0], min_length=1)
+
+
+class BPRSettings(_Strict):
+    factors: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0)
+    regularization: float = Field(default=0.01, ge=0)
+    iterations: int = Field(default=100, ge=1)
+
+
+class RecommendParams(_Strict):
+    """The ALS recommendation study: how events become confidences, the split, models and metrics."""
+
+    weights: dict[str, Annotated[float, Field(ge=0)]] = {EVENTS.view: 1.0, EVENTS.cart: 4.0,
+                                                         EVENTS.checkout: 6.0, EVENTS.purchase: 10.0}
+    """Weight of one event of each type; event types not listed are ignored."""
+    decay_half_life: Union[Duration, None] = None
+    """Halve an event's weight per this much age at the training cut-off; null = no decay."""
+    weighting: Literal["none", "bm25", "tfidf"] = "none"
+    """Reweight the matrix with implicit's BM25 or TF-IDF helpers before fitting."""
+    min_user_interactions: int = Field(default=1, ge=1)
+    """Users with fewer distinct training items are left out of training and evaluation."""
+    min_item_interactions: int = Field(default=1, ge=1)
+    """Items with fewer distinct training users are left out of the catalogue."""
+    split: Literal["temporal", "leave_last_out"] = "temporal"
+    test_period: Duration = dt.timedelta(days=14)
+    """Temporal split: the last this-long of the log is the test period (unless ``cutoff`` is set)."""
+    cutoff: Union[IsoDate, None] = None
+    """Temporal split: first day of the test period (UTC midnight)."""
+    test_events: list[str] = Field(default=[EVENTS.cart, EVENTS.purchase], min_length=1)
+    """Event types whose (user, item) pairs in the test period are the truth to predict."""
+    exclude_seen: bool = True
+    """Never recommend an item the user interacted with in training, and do not count it as a test hit."""
+    k: list[Annotated[int, Field(ge=1)]] = Field(default=[5, 10, 20], min_length=1)
+    headline_k: int = Field(default=10, ge=1)
+    als: ALSSettings = ALSSettings()
+    sweep: SweepGrid = SweepGrid()
+    knn_neighbours: int = Field(default=50, ge=1)
+    bpr: BPRSettings = BPRSettings()
+    bootstrap: int = Field(default=1000, ge=100)
+    """Bootstrap resamples of users for every interval."""
+    max_eval_users: Union[int, None] = Field(default=None, ge=100)
+    """Evaluate on a random sample of this many test users (null = all)."""
+    threads: int = Field(default=0, ge=0)
+    """Threads for implicit's fits; 0 = all cores."""
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _headline_is_evaluated(self) -> "RecommendParams":
+        if self.headline_k not in self.k:
+            raise ValueError(f"headline_k {self.headline_k} must be one of k {self.k}")
+        if not any(w > 0 for w in self.weights.values()):
+            raise ValueError(f"weights must give at least one event type a positive weight, got {self.weights}")
+        return self
+
+
 class EngineParams(_Strict):
     name: Literal["duckdb"] = "duckdb"
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
@@ -211,6 +282,7 @@ class Params(_Strict):
     simulation: SimulationParams = SimulationParams()
     funnel: FunnelParams = FunnelParams()
     engine: EngineParams = EngineParams()
+    recommend: RecommendParams = RecommendParams()
     source_file: Union[Path, None] = Field(default=None, exclude=True)
     """The file these params were read from (set by :func:`load_params`)."""
 

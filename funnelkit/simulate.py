@@ -31,9 +31,12 @@ The model, per human session
   ``customer_type`` = ``returning`` if they bought before the simulated period,
   else ``new``), a heavy-tailed number of sessions (most visit once) at times
   following hour-of-day and day-of-week seasonality with sale-day spikes.
-* A session views ``1 + NegBin`` items (heavy tail); each view picks an item
-  with probability ∝ popularity × exp(affinity / τ), affinity = user factors ·
-  item factors (sampled by importance resampling from popularity candidates).
+* A session has one intent: a category c drawn with probability ∝ (its
+  number of items) × exp(user factors · category factors / τ_c), so a user
+  keeps coming back to the categories of their taste. It views ``1 + NegBin``
+  items (heavy tail) of that category, each with probability ∝ popularity ×
+  exp(affinity / τ), affinity = user factors · item factors (sampled by
+  importance resampling from candidates drawn by popularity within c).
 * The last viewed item is the session's *target*. The session adds it to the
   cart with probability ``p_cart = logistic(x·β_cart)``, then checks out with
   ``p_checkout = logistic(x·β_checkout)`` and buys with
@@ -66,13 +69,15 @@ import pyarrow.parquet as pq
 from .params import SimulationParams
 from .schema import COLUMNS, EVENTS, SEGMENTS
 
-SIMULATOR_VERSION = "2"
+SIMULATOR_VERSION = "3"
 """Bump when the generated data changes for the same parameters (invalidates caches)."""
 
 USERS_PER_BLOCK = 100_000
 REFERENCE_PRICE = 50.0
 TASTE_TEMPERATURE = 0.5
-CANDIDATES_PER_VIEW = 16
+CATEGORY_TEMPERATURE = 0.15
+CANDIDATES_PER_VIEW = 32
+POPULARITY_EXPONENT = 0.8
 INCIDENT_FACTOR = 0.15
 SALE_DAY_TRAFFIC = 2.0
 
@@ -297,7 +302,10 @@ class _Shop:
     item_price: np.ndarray
     item_popularity: np.ndarray
     item_factors: np.ndarray
-    popularity_cdf: np.ndarray
+    category_factors: np.ndarray
+    # items sorted by category, and the running popularity mass in that order
+    items_by_category: np.ndarray
+    category_cdf: np.ndarray
 
     @classmethod
     def build(cls, params: SimulationParams, rng: np.random.Generator) -> "_Shop":
@@ -328,10 +336,12 @@ class _Shop:
         item_factors = category_factors[item_category] + rng.normal(0, 0.5 / np.sqrt(f), size=(params.n_items, f))
         # power-law popularity over a random ranking of the items
         rank = rng.permutation(params.n_items) + 1
-        popularity = rank ** -1.05
+        popularity = rank ** -POPULARITY_EXPONENT
         popularity /= popularity.sum()
+        items_by_category = np.argsort(item_category, kind="stable")
         return cls(params, start, day_weights / day_weights.sum(), sale_days, incidents, np.array(names),
-                   item_category, item_price, popularity, item_factors, np.cumsum(popularity))
+                   item_category, item_price, popularity, item_factors, category_factors, items_by_category,
+                   np.cumsum(popularity[items_by_category]))
 
     # times -----------------------------------------------------------------
     def session_times(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -349,12 +359,30 @@ class _Shop:
         return self.start.value // 1000 + self.params.days * 86_400_000_000
 
     # items -----------------------------------------------------------------
-    def pick_items(self, rng: np.random.Generator, user_factors: np.ndarray) -> np.ndarray:
-        """One item per row of ``user_factors``: ∝ popularity × exp(affinity/τ), by resampling
-        popularity-drawn candidates with weights exp(affinity/τ) (Gumbel-max)."""
+    @property
+    def category_mass(self) -> np.ndarray:
+        """Each category's share of popularity (categories without items have none)."""
+        return np.bincount(self.item_category, weights=self.item_popularity, minlength=len(self.categories))
+
+    def pick_categories(self, rng: np.random.Generator, user_factors: np.ndarray) -> np.ndarray:
+        """One intent category per row of ``user_factors``: ∝ items × exp(user · category factors / τ_c) (Gumbel-max).
+
+        The prior is the category's number of items, not its popularity: one best-seller should not pull every
+        shopper into its category."""
+        with np.errstate(divide="ignore"):
+            log_size = np.log(np.bincount(self.item_category, minlength=len(self.categories)))
+        logits = log_size + user_factors @ self.category_factors.T / CATEGORY_TEMPERATURE
+        return np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+
+    def pick_items(self, rng: np.random.Generator, user_factors: np.ndarray, categories: np.ndarray) -> np.ndarray:
+        """One item of ``categories[n]`` per row of ``user_factors``: ∝ popularity × exp(affinity/τ), by resampling
+        candidates drawn by popularity within the category with weights exp(affinity/τ) (Gumbel-max)."""
         n = len(user_factors)
-        candidates = np.searchsorted(self.popularity_cdf, rng.uniform(0, self.popularity_cdf[-1], (n, CANDIDATES_PER_VIEW)))
-        candidates = np.minimum(candidates, len(self.item_price) - 1)
+        upper = np.cumsum(self.category_mass)[categories]
+        lower = upper - self.category_mass[categories]
+        draws = lower[:, None] + rng.uniform(size=(n, CANDIDATES_PER_VIEW)) * (upper - lower)[:, None]
+        position = np.minimum(np.searchsorted(self.category_cdf, draws, side="right"), len(self.category_cdf) - 1)
+        candidates = self.items_by_category[position]
         affinity = np.einsum("nf,nkf->nk", user_factors, self.item_factors[candidates])
         best = np.argmax(affinity / TASTE_TEMPERATURE + rng.gumbel(size=affinity.shape), axis=1)
         return candidates[np.arange(n), best]
@@ -386,9 +414,15 @@ class _Shop:
             "incidents": self.incidents,
             "sale_days": [str((self.start + pd.Timedelta(days=d)).date()) for d in self.sale_days],
             "taste": {
-                "model": "P(view item i) ∝ popularity_i × exp(user_factors · item_factors_i / temperature)",
+                "model": "P(session category c) ∝ n_items_c × exp(user_factors · category_factors_c / "
+                         "category_temperature); P(view item i | c) ∝ popularity_i × exp(user_factors · "
+                         "item_factors_i / temperature) over the items of c",
                 "temperature": TASTE_TEMPERATURE,
+                "category_temperature": CATEGORY_TEMPERATURE,
                 "factors": self.params.taste_factors,
+                "popularity_exponent": POPULARITY_EXPONENT,
+                "category_factors": {str(name): [float(x) for x in f]
+                                     for name, f in zip(self.categories, self.category_factors)},
             },
             "anomalies": anomalies.truth,
             "segments": {"device": DEVICES, "channel": CHANNELS, "country": COUNTRIES,
@@ -514,7 +548,8 @@ def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, firs
     session_ids = first_session + np.arange(n_sess)
 
     n_views = 1 + rng.negative_binomial(0.8, 0.8 / (0.8 + 2.5), size=n_sess)
-    view_items = shop.pick_items(rng, factors[np.repeat(session_user, n_views)])
+    intent = shop.pick_categories(rng, factors[session_user])
+    view_items = shop.pick_items(rng, factors[np.repeat(session_user, n_views)], np.repeat(intent, n_views))
     target = view_items[np.cumsum(n_views) - 1]
     session_segments = {name: values[session_user] for name, values in segments.items()}
     features = session_segments | {

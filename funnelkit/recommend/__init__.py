@@ -1,0 +1,22 @@
+"""Implicit-feedback recommendations from the funnel's views, carts and purchases.
+
+The flow: :func:`confidence_matrix` turns weighted events into a user × item
+matrix (:mod:`.matrix`); :func:`make_split` holds out a test truth without
+leakage (:mod:`.split`); :func:`evaluate` fits ALS and the baselines
+(:mod:`.models`) and scores every model's batched top-k lists with the
+ranking metrics of :mod:`.metrics`; :func:`sweep` tunes ALS on a validation
+split carved out of the training period. :mod:`.reference` is an exact,
+readable NumPy ALS that the tests hold implicit's solver against.
+"""
+from .evaluate import Evaluation, chosen_settings, evaluate, evaluation_users, models_from_params, sweep
+from .matrix import Interactions, confidence_matrix
+from .models import (ALSRecommender, BPRRecommender, ItemKNNRecommender, PopularityRecommender,
+                     RandomRecommender, top_k)
+from .split import Split, default_cutoff, leave_last_out, make_split, temporal_split, validation_split
+
+__all__ = [
+    "ALSRecommender", "BPRRecommender", "Evaluation", "Interactions", "ItemKNNRecommender",
+    "PopularityRecommender", "RandomRecommender", "Split", "chosen_settings", "confidence_matrix",
+    "default_cutoff", "evaluate", "evaluation_users", "leave_last_out", "make_split", "models_from_params",
+    "sweep", "temporal_split", "top_k", "validation_split",
+]

@@ -1,0 +1,146 @@
+"""Fit every model on one split, rank for the test users in batches, score with one metric code."""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..params import RecommendParams
+from . import metrics
+from .models import (ALSRecommender, BPRRecommender, ItemKNNRecommender, PopularityRecommender,
+                     RandomRecommender)
+from .split import Split
+
+
+def models_from_params(spec: RecommendParams, als=None) -> dict[str, object]:
+    """ALS (with ``als`` settings, default ``spec.als``) and the four baselines, named for tables."""
+    als = als or spec.als
+    return {
+        "ALS": ALSRecommender(als.factors, als.regularization, als.alpha, als.iterations, spec.threads, spec.seed),
+        "BPR": BPRRecommender(spec.bpr.factors, spec.bpr.learning_rate, spec.bpr.regularization,
+                              spec.bpr.iterations, spec.threads, spec.seed),
+        "item-kNN": ItemKNNRecommender(spec.knn_neighbours, spec.threads),
+        "popularity": PopularityRecommender(),
+        "random": RandomRecommender(spec.seed),
+    }
+
+
+def evaluation_users(split: Split, max_users: int | None, seed: int) -> np.ndarray:
+    """The test users evaluated: all of them, or a seeded random sample of ``max_users``."""
+    users = split.test_users
+    if max_users is not None and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
+    return users
+
+
+@dataclass
+class Evaluation:
+    """Every model's top-k lists and per-user metrics on the same users.
+
+    Attributes
+    ----------
+    split : Split
+    users : numpy array of int
+        Rows of ``split.train`` evaluated (test users, possibly sampled).
+    recommended : dict of str to array (len(users), max k)
+    per_user : dict of str to DataFrame
+        :func:`funnelkit.recommend.metrics.per_user_metrics` per model.
+    timings : DataFrame
+        ``model``, ``fit_seconds``, ``recommend_seconds``, ``users``.
+    models : dict of str to fitted model
+    """
+
+    split: Split
+    users: np.ndarray
+    k_values: list[int]
+    recommended: dict
+    per_user: dict
+    timings: pd.DataFrame
+    models: dict
+
+    def summary(self, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+        """Long table: model, metric, k, value, low, high (bootstrap over users), users.
+
+        Coverage and novelty are catalogue-level numbers without an interval.
+        """
+        frames = []
+        popularity = self.split.train.item_popularity()
+        n_items = self.split.train.shape[1]
+        for name, per_user in self.per_user.items():
+            table = metrics.summarize(per_user, n_boot=n_boot, seed=seed)
+            extra = [{"metric": m, "k": k, "value": f(self.recommended[name], k), "low": np.nan, "high": np.nan,
+                      "users": len(self.users)}
+                     for k in self.k_values
+                     for m, f in (("coverage", lambda r, k: metrics.coverage(r, n_items, k)),
+                                  ("novelty", lambda r, k: metrics.novelty(r, popularity, k)))]
+            frames.append(pd.concat([table, pd.DataFrame(extra)], ignore_index=True).assign(model=name))
+        out = pd.concat(frames, ignore_index=True)
+        return out[["model", "metric", "k", "value", "low", "high", "users"]]
+
+    def difference(self, a: str, b: str, metric: str, k: int, *, n_boot: int = 1000,
+                   seed: int = 0) -> tuple[float, float, float]:
+        """Mean per-user difference a − b of ``metric@k`` with its paired bootstrap interval."""
+        column = f"{metric}@{k}"
+        return metrics.paired_difference(self.per_user[a][column].to_numpy(), self.per_user[b][column].to_numpy(),
+                                         n_boot=n_boot, seed=seed)
+
+    def subset(self, mask: np.ndarray) -> "Evaluation":
+        """The same evaluation restricted to the users where ``mask`` (aligned with ``users``) is true."""
+        mask = np.asarray(mask, dtype=bool)
+        return Evaluation(self.split, self.users[mask], self.k_values,
+                          {n: r[mask] for n, r in self.recommended.items()},
+                          {n: f[mask].reset_index(drop=True) for n, f in self.per_user.items()},
+                          self.timings, self.models)
+
+
+def evaluate(models: dict, split: Split, k_values, *, exclude_seen: bool = True, max_users: int | None = None,
+             seed: int = 0) -> Evaluation:
+    """Fit each model on ``split.train`` and score its top-max(k) lists for the test users.
+
+    Every model ranks the same users, in batches (no Python loop per user),
+    and is scored by the same metric code against ``split.truth``.
+    """
+    k_values = sorted(set(int(k) for k in k_values))
+    users = evaluation_users(split, max_users, seed)
+    train, truth = split.train.matrix, split.truth[users]
+    recommended, per_user, rows = {}, {}, []
+    for name, model in models.items():
+        model.fit(train)
+        start = time.perf_counter()
+        recommended[name] = model.recommend(users, train, max(k_values), exclude_seen=exclude_seen)
+        seconds = time.perf_counter() - start
+        per_user[name] = metrics.per_user_metrics(recommended[name], truth, k_values)
+        rows.append({"model": name, "fit_seconds": model.fit_seconds_, "recommend_seconds": seconds,
+                     "users": len(users)})
+    return Evaluation(split, users, k_values, recommended, per_user, pd.DataFrame(rows), models)
+
+
+def sweep(split: Split, spec: RecommendParams, *, metric: str = "ndcg") -> pd.DataFrame:
+    """Fit ALS for every factors × regularization × alpha of ``spec.sweep`` on ``split`` (the validation split).
+
+    Returns one row per setting with ``metric@headline_k`` and its bootstrap
+    interval over users, the fit time, sorted best first.
+    """
+    k = spec.headline_k
+    rows = []
+    for factors, regularization, alpha in itertools.product(spec.sweep.factors, spec.sweep.regularization,
+                                                            spec.sweep.alpha):
+        model = ALSRecommender(factors, regularization, alpha, spec.als.iterations, spec.threads, spec.seed)
+        result = evaluate({"ALS": model}, split, [k], exclude_seen=spec.exclude_seen,
+                          max_users=spec.max_eval_users, seed=spec.seed)
+        values = result.per_user["ALS"][f"{metric}@{k}"].to_numpy()
+        low, high = metrics.bootstrap_interval(values, n_boot=spec.bootstrap, seed=spec.seed)
+        rows.append({"factors": factors, "regularization": regularization, "alpha": alpha,
+                     f"{metric}@{k}": float(values.mean()), "low": low, "high": high,
+                     "fit_seconds": model.fit_seconds_})
+    return pd.DataFrame(rows).sort_values(f"{metric}@{k}", ascending=False, ignore_index=True)
+
+
+def chosen_settings(sweep_table: pd.DataFrame, spec: RecommendParams):
+    """``spec.als`` with factors, regularization and alpha of the sweep's best row."""
+    best = sweep_table.iloc[0]
+    return spec.als.model_copy(update={"factors": int(best["factors"]), "regularization": float(best["regularization"]),
+                                       "alpha": float(best["alpha"])})

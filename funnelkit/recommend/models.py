@@ -1,0 +1,211 @@
+"""The recommenders compared in the study, behind one small interface.
+
+Every model has ``fit(train)`` (a users × items CSR confidence matrix,
+returns ``self``) and ``recommend(users, train, k, exclude_seen)`` returning
+an int array (len(users), k) of item indices, best first, padded with −1
+when fewer than k items are eligible. Parameters are set in ``__init__`` and
+learned state ends in ``_`` (scikit-learn's contract).
+
+ALS, BPR and item-kNN are the ``implicit`` library's; popularity and random
+are the honest floors any recommender has to beat.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+BATCH_USERS = 20_000
+"""Users per call into implicit's batched top-k (bounds memory, not a per-user loop)."""
+DENSE_CELLS = 20_000_000
+"""Largest users × items score block the NumPy baselines build at once (80 MB of float32)."""
+
+
+class _Implicit:
+    """Shared fit/recommend around an implicit model built by ``_model()``."""
+
+    name = "implicit"
+
+    def _model(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, train: sp.csr_matrix) -> "_Implicit":
+        # implicit's solvers run their own OpenMP threads; a multi-threaded BLAS underneath them
+        # oversubscribes the cores (implicit warns about it), so BLAS gets one thread
+        with threadpool_limits(1, "blas"):
+            self.model_ = self._model()
+            start = time.perf_counter()
+            self.model_.fit(sp.csr_matrix(train, dtype=np.float32), show_progress=False)
+            self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def recommend(self, users: np.ndarray, train: sp.csr_matrix, k: int, exclude_seen: bool = True) -> np.ndarray:
+        users = np.asarray(users, dtype=np.int32)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        with threadpool_limits(1, "blas"):
+            for start in range(0, len(users), BATCH_USERS):
+                batch = users[start:start + BATCH_USERS]
+                ids, _ = self.model_.recommend(batch, train[batch], N=k, filter_already_liked_items=exclude_seen)
+                ids = np.asarray(ids).reshape(len(batch), -1)
+                out[start:start + len(batch), :ids.shape[1]] = ids
+        return out
+
+
+class ALSRecommender(_Implicit):
+    """implicit's ``AlternatingLeastSquares`` (conjugate-gradient solver), trained on alpha × train.
+
+    Parameters
+    ----------
+    factors, regularization, alpha, iterations
+        As in implicit; implicit's confidence of an observed pair is
+        ``alpha × value`` and of an unobserved pair 1.
+    threads : int
+        OpenMP threads of the solver (0 = all cores).
+    seed : int
+        Seed of the random starting factors.
+    track_loss : bool
+        Record the training loss after every iteration in ``losses_``.
+    """
+
+    name = "ALS"
+
+    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 10.0, iterations: int = 15,
+                 threads: int = 0, seed: int = 0, track_loss: bool = False):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.threads = threads
+        self.seed = seed
+        self.track_loss = track_loss
+
+    def _model(self):
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        self.losses_: list[float] = []
+        model = AlternatingLeastSquares(
+            factors=self.factors, regularization=self.regularization, alpha=self.alpha, iterations=self.iterations,
+            calculate_training_loss=self.track_loss, num_threads=self.threads, random_state=self.seed)
+        if self.track_loss:
+            model.fit_callback = lambda _iteration, _seconds, loss: self.losses_.append(float(loss))
+        return model
+
+    @property
+    def item_factors_(self) -> np.ndarray:
+        return self.model_.item_factors
+
+    def similar_items(self, items: np.ndarray, n: int) -> np.ndarray:
+        """The n items most similar to each of ``items`` (cosine of item factors), excluding the item itself."""
+        ids, _ = self.model_.similar_items(np.asarray(items, dtype=np.int32), N=n + 1)
+        ids = np.asarray(ids).reshape(len(items), -1)
+        keep = ids != np.asarray(items)[:, None]
+        return np.stack([row[mask][:n] for row, mask in zip(ids, keep)])
+
+
+class BPRRecommender(_Implicit):
+    """implicit's Bayesian personalised ranking (uses which pairs are non-zero, not their weights)."""
+
+    name = "BPR"
+
+    def __init__(self, factors: int = 64, learning_rate: float = 0.05, regularization: float = 0.01,
+                 iterations: int = 100, threads: int = 0, seed: int = 0):
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.threads = threads
+        self.seed = seed
+
+    def _model(self):
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        return BayesianPersonalizedRanking(factors=self.factors, learning_rate=self.learning_rate,
+                                           regularization=self.regularization, iterations=self.iterations,
+                                           num_threads=self.threads, random_state=self.seed)
+
+
+class ItemKNNRecommender(_Implicit):
+    """implicit's item-item cosine nearest neighbours: score = Σ over the user's items of similarity × weight."""
+
+    name = "item-kNN"
+
+    def __init__(self, neighbours: int = 50, threads: int = 0):
+        self.neighbours = neighbours
+        self.threads = threads
+
+    def _model(self):
+        from implicit.nearest_neighbours import CosineRecommender
+
+        return CosineRecommender(K=self.neighbours, num_threads=self.threads)
+
+
+class _Scored:
+    """Baselines whose scores are a dense users × items block built in NumPy."""
+
+    def _scores(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def recommend(self, users: np.ndarray, train: sp.csr_matrix, k: int, exclude_seen: bool = True) -> np.ndarray:
+        users = np.asarray(users)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        batch = max(1, DENSE_CELLS // max(train.shape[1], 1))
+        for start in range(0, len(users), batch):
+            rows = users[start:start + batch]
+            out[start:start + len(rows)] = top_k(self._scores(rows), train[rows] if exclude_seen else None, k)
+        return out
+
+
+class PopularityRecommender(_Scored):
+    """Everyone gets the items most users interacted with in training (ties: lower index first)."""
+
+    name = "popularity"
+
+    def fit(self, train: sp.csr_matrix) -> "PopularityRecommender":
+        start = time.perf_counter()
+        users_per_item = np.bincount(sp.csr_matrix(train).indices, minlength=train.shape[1]).astype(np.float64)
+        # a vanishing index penalty breaks ties deterministically towards the lower item index
+        self.scores_ = users_per_item - np.arange(train.shape[1]) * 1e-9
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def _scores(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.scores_, (len(users), len(self.scores_)))
+
+
+class RandomRecommender(_Scored):
+    """A uniformly random ranking per user (seeded): the floor that shows what chance gives."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, train: sp.csr_matrix) -> "RandomRecommender":
+        self.n_items_ = train.shape[1]
+        self.rng_ = np.random.default_rng(self.seed)
+        self.fit_seconds_ = 0.0
+        return self
+
+    def _scores(self, users: np.ndarray) -> np.ndarray:
+        return self.rng_.random((len(users), self.n_items_), dtype=np.float32)
+
+
+def top_k(scores: np.ndarray, seen: sp.csr_matrix | None, k: int) -> np.ndarray:
+    """Indices of the k highest scores per row, best first, skipping ``seen`` non-zeros (−1 pads).
+
+    ``scores`` is (n, items); ``seen`` is None or an (n, items) CSR matrix.
+    """
+    scores = np.array(scores, dtype=np.float64)  # a copy: the caller's block may be a broadcast view
+    if seen is not None and seen.nnz:
+        coo = sp.coo_matrix(seen)
+        scores[coo.row, coo.col] = -np.inf
+    k_eff = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    best = np.take_along_axis(part, order, axis=1)
+    best = np.where(np.isneginf(np.take_along_axis(scores, best, axis=1)), -1, best)
+    out = np.full((scores.shape[0], k), -1, dtype=np.int64)
+    out[:, :k_eff] = best
+    return out
