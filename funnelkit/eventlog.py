@@ -41,6 +41,13 @@ def connect(engine: "EngineParams | None" = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def timestamp_literal(value) -> str:
+    """A DuckDB TIMESTAMPTZ literal for a timestamp (naive values are taken as UTC)."""
+    value = pd.Timestamp(value)
+    value = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+    return f"TIMESTAMPTZ {literal(value.isoformat())}"
+
+
 def quote(identifier: str) -> str:
     """Quote a column or table name for DuckDB SQL."""
     return '"' + identifier.replace('"', '""') + '"'
@@ -106,6 +113,18 @@ class EventLog:
             ).fetchall()[0]
             self._data_end = pd.Timestamp(value).tz_convert("UTC")
         return self._data_end
+
+    def without_users(self, user_ids) -> "EventLog":
+        """This log without the events of ``user_ids``, as a view (the underlying table is not modified)."""
+        name = f"{self.table}_without_{next(_names)}"
+        ids = pd.DataFrame({"user_id": pd.Series(sorted(map(str, user_ids)), dtype=object)})
+        self.con.register(f"{name}_ids", ids)
+        self.con.execute(f"CREATE TEMP TABLE {name}_ids_t AS SELECT * FROM {name}_ids")
+        self.con.unregister(f"{name}_ids")
+        self.con.execute(
+            f"CREATE TEMP VIEW {name} AS SELECT * FROM {quote(self.table)} "
+            f"WHERE CAST({quote(COLUMNS.user_id)} AS VARCHAR) NOT IN (SELECT user_id FROM {name}_ids_t)")
+        return EventLog(self.con, name, self.segments, self.report, self.source)
 
     def query(self, sql: str) -> pd.DataFrame:
         """Run SQL in this log's connection and return a (small) DataFrame."""

@@ -272,3 +272,71 @@ def accuracy_chart(accuracy: pd.DataFrame, ax=None):
     ax.set_ylim(0, 17)
     ax.legend(fontsize=7)
     return fig
+
+
+def ranking_chart(summary: pd.DataFrame, metric: str = "ndcg", ax=None):
+    """``metric`` at every k per model with its bootstrap interval (``Evaluation.summary()`` rows)."""
+    fig, ax = _axes(ax, (7.5, 4.2))
+    rows = summary[summary["metric"] == metric]
+    models = list(dict.fromkeys(rows["model"]))
+    ks = sorted(rows["k"].unique())
+    width = 0.8 / max(len(models), 1)
+    for i, model in enumerate(models):
+        part = rows[rows["model"] == model].set_index("k").loc[ks]
+        x = np.arange(len(ks)) + (i - (len(models) - 1) / 2) * width
+        err = np.vstack([part["value"] - part["low"], part["high"] - part["value"]])
+        ax.bar(x, part["value"], width, yerr=err, capsize=3, label=model, alpha=0.9)
+    ax.set_xticks(np.arange(len(ks)), [f"k = {k}" for k in ks])
+    ax.set_xlabel("length of the recommendation list (items)")
+    ax.set_ylabel(f"mean {metric.upper()}@k over test users (95% CI)")
+    ax.set_title(f"{metric.upper()}@k by model on the held-out period")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def popularity_bias_chart(bias: pd.DataFrame, ax=None):
+    """Share of recommendation slots per catalogue popularity decile, per model (``explain.popularity_bias``)."""
+    fig, ax = _axes(ax, (7.5, 4.2))
+    for model, part in bias.groupby("model", sort=False):
+        ax.plot(part["decile"], part["share"], marker="o", ms=3, label=model)
+    deciles = bias["decile"].max()
+    ax.axhline(1 / deciles, color=MUTED, ls="--", lw=1, label="no popularity bias")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xticks(range(1, deciles + 1))
+    ax.set_xlabel("catalogue popularity decile (1 = most popular tenth of the items)")
+    ax.set_ylabel("share of recommended slots (%)")
+    ax.set_title("Popularity bias: where the recommendations come from")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def coverage_chart(summary: pd.DataFrame, k: int, axes=None):
+    """Catalogue coverage@k and novelty@k per model, on two panels side by side (``axes``: a pair of axes)."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    else:
+        fig = axes[0].figure
+    rows = summary[summary["k"] == k]
+    for axis, metric, label in ((axes[0], "coverage", "catalogue coverage (% of items recommended to anyone)"),
+                                (axes[1], "novelty", "novelty (mean self-information, bits)")):
+        part = rows[rows["metric"] == metric]
+        axis.barh(part["model"], part["value"], color=PRIMARY, alpha=0.85)
+        axis.set_xlabel(label)
+        if metric == "coverage":
+            axis.xaxis.set_major_formatter(PercentFormatter(1.0))
+        axis.set_title(f"{metric.capitalize()}@{k}")
+        axis.grid(axis="y", visible=False)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves_chart(losses: pd.DataFrame, ax=None):
+    """Training loss per iteration of each solver (columns after ``iteration``)."""
+    fig, ax = _axes(ax, (6.5, 3.8))
+    for style, column in zip(("-", "--", ":"), [c for c in losses.columns if c != "iteration"]):
+        ax.plot(losses["iteration"], losses[column], ls=style, marker="o", ms=3, label=column)
+    ax.set_xlabel("ALS iteration")
+    ax.set_ylabel("training loss (implicit's normalised objective)")
+    ax.set_title("Same start, same loss: implicit against the NumPy reference")
+    ax.legend(fontsize=8)
+    return fig

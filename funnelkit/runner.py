@@ -10,13 +10,15 @@
    write it) and get its label and fingerprint;
 4. make sure the ``funnelkit`` Jupyter kernel runs this interpreter;
 5. execute every notebook with papermill (in parallel with ``jobs > 1``),
-   injecting ``params_file`` as an absolute path;
+   injecting ``params_file`` as an absolute path, and ``output_dir`` (a
+   staging folder) into notebooks whose parameters cell declares it;
 6. for a notebook that succeeded, write ``reports/<name>.html`` and the
-   executed ``reports/<name>.ipynb`` (atomically) and drop a stale
+   executed ``reports/<name>.ipynb`` (atomically), move its staged files to
+   ``reports/<name>_files/`` (replacing the previous ones), and drop a stale
    ``reports/failed/<name>.ipynb``;
 7. for a notebook that failed, keep the executed notebook with its traceback
    as ``reports/failed/<name>.ipynb``, leave the previous
-   ``reports/<name>.html`` untouched, print one line naming the notebook, the
+   ``reports/<name>.html`` and ``reports/<name>_files/`` untouched, print one line naming the notebook, the
    cell and the error, and go on with the others;
 8. write ``reports/index.html`` and the manifest ``reports/runs.json``, which
    keeps the rows of notebooks not run this time (``only``).
@@ -27,6 +29,7 @@ Layout of ``reports/``::
     runs.json             manifest: one entry per notebook, latest attempt
     <name>.html           report (code hidden, images embedded)
     <name>.ipynb          executed notebook of that report
+    <name>_files/         files the notebook wrote for follow-up (CSVs), from the same run
     failed/<name>.ipynb   executed notebook of a failed attempt, with its traceback
 """
 from __future__ import annotations
@@ -35,6 +38,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -66,6 +70,9 @@ __all__ = [
 
 MANIFEST = "runs.json"
 INDEX = "index.html"
+OUTPUT_DIR_PARAMETER = "output_dir"
+"""A notebook that declares this parameter gets a folder for its files (CSVs for follow-up)."""
+FILES_SUFFIX = "_files"
 
 Prepare = Callable[[Params], "tuple[str, str]"]
 
@@ -284,17 +291,26 @@ def _execute(notebook: Path, ctx: _Context) -> NotebookRun:
 
     name = _notebook_name(notebook)
     reports = ctx.reports_dir
-    executed = reports / f".{name}.{uuid.uuid4().hex[:8]}.running.ipynb"
+    token = uuid.uuid4().hex[:8]
+    executed = reports / f".{name}.{token}.running.ipynb"
+    # files a notebook writes for follow-up (CSVs) go to a staging folder, moved into place with the HTML
+    staging = reports / f".{name}.{token}.files"
+    parameters = {"params_file": str(ctx.params_path)}
     title = notebook_title(notebook, default=name)
     progress = {"desc": name, "leave": ctx.jobs == 1, "file": ctx.stream} if ctx.progress else False
     start = time.perf_counter()
     error = failed_cell = None
+    files_dir = reports / f"{name}{FILES_SUFFIX}"
+    writes_files = False
     try:
         try:
+            writes_files = OUTPUT_DIR_PARAMETER in pm.inspect_notebook(str(notebook))
+            if writes_files:
+                parameters[OUTPUT_DIR_PARAMETER] = str(staging)
             pm.execute_notebook(
                 str(notebook),
                 str(executed),
-                parameters={"params_file": str(ctx.params_path)},
+                parameters=parameters,
                 kernel_name=KERNEL_NAME,
                 progress_bar=progress,
                 # The kernel's working folder is the notebook's, as papermill's cwd= would
@@ -317,6 +333,8 @@ def _execute(notebook: Path, ctx: _Context) -> NotebookRun:
         if error is None:
             metrics = read_metrics(executed)
             os.replace(executed, reports / f"{name}.ipynb")
+            if writes_files:
+                _replace_folder(staging, files_dir)
             failed_path.unlink(missing_ok=True)
             try:
                 failed_path.parent.rmdir()
@@ -338,6 +356,18 @@ def _execute(notebook: Path, ctx: _Context) -> NotebookRun:
                            source_label=ctx.label, fingerprint=ctx.fingerprint)
     finally:
         executed.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put ``new`` (possibly absent: the notebook wrote nothing) where ``target`` is, old files out of the way
+    first by a rename, so ``target`` is never a half-deleted mix of two runs."""
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+    if target.exists():
+        os.replace(target, old)
+    if new.is_dir():
+        os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _share_threads(jobs: int) -> None:

@@ -302,3 +302,35 @@ def accuracy_view(accuracy: pd.DataFrame) -> pd.DataFrame:
             "QR without refinement: digits": accuracy["lre_qr_plain"].map("{:.1f}".format),
         }
     )
+
+
+def ranking_view(summary: pd.DataFrame, k: int) -> pd.DataFrame:
+    """``Evaluation.summary()`` at one k: one row per model, each metric with its 95% interval."""
+    rows = summary[summary["k"] == k]
+    out = pd.DataFrame({"model": rows["model"].drop_duplicates().map(escape).to_list()})
+    for metric, label in (("ndcg", "NDCG"), ("ap", "MAP"), ("precision", "precision"), ("recall", "recall"),
+                          ("hit", "hit rate")):
+        part = rows[rows["metric"] == metric].set_index("model")
+        out[f"{label}@{k} (95% CI)"] = [_interval(part.loc[m, "value"], part.loc[m, "low"], part.loc[m, "high"],
+                                                  "{:.4f}") for m in rows["model"].drop_duplicates()]
+    for metric, fmt in (("coverage", "{:.1%}"), ("novelty", "{:.2f} bits")):
+        part = rows[rows["metric"] == metric].set_index("model")
+        out[f"{metric}@{k}"] = [fmt.format(part.loc[m, "value"]) for m in rows["model"].drop_duplicates()]
+    return out
+
+
+def sweep_view(sweep: pd.DataFrame) -> pd.DataFrame:
+    """The ALS sweep to read: one row per setting, best first, metric with its interval."""
+    metric = next(c for c in sweep.columns if "@" in c)
+    return pd.DataFrame({
+        "factors": sweep["factors"], "regularization": sweep["regularization"].map("{:g}".format),
+        "alpha": sweep["alpha"].map("{:g}".format),
+        f"{metric.upper()} on validation (95% CI)": [_interval(v, lo, hi, "{:.4f}") for v, lo, hi in
+                                                     zip(sweep[metric], sweep["low"], sweep["high"])],
+        "fit time (s)": sweep["fit_seconds"].map("{:.1f}".format),
+    })
+
+
+def escaped(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every text cell HTML-escaped (ids, categories and names come from the data)."""
+    return frame.apply(lambda column: column.map(lambda v: escape(v) if isinstance(v, str) else v))

@@ -353,3 +353,12 @@ def test_revenue_lost_is_lost_units_times_downstream_rate_times_order_value():
     assert lost["units_lost"] == 3 and lost["downstream_conversion"] == pytest.approx(2 / 3)
     assert lost["revenue"] == pytest.approx(3 * 2 / 3 * 40)
     assert lost["ci_low"] < lost["revenue"] < lost["ci_high"]
+
+
+def test_without_users_is_a_view_that_leaves_the_log_untouched():
+    frame = pd.DataFrame({COLUMNS.user_id: ["a", "b", "c", "b"], COLUMNS.event_type: ["view"] * 4,
+                          COLUMNS.event_time: pd.to_datetime(["2026-01-01"] * 4, utc=True)})
+    log = EventLog.from_frame(frame)
+    kept = log.without_users({"b", "zz"})
+    assert sorted(kept.query(f"SELECT {COLUMNS.user_id} FROM {kept.table}")[COLUMNS.user_id]) == ["a", "c"]
+    assert len(log.query(f"SELECT * FROM {log.table}")) == 4

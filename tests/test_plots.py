@@ -85,3 +85,36 @@ def test_log_axes_have_plain_tick_labels(case):
     fig.canvas.draw()
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
     assert labels and not any("$" in t or "mathdefault" in t for t in labels)
+
+
+def _ranking_summary():
+    import pandas as pd
+
+    rows = []
+    for model, base in (("ALS", 0.07), ("popularity", 0.035)):
+        for k in (5, 10):
+            for metric in ("ndcg", "coverage", "novelty"):
+                value = base * k / 10 if metric == "ndcg" else 0.5 if metric == "coverage" else 7.0
+                rows.append({"model": model, "metric": metric, "k": k, "value": value, "low": value * 0.8,
+                             "high": value * 1.2, "users": 100})
+    return pd.DataFrame(rows)
+
+
+def test_ranking_chart_draws_one_bar_with_its_interval_per_model_and_k():
+    fig = plots.ranking_chart(_ranking_summary())
+    assert labelled(fig)
+    heights = sorted(round(p.get_height(), 4) for p in fig.axes[0].patches)
+    assert heights == [0.0175, 0.035, 0.035, 0.07]
+
+
+def test_coverage_popularity_and_loss_charts_are_labelled():
+    import pandas as pd
+
+    assert labelled(plots.coverage_chart(_ranking_summary(), 10))
+    bias = pd.DataFrame({"model": ["ALS"] * 10, "decile": range(1, 11), "share": [0.5] + [0.5 / 9] * 9})
+    fig = plots.popularity_bias_chart(bias)
+    assert labelled(fig)
+    assert list(fig.axes[0].lines[0].get_ydata()) == list(bias["share"])
+    losses = pd.DataFrame({"iteration": [1, 2, 3], "reference (NumPy)": [0.3, 0.2, 0.1], "implicit": [0.3, 0.2, 0.1]})
+    fig = plots.loss_curves_chart(losses)
+    assert labelled(fig) and len(fig.axes[0].lines) == 2

@@ -25,7 +25,10 @@ def test_notebooks_are_committed_without_outputs_and_one_parameters_cell(path):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "strip outputs"
     tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
-    assert "".join(tagged[0]["source"]).strip() == 'params_file = "../params/default.yaml"'
+    lines = "".join(tagged[0]["source"]).strip().splitlines()
+    assert lines[0] == 'params_file = "../params/default.yaml"'
+    # the only other parameter: where a notebook that writes files puts them (the runner injects it)
+    assert lines[1:] in ([], [f'output_dir = "../reports/{path.stem}_files"'])
     assert nb["metadata"]["kernelspec"]["name"] == "funnelkit"
     assert nb["cells"][0]["cell_type"] == "markdown", "the first cell states the question"
 

@@ -1,7 +1,8 @@
 """The runner and the CLI on two small fixture notebooks.
 
 ``tests/fixtures/notebooks/01_metric.ipynb`` records metrics from the params file
-it is given; ``02_fails.ipynb`` raises in its fourth cell. Kernel starts cost ~2 s
+it is given and writes a CSV to its ``output_dir``; ``02_fails.ipynb`` writes a
+file, then raises in its fifth cell. Kernel starts cost ~2 s
 each, so the notebooks are executed only four times: one parallel run of both
 (module fixture), one ``only`` run, one CLI run.
 """
@@ -40,6 +41,10 @@ def first_run(tmp_path_factory, params_file):
     reports = tmp_path_factory.mktemp("run") / "reports"
     (reports / "failed").mkdir(parents=True)
     (reports / "02_fails.html").write_bytes(PREVIOUS_HTML)
+    (reports / "02_fails_files").mkdir()
+    (reports / "02_fails_files" / "previous.csv").write_text("from the previous successful run\n")
+    (reports / "01_metric_files").mkdir()
+    (reports / "01_metric_files" / "stale.csv").write_text("from an older run\n")
     (reports / "failed" / "01_metric.ipynb").write_text("{}")
     stream = io.StringIO()
     summary = runner.run(params_file, jobs=2, notebooks_dir=FIXTURES, reports_dir=reports, prepare=fake_prepare,
@@ -56,7 +61,7 @@ def test_fixture_notebooks_are_committed_clean_with_one_parameters_cell():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), path.name
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-        assert [c.source for c in tagged] == ['params_file = "../params/default.yaml"'], path.name
+        assert [c.source.splitlines()[0] for c in tagged] == ['params_file = "../params/default.yaml"'], path.name
 
 
 def test_successful_notebook_gets_html_and_executed_notebook(first_run):
@@ -69,6 +74,17 @@ def test_successful_notebook_gets_html_and_executed_notebook(first_run):
     assert metrics["runs_in_notebook_folder"]["value"] is True, "the kernel's working folder is the notebook's"
     assert ok.metrics == metrics
     assert "fixture output 7 days" in (reports / "01_metric.html").read_text(encoding="utf-8")
+
+
+def test_files_of_a_successful_notebook_replace_the_previous_ones(first_run):
+    _, reports, _ = first_run
+    assert sorted(p.name for p in (reports / "01_metric_files").iterdir()) == ["table.csv"]
+    assert (reports / "01_metric_files" / "table.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_files_of_a_failed_notebook_never_replace_the_previous_ones(first_run):
+    _, reports, _ = first_run
+    assert sorted(p.name for p in (reports / "02_fails_files").iterdir()) == ["previous.csv"]
 
 
 def test_stale_failed_notebook_is_removed_after_success(first_run):
@@ -96,7 +112,7 @@ def test_failing_notebook_leaves_the_previous_report_untouched(first_run):
 def test_failure_message_names_notebook_cell_and_error(first_run):
     _, _, messages = first_run
     line = next(m for m in messages.splitlines() if "02_fails" in m)
-    assert "cell 4" in line and 'raise RuntimeError("planted failure in fixture")' in line
+    assert "cell 5" in line and 'raise RuntimeError("planted failure in fixture")' in line
     assert "RuntimeError: planted failure in fixture" in messages
     assert "01_metric.ipynb ok" in messages
 
@@ -104,8 +120,9 @@ def test_failure_message_names_notebook_cell_and_error(first_run):
 def test_no_temporary_files_are_left(first_run):
     _, reports, _ = first_run
     names = sorted(str(p.relative_to(reports)) for p in reports.rglob("*"))
-    assert names == ["01_metric.html", "01_metric.ipynb", "02_fails.html", "failed", "failed/02_fails.ipynb",
-                     "index.html", "runs.json"]
+    assert names == ["01_metric.html", "01_metric.ipynb", "01_metric_files", "01_metric_files/table.csv",
+                     "02_fails.html", "02_fails_files", "02_fails_files/previous.csv", "failed",
+                     "failed/02_fails.ipynb", "index.html", "runs.json"]
 
 
 def test_index_lists_notebooks_metrics_and_data(first_run):
@@ -226,3 +243,16 @@ def test_cli_failing_notebook_returns_1_after_writing_the_index(params_file, tmp
     assert (reports / "index.html").is_file() and (reports / "failed" / "02_fails.ipynb").is_file()
     err = capsys.readouterr().err
     assert "1 of 1 notebook(s) failed (02_fails)" in err and "Traceback" not in err
+
+
+def test_replacing_files_swaps_whole_folders_and_clears_stale_ones(tmp_path):
+    target, new = tmp_path / "03_x_files", tmp_path / ".03_x.abc.files"
+    target.mkdir()
+    (target / "old.csv").write_text("old")
+    new.mkdir()
+    (new / "new.csv").write_text("new")
+    runner._replace_folder(new, target)
+    assert [p.name for p in target.iterdir()] == ["new.csv"] and not new.exists()
+    runner._replace_folder(tmp_path / "absent", target)  # the notebook wrote nothing this time
+    assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -93,3 +93,20 @@ def test_headline_escapes_step_names():
 
 def test_breakdown_overview_of_no_breakdowns_is_an_empty_table():
     assert tables.breakdown_overview([]).empty and list(tables.breakdown_tests([]).columns)
+
+
+def test_ranking_and_sweep_views_show_intervals_and_escape_model_names():
+    summary = pd.DataFrame([
+        {"model": "<b>ALS</b>", "metric": m, "k": 10, "value": v, "low": v - 0.01, "high": v + 0.01, "users": 9}
+        for m, v in (("ndcg", 0.07), ("ap", 0.05), ("precision", 0.012), ("recall", 0.11), ("hit", 0.12),
+                     ("coverage", 0.056), ("novelty", 6.97))])
+    view = tables.ranking_view(summary, 10)
+    assert view.loc[0, "model"] == "&lt;b&gt;ALS&lt;/b&gt;"
+    assert view.loc[0, "NDCG@10 (95% CI)"] == "0.0700 (0.0600 to 0.0800)"
+    assert view.loc[0, "coverage@10"] == "5.6%" and view.loc[0, "novelty@10"] == "6.97 bits"
+    sweep = pd.DataFrame({"factors": [16], "regularization": [1.0], "alpha": [10.0], "ndcg@10": [0.05],
+                          "low": [0.04], "high": [0.06], "fit_seconds": [1.234]})
+    row = tables.sweep_view(sweep).iloc[0]
+    assert (row["regularization"], row["alpha"], row["fit time (s)"]) == ("1", "10", "1.2")
+    assert row["NDCG@10 on validation (95% CI)"] == "0.0500 (0.0400 to 0.0600)"
+    assert tables.escaped(pd.DataFrame({"id": ["<i>"], "n": [1]})).loc[0, "id"] == "&lt;i&gt;"

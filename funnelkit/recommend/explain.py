@@ -1,34 +1,55 @@
 """What the report shows about the recommendations: headline, funnel tie-in, examples, popularity bias, checks."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from ..eventlog import EventLog, quote
+from ..errors import ParamsError
+from ..eventlog import EventLog, quote, timestamp_literal
 from ..funnel import run_funnel
 from ..params import FunnelParams
 from ..schema import COLUMNS
 from . import metrics
-from .evaluate import Evaluation
-from .matrix import ITEM, TIME, USER
+from .evaluate import Evaluation, evaluate, models_from_params
+from .matrix import ITEM, TIME
 from .models import ALSRecommender
 from .reference import als_loss, exact_als
 from .split import Split
 
+_views = itertools.count()
 
-def headline(evaluation: Evaluation, k: int, *, metric: str = "ndcg", model: str = "ALS", n_boot: int = 1000,
-             seed: int = 0) -> dict:
-    """``model`` against the best other model on ``metric@k``: values, paired difference and its interval.
 
-    The best baseline is chosen by its mean on the same users; the interval
-    of the difference resamples users (paired), so it answers "is the gain
-    real" directly rather than through two overlapping intervals.
+def best_baseline(validation: Split, spec, *, metric: str = "ndcg", model: str = "ALS") -> str:
+    """The baseline with the best ``metric@headline_k`` on the validation split.
+
+    Choosing it there rather than on the test period keeps the headline's
+    comparison free of a winner's curse (the best of four noisy test means
+    is biased upwards).
+    """
+    baselines = {name: m for name, m in models_from_params(spec).items() if name != model}
+    result = evaluate(baselines, validation, [spec.headline_k], exclude_seen=spec.exclude_seen,
+                      max_users=spec.max_eval_users, seed=spec.seed)
+    column = f"{metric}@{spec.headline_k}"
+    return max(result.per_user, key=lambda name: result.per_user[name][column].mean())
+
+
+def headline(evaluation: Evaluation, k: int, *, baseline: str | None = None, metric: str = "ndcg",
+             model: str = "ALS", n_boot: int = 1000, seed: int = 0) -> dict:
+    """``model`` against ``baseline`` on ``metric@k``: values, paired difference and its interval.
+
+    ``baseline`` should be chosen before looking at the test period
+    (:func:`best_baseline`); without one, the best other model on the test
+    users is taken. The interval of the difference resamples users
+    (paired), so it answers "is the gain real" directly rather than through
+    two overlapping intervals.
     """
     column = f"{metric}@{k}"
     means = {name: float(frame[column].mean()) for name, frame in evaluation.per_user.items()}
-    best = max((n for n in means if n != model), key=means.get)
+    best = baseline or max((n for n in means if n != model), key=means.get)
     diff, low, high = evaluation.difference(model, best, metric, k, n_boot=n_boot, seed=seed)
     return {"metric": column, "model": model, "value": means[model], "baseline": best,
             "baseline_value": means[best], "difference": diff, "low": low, "high": high,
@@ -65,10 +86,13 @@ def cart_abandoners(events: EventLog, funnel: FunnelParams, until: pd.Timestamp,
     window was still open at ``until`` are not counted as having left.
     """
     names = [s.name for s in funnel.steps]
+    if step not in names:
+        raise ParamsError(f"funnel.steps: the recommendation study looks for users who left at the {step!r} step, "
+                          f"but the funnel's steps are {names}")
     depth = names.index(step) + 1
-    view = f"rec_before_{abs(hash((events.table, str(until))))}"
+    view = f"rec_before_{next(_views)}"
     events.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {quote(events.table)} "
-                       f"WHERE {TIME} < TIMESTAMPTZ '{until.isoformat()}'")
+                       f"WHERE {TIME} < {timestamp_literal(until)}")
     before = EventLog(events.con, view, events.segments, source=events.source)
     result = run_funnel(before, funnel, unit="user", data_end=until)
     rows = events.con.execute(f"SELECT unit FROM {result.units_table} WHERE NOT censored AND depth = {depth}").fetchall()
@@ -90,7 +114,7 @@ def recommendation_examples(evaluation: Evaluation, user_ids, catalogue: pd.Data
             item_id = split.train.item_ids[item]
             info = catalogue.loc[item_id] if item_id in catalogue.index else {}
             out.append({"user": user, "rank": rank, "item": item_id, "category": info.get("category"),
-                        "price": info.get("price"), "bought or carted later": bool(truth[0, item] != 0)})
+                        "price": float(info.get("price", np.nan)), "bought or carted later": bool(truth[0, item] != 0)})
     return pd.DataFrame(out)
 
 
@@ -186,3 +210,30 @@ def reference_check(split: Split, settings, *, users: int = 300, items: int = 20
         "final_loss_reference": als_loss(scaled, exact.user_factors, exact.item_factors, settings.regularization),
         "final_loss_implicit": losses[-1],
     }
+
+
+def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "ALS") -> pd.DataFrame:
+    """Write ``model``'s top-k per evaluated user as CSV, with whether each item was a test hit.
+
+    Columns: ``user_id``, ``rank`` (1 = best), ``item_id``, ``relevant``
+    (the user carted or bought it in the test period) and ``n_relevant``
+    (the user's number of test items), enough to recompute every ranking
+    metric from the file alone.
+    """
+    from ..report import atomic_write
+
+    split = evaluation.split
+    recommended = evaluation.recommended[model][:, :k]
+    truth = split.truth[evaluation.users]
+    relevant = metrics.hits(recommended, truth)
+    n_users = len(evaluation.users)
+    frame = pd.DataFrame({
+        "user_id": np.repeat(split.train.user_ids[evaluation.users], k),
+        "rank": np.tile(np.arange(1, k + 1), n_users),
+        "item_id": np.where(recommended.ravel() >= 0, split.train.item_ids[np.maximum(recommended.ravel(), 0)], ""),
+        "relevant": relevant.ravel(),
+        "n_relevant": np.repeat(np.diff(truth.indptr), k),
+    })
+    frame = frame[frame["item_id"] != ""]
+    atomic_write(path, frame.to_csv(index=False))
+    return frame

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ParamsError, SchemaError
-from ..eventlog import EventLog, literal, quote
+from ..eventlog import EventLog, literal, quote, timestamp_literal
 from ..params import RecommendParams
 from ..schema import COLUMNS
 
@@ -31,7 +31,10 @@ class Interactions:
     matrix : scipy.sparse.csr_matrix of float32
         ``matrix[u, i]`` = Σ over user u's events on item i of the event
         type's weight (× the time-decay factor when one is set), then
-        reweighted by BM25/TF-IDF when asked. Zero = no interaction.
+        reweighted by BM25/TF-IDF when asked. A stored entry is an
+        interaction even when its weight is 0 (BM25's idf of an item nearly
+        every user has, the decay of a very old event): the user has seen the
+        item, and implicit gives the cell confidence 0, i.e. no pull either way.
     user_ids, item_ids : numpy arrays of str
         The id of each row and of each column (sorted, so indices are stable).
     removed : dict
@@ -77,11 +80,16 @@ def _check(events: EventLog, spec: RecommendParams) -> None:
     if missing:
         raise SchemaError(f"{events.source or 'events'}: the recommendation study needs the column(s) "
                           f"{missing}; the log has {events.columns}")
-    present = {row[0] for row in events.con.execute(f"SELECT DISTINCT {TYPE} FROM {quote(events.table)}").fetchall()}
+    present = event_types(events)
     weighted = [t for t, w in spec.weights.items() if w > 0]
     if not present & set(weighted):
         raise ParamsError(f"recommend.weights: none of the weighted event types {weighted} occurs in the log, "
                           f"whose event types are {sorted(present)}")
+
+
+def event_types(events: EventLog) -> set[str]:
+    """The distinct event types of the log."""
+    return {row[0] for row in events.con.execute(f"SELECT DISTINCT {TYPE} FROM {quote(events.table)}").fetchall()}
 
 
 def _weights_sql(weights: dict[str, float]) -> str:
@@ -96,7 +104,7 @@ def pairs_sql(events: EventLog, spec: RecommendParams, relation: str, as_of: pd.
         if as_of is None:
             raise ValueError("time decay needs the time the weights are measured at (as_of)")
         half_life_us = spec.decay_half_life // dt.timedelta(microseconds=1)
-        age_us = f"epoch_us(TIMESTAMPTZ {literal(as_of.isoformat())}) - epoch_us(e.{TIME})"
+        age_us = f"epoch_us({timestamp_literal(as_of)}) - epoch_us(e.{TIME})"
         # events after as_of cannot occur in training; clamp guards against clock noise
         decay = f"pow(0.5, greatest({age_us}, 0) / {half_life_us}.0)"
     return (
@@ -166,7 +174,7 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
 
 def _column(con, sql: str) -> np.ndarray:
     # DuckDB orders VARCHAR by UTF-8 bytes, which is code-point order: the order NumPy's searchsorted assumes
-    return np.asarray(con.execute(sql).to_arrow_table().column(0).to_pylist(), dtype=str)
+    return np.asarray(con.sql(sql).to_arrow_table().column(0).to_pylist(), dtype=str)
 
 
 def reweight(matrix: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
@@ -181,5 +189,9 @@ def reweight(matrix: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
         return matrix
     from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
-    weighted = bm25_weight(matrix, K1=100, B=0.8) if weighting == "bm25" else tfidf_weight(matrix)
-    return sp.csr_matrix(weighted, dtype=np.float32)
+    weighted = sp.csr_matrix(bm25_weight(matrix, K1=100, B=0.8) if weighting == "bm25" else tfidf_weight(matrix),
+                             dtype=np.float32)
+    # an item every user has gets idf log N - log(1 + N) < 0, and implicit reads a negative value as a
+    # dislike: such an item says nothing about a user, so its weight is 0 (the entry stays: it was seen)
+    np.maximum(weighted.data, 0, out=weighted.data)
+    return weighted

@@ -12,15 +12,18 @@ are the honest floors any recommender has to beat.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+FILTERED_SCORE = -1e30
+"""implicit scores a filtered item -FLT_MAX (ALS, BPR): anything at or below this is not a candidate."""
 BATCH_USERS = 20_000
 """Users per call into implicit's batched top-k (bounds memory, not a per-user loop)."""
-DENSE_CELLS = 20_000_000
-"""Largest users × items score block the NumPy baselines build at once (80 MB of float32)."""
+DENSE_CELLS = 5_000_000
+"""Largest users × items score block the batched baselines build at once (40 MB of float64)."""
 
 
 class _Implicit:
@@ -34,7 +37,11 @@ class _Implicit:
     def fit(self, train: sp.csr_matrix) -> "_Implicit":
         # implicit's solvers run their own OpenMP threads; a multi-threaded BLAS underneath them
         # oversubscribes the cores (implicit warns about it), so BLAS gets one thread
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            # implicit's own internals: tqdm.auto complains in Jupyter without ipywidgets (no bar is shown),
+            # and the cosine recommender hands a COO matrix to its own CSR-only kNN routine
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
             self.model_ = self._model()
             start = time.perf_counter()
             self.model_.fit(sp.csr_matrix(train, dtype=np.float32), show_progress=False)
@@ -44,12 +51,20 @@ class _Implicit:
     def recommend(self, users: np.ndarray, train: sp.csr_matrix, k: int, exclude_seen: bool = True) -> np.ndarray:
         users = np.asarray(users, dtype=np.int32)
         out = np.full((len(users), k), -1, dtype=np.int64)
+        n = min(k, train.shape[1])
         with threadpool_limits(1, "blas"):
             for start in range(0, len(users), BATCH_USERS):
                 batch = users[start:start + BATCH_USERS]
-                ids, _ = self.model_.recommend(batch, train[batch], N=k, filter_already_liked_items=exclude_seen)
-                ids = np.asarray(ids).reshape(len(batch), -1)
-                out[start:start + len(batch), :ids.shape[1]] = ids
+                seen = train[batch]
+                ids, scores = self.model_.recommend(batch, seen, N=n, filter_already_liked_items=exclude_seen)
+                ids = np.asarray(ids).reshape(len(batch), -1).astype(np.int64)
+                scores = np.asarray(scores).reshape(ids.shape)
+                # when fewer than k items are eligible implicit fills the tail with filtered items
+                # (score -inf, or 0 for item-kNN) or repeats of item 0: make that tail padding
+                invalid = ~np.isfinite(scores) | (scores <= FILTERED_SCORE) | (ids < 0)
+                if exclude_seen:
+                    invalid |= _stored(seen, ids)
+                out[start:start + len(batch), :n] = np.where(invalid, -1, ids)
         return out
 
 
@@ -92,10 +107,6 @@ class ALSRecommender(_Implicit):
             model.fit_callback = lambda _iteration, _seconds, loss: self.losses_.append(float(loss))
         return model
 
-    @property
-    def item_factors_(self) -> np.ndarray:
-        return self.model_.item_factors
-
     def similar_items(self, items: np.ndarray, n: int) -> np.ndarray:
         """The n items most similar to each of ``items`` (cosine of item factors), excluding the item itself."""
         ids, _ = self.model_.similar_items(np.asarray(items, dtype=np.int32), N=n + 1)
@@ -126,8 +137,29 @@ class BPRRecommender(_Implicit):
                                            num_threads=self.threads, random_state=self.seed)
 
 
-class ItemKNNRecommender(_Implicit):
-    """implicit's item-item cosine nearest neighbours: score = Σ over the user's items of similarity × weight."""
+class _Scored:
+    """Models whose scores for a batch of users are a dense users × items block, ranked by :func:`top_k`."""
+
+    def _scores(self, users: np.ndarray, train: sp.csr_matrix) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def recommend(self, users: np.ndarray, train: sp.csr_matrix, k: int, exclude_seen: bool = True) -> np.ndarray:
+        users = np.asarray(users)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        batch = max(1, DENSE_CELLS // max(train.shape[1], 1))
+        for start in range(0, len(users), batch):
+            rows = users[start:start + batch]
+            out[start:start + len(rows)] = top_k(self._scores(rows, train), train[rows] if exclude_seen else None, k)
+        return out
+
+
+class ItemKNNRecommender(_Scored, _Implicit):
+    """implicit's item-item cosine nearest neighbours: score = Σ over the user's items of similarity × weight.
+
+    implicit computes the similarity matrix; the scores are the same product
+    implicit's scorer forms, done here for a whole batch of users at once
+    (implicit's own ``recommend`` loops over the users in Python).
+    """
 
     name = "item-kNN"
 
@@ -140,21 +172,8 @@ class ItemKNNRecommender(_Implicit):
 
         return CosineRecommender(K=self.neighbours, num_threads=self.threads)
 
-
-class _Scored:
-    """Baselines whose scores are a dense users × items block built in NumPy."""
-
-    def _scores(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def recommend(self, users: np.ndarray, train: sp.csr_matrix, k: int, exclude_seen: bool = True) -> np.ndarray:
-        users = np.asarray(users)
-        out = np.full((len(users), k), -1, dtype=np.int64)
-        batch = max(1, DENSE_CELLS // max(train.shape[1], 1))
-        for start in range(0, len(users), batch):
-            rows = users[start:start + batch]
-            out[start:start + len(rows)] = top_k(self._scores(rows), train[rows] if exclude_seen else None, k)
-        return out
+    def _scores(self, users: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
+        return (train[users] @ self.model_.similarity).toarray()
 
 
 class PopularityRecommender(_Scored):
@@ -170,7 +189,7 @@ class PopularityRecommender(_Scored):
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def _scores(self, users: np.ndarray) -> np.ndarray:
+    def _scores(self, users: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.scores_, (len(users), len(self.scores_)))
 
 
@@ -188,8 +207,18 @@ class RandomRecommender(_Scored):
         self.fit_seconds_ = 0.0
         return self
 
-    def _scores(self, users: np.ndarray) -> np.ndarray:
+    def _scores(self, users: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
         return self.rng_.random((len(users), self.n_items_), dtype=np.float32)
+
+
+def _stored(rows: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
+    """Whether ids[r, j] is a stored entry of row r of ``rows`` (vectorised lookup of linear keys)."""
+    rows = sp.csr_matrix(rows)
+    keys = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr)) * rows.shape[1] + rows.indices
+    keys.sort()
+    wanted = np.arange(ids.shape[0], dtype=np.int64)[:, None] * rows.shape[1] + np.maximum(ids, 0)
+    position = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+    return (keys[position] == wanted) & (ids >= 0) if len(keys) else np.zeros(ids.shape, dtype=bool)
 
 
 def top_k(scores: np.ndarray, seen: sp.csr_matrix | None, k: int) -> np.ndarray:

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError
-from ..eventlog import EventLog, literal, quote
+from ..errors import DataError, ParamsError
+from ..eventlog import EventLog, literal, quote, timestamp_literal
 from ..params import RecommendParams
-from .matrix import ITEM, TIME, TYPE, USER, Interactions, confidence_matrix
+from .matrix import ITEM, TIME, TYPE, USER, Interactions, confidence_matrix, event_types
 
 _names = itertools.count()
 
@@ -72,7 +72,7 @@ class Split:
     def counts_frame(self) -> pd.DataFrame:
         labels = {
             "test_pairs": "test (user, item) pairs in the test period",
-            "cold_user_pairs": "… dropped: user has no training interaction (cold start)",
+            "cold_user_pairs": "… dropped: user not in training (no interaction before, or below the minimum counts)",
             "cold_item_pairs": "… dropped: item unknown in training",
             "seen_pairs": "… dropped: item already in the user's training history",
             "kept_pairs": "test pairs evaluated",
@@ -90,7 +90,7 @@ def default_cutoff(events: EventLog, spec: RecommendParams) -> pd.Timestamp:
 
 
 def temporal_split(events: EventLog, spec: RecommendParams, cutoff: pd.Timestamp | None = None,
-                   end: pd.Timestamp | None = None) -> Split:
+                   end: pd.Timestamp | None = None, label: str = "recommend cut-off") -> Split:
     """Train on events before ``cutoff``; the truth is ``test_events`` pairs in [cutoff, end).
 
     Parameters
@@ -110,11 +110,13 @@ def temporal_split(events: EventLog, spec: RecommendParams, cutoff: pd.Timestamp
     cutoff = default_cutoff(events, spec) if cutoff is None else _utc(cutoff)
     end = None if end is None else _utc(end)
     table = quote(events.table)
-    train_relation = f"(SELECT * FROM {table} WHERE {TIME} < {_ts(cutoff)})"
-    test_bound = f"{TIME} >= {_ts(cutoff)}" + ("" if end is None else f" AND {TIME} < {_ts(end)}")
+    train_relation = f"(SELECT * FROM {table} WHERE {TIME} < {timestamp_literal(cutoff)})"
+    test_bound = f"{TIME} >= {timestamp_literal(cutoff)}"
+    if end is not None:
+        test_bound += f" AND {TIME} < {timestamp_literal(end)}"
     test_pairs = (f"SELECT DISTINCT {USER} AS user_id, {ITEM} AS item_id FROM {table} "
                   f"WHERE {test_bound} AND {TYPE} IN ({_types(spec)}) AND {ITEM} IS NOT NULL")
-    what = f"recommend cut-off {cutoff:%Y-%m-%d %H:%M} UTC"
+    what = f"{label} {cutoff:%Y-%m-%d %H:%M} UTC"
     train = _train(events, spec, train_relation, cutoff, what)
     return _assemble(events, spec, train, test_pairs, "temporal", cutoff, end, what)
 
@@ -158,13 +160,18 @@ def validation_split(events: EventLog, spec: RecommendParams, split: Split) -> S
     events only (each user's last remaining test-type item is held out).
     """
     if split.kind == "temporal":
-        return temporal_split(events, spec, cutoff=split.cutoff - pd.Timedelta(spec.test_period), end=split.cutoff)
+        return temporal_split(events, spec, cutoff=split.cutoff - pd.Timedelta(spec.test_period), end=split.cutoff,
+                              label="validation cut-off (one recommend.test_period before the test cut-off)")
     view = f"rec_validation_{next(_names)}"
     events.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_before_held_sql(quote(events.table), spec)}")
     return leave_last_out(EventLog(events.con, view, events.segments, source=events.source), spec)
 
 
 def _train(events: EventLog, spec: RecommendParams, relation: str, as_of: pd.Timestamp, what: str) -> Interactions:
+    present = event_types(events)
+    if not present & set(spec.test_events):
+        raise ParamsError(f"recommend.test_events: none of {spec.test_events} occurs in the log, whose event "
+                          f"types are {sorted(present)}")
     train = confidence_matrix(events, spec, relation=relation, as_of=as_of)
     if train.matrix.nnz == 0:
         raise DataError(f"{what}: no training interactions (weighted event types {list(spec.weights)}) "
@@ -174,7 +181,7 @@ def _train(events: EventLog, spec: RecommendParams, relation: str, as_of: pd.Tim
 
 def _assemble(events: EventLog, spec: RecommendParams, train: Interactions, test_pairs_sql: str, kind: str,
               cutoff, end, what: str) -> Split:
-    pairs = events.con.execute(test_pairs_sql).to_arrow_table()
+    pairs = events.con.sql(test_pairs_sql).to_arrow_table()
     users = train.user_index(pairs.column("user_id").to_pylist())
     items = train.item_index(pairs.column("item_id").to_pylist())
     known = (users >= 0) & (items >= 0)
@@ -183,7 +190,10 @@ def _assemble(events: EventLog, spec: RecommendParams, train: Interactions, test
     cold_users = len(set(np.asarray(pairs.column("user_id").to_pylist(), dtype=object)[users < 0]))
     users, items = users[known], items[known]
     if spec.exclude_seen:
-        seen = np.asarray(train.matrix[users, items]).ravel() != 0
+        # seen = a stored training entry, as the models filter them (structure, not value)
+        pattern = train.matrix.copy()
+        pattern.data[:] = 1.0
+        seen = np.asarray(pattern[users, items]).ravel() != 0 if len(users) else np.zeros(0, dtype=bool)
         counts["seen_pairs"] = int(seen.sum())
         users, items = users[~seen], items[~seen]
     else:
@@ -202,10 +212,6 @@ def _assemble(events: EventLog, spec: RecommendParams, train: Interactions, test
 
 def _types(spec: RecommendParams) -> str:
     return ", ".join(literal(t) for t in spec.test_events)
-
-
-def _ts(value: pd.Timestamp) -> str:
-    return f"TIMESTAMPTZ {literal(value.isoformat())}"
 
 
 def _utc(value) -> pd.Timestamp:
