@@ -943,11 +943,5 @@ def test_item_knn_batched_scores_give_implicits_own_recommendations():
 def test_bm25_never_gives_a_negative_weight_to_an_item_every_user_has():
     # idf = log N - log(1 + N) < 0 for an item all users interacted with; implicit reads < 0 as a dislike
     log = EventLog.from_frame(frame_of([("u1", "view", "x", 0), ("u2", "view", "x", 0), ("u1", "view", "y", 1)]))
-    matrix = temporal_split_free_matrix(log, RecommendParams(weighting="bm25"))
+    matrix = confidence_matrix(log, RecommendParams(weighting="bm25")).matrix
     assert (matrix.data >= 0).all() and matrix.nnz == 3
-
-
-def temporal_split_free_matrix(log, spec):
-    from funnelkit.recommend import confidence_matrix
-
-    return confidence_matrix(log, spec).matrix
