@@ -268,6 +268,29 @@ class RecommendParams(_Strict):
         return self
 
 
+class AnomalyParams(_Strict):
+    """The anomaly study: KPI series and their detectors, and behavioural detectors."""
+
+    kpi_freq: list[Literal["hour", "day"]] = Field(default=["hour", "day"], min_length=1)
+    """Frequencies of the KPI series (UTC periods)."""
+    z_threshold: float = Field(default=3.5, gt=0)
+    """Robust z (median/MAD) beyond which robust z and STL raise an alarm; 3-sigma uses 3."""
+    rate_alpha: float = Field(default=0.001, gt=0, lt=1)
+    """Family-wise false-alarm rate of the rate test over a series (Bonferroni across periods)."""
+    top_share: float = Field(default=0.005, gt=0, lt=1)
+    """Share of users each flagging detector flags (its top scores)."""
+    flag_detectors: list[Literal["3-sigma", "IQR", "IsolationForest", "LOF", "k-means distance"]] = Field(
+        default=["3-sigma", "IsolationForest", "k-means distance"], min_length=1)
+    """Detectors whose top users are flagged (and written to flagged_users.csv); all are scored in the report."""
+    fpr: float = Field(default=0.01, gt=0, lt=1)
+    """False-positive rate at which recall is reported."""
+    n_neighbors: int = Field(default=20, ge=2)
+    """Neighbours of the Local Outlier Factor."""
+    n_clusters: int = Field(default=8, ge=2)
+    """Clusters of the k-means distance detector."""
+    seed: int = 0
+
+
 class EngineParams(_Strict):
     name: Literal["duckdb"] = "duckdb"
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
@@ -283,6 +306,7 @@ class Params(_Strict):
     funnel: FunnelParams = FunnelParams()
     engine: EngineParams = EngineParams()
     recommend: RecommendParams = RecommendParams()
+    anomaly: AnomalyParams = AnomalyParams()
     source_file: Union[Path, None] = Field(default=None, exclude=True)
     """The file these params were read from (set by :func:`load_params`)."""
 

@@ -340,3 +340,83 @@ def loss_curves_chart(losses: pd.DataFrame, ax=None):
     ax.set_title("Same start, same loss: implicit against the NumPy reference")
     ax.legend(fontsize=8)
     return fig
+
+
+def kpi_timeline_chart(series: pd.DataFrame, column: str, alarms: pd.DataFrame | None = None,
+                       shaded: dict[str, list] | None = None, ax=None, ylabel: str | None = None):
+    """A KPI series over time with each detector's alarms marked and labelled periods shaded.
+
+    ``series`` has ``period`` and ``column`` (``anomaly.kpi.kpi_series``);
+    ``alarms`` the long ``period, detector, alarm`` table of ``anomaly.kpi.detect``;
+    ``shaded`` maps a legend label to a list of dates to shade (whole UTC days).
+    """
+    fig, ax = _axes(ax, (10, 3.8))
+    ax.plot(series["period"], series[column], color=PRIMARY, lw=0.9, label=column.replace("_", " "))
+    palette = [ALERT, "#dd6b20", "#805ad5", "#2f855a"]
+    if alarms is not None:
+        values = series.set_index("period")[column]
+        for (detector, part), color, marker in zip(alarms[alarms["alarm"]].groupby("detector", sort=False), palette,
+                                                   "ov^s"):
+            ax.plot(part["period"], values.reindex(part["period"]).to_numpy(), marker, color=color, ms=5,
+                    mfc="none", label=f"alarm: {detector}")
+    for (label, dates), color in zip((shaded or {}).items(), (ALERT, MUTED)):
+        for i, date in enumerate(dates):
+            start = pd.Timestamp(date, tz="UTC")
+            ax.axvspan(start, start + pd.Timedelta(days=1), color=color, alpha=0.15, label=label if i == 0 else None)
+    if column.endswith("_rate"):
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("period start (UTC)")
+    label = ylabel or column.replace("_", " ")
+    ax.set_ylabel(label)
+    what = label.split(" (")[0]  # the unit stays on the axis
+    ax.set_title(f"{what[:1].upper()}{what[1:]} over time, with alarms")
+    ax.legend(fontsize=7, ncol=3, loc="best")
+    return fig
+
+
+def feature_distributions_chart(features: pd.DataFrame, flagged: pd.Series, columns: list[str], axes=None):
+    """Histograms (log-spaced bins) of behaviour features for users flagged and not flagged, one panel each."""
+    n = len(columns)
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    flagged = flagged.reindex(features.index).fillna(False).astype(bool)
+    for ax, column in zip(axes, columns):
+        values = features[column].astype(float)
+        positive = values[values > 0].dropna()
+        if positive.empty:
+            ax.set_visible(False)
+            continue
+        bins = np.geomspace(positive.min(), positive.max() * 1.001, 30) if positive.max() > positive.min() else 10
+        for mask, label, color in ((~flagged, "not flagged", PRIMARY), (flagged, "flagged", ALERT)):
+            part = values[mask & (values > 0)].dropna()
+            weights = np.full(len(part), 1 / max(len(part), 1))
+            ax.hist(part, bins=bins, weights=weights, alpha=0.55, color=color, label=f"{label} (n={mask.sum():,})")
+        _log_scale(ax, "x")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xlabel(f"{column.replace('_', ' ')} (log scale)")
+        ax.set_ylabel("share of users (%)")
+        ax.set_title(column.replace("_", " "))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def detector_scores_chart(table: pd.DataFrame, metric: str = "pr_auc", ax=None):
+    """One bar per detector and anomaly type (``behaviour.score_detectors`` rows)."""
+    fig, ax = _axes(ax, (8.5, 4.0))
+    pivot = table.pivot(index="detector", columns="type", values=metric)
+    pivot = pivot.loc[list(dict.fromkeys(table["detector"]))]
+    width = 0.8 / max(pivot.shape[1], 1)
+    x = np.arange(len(pivot))
+    for i, column in enumerate(pivot.columns):
+        ax.bar(x + (i - (pivot.shape[1] - 1) / 2) * width, pivot[column], width, label=column)
+    ax.set_xticks(x, pivot.index, rotation=20, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("detector")
+    ax.set_ylabel(f"{metric.replace('_', '-').upper()} against the planted labels (0–1)")
+    ax.set_title(f"How well each detector finds each planted anomaly ({metric.replace('_', '-').upper()})")
+    ax.legend(fontsize=8, title="planted type")
+    return fig

@@ -403,3 +403,8 @@ def format_metric(metric: dict) -> str:
 def metric_label(metric: dict) -> str:
     """The label of a metric for people (its ``label``, else its ``name``)."""
     return metric.get("label") or metric.get("name") or ""
+
+
+def write_csv(frame, path: str | os.PathLike) -> None:
+    """Write a table as CSV (no index) atomically: a reader never sees half a file."""
+    atomic_write(path, frame.to_csv(index=False))

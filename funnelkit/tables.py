@@ -334,3 +334,27 @@ def sweep_view(sweep: pd.DataFrame) -> pd.DataFrame:
 def escaped(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy with every text cell HTML-escaped (ids, categories and names come from the data)."""
     return frame.apply(lambda column: column.map(lambda v: escape(v) if isinstance(v, str) else v))
+
+
+def incident_view(scored: pd.DataFrame) -> pd.DataFrame:
+    """``anomaly.incidents.score_table`` to read."""
+    return pd.DataFrame({
+        "frequency": scored["frequency"].map(escape), "detector": scored["detector"].map(escape),
+        "alarms": scored["alarms"], "false alarms": scored["false_alarms"],
+        "precision": scored["precision"].map(pct), "recall": scored["recall"].map(pct),
+        "delay (hours)": scored["delay_hours"].map(lambda v: "–" if pd.isna(v) else f"{v:.0f}"),
+    })
+
+
+def detector_view(table: pd.DataFrame) -> pd.DataFrame:
+    """``anomaly.behaviour.score_detectors`` to read: one row per detector, PR-AUC per planted type."""
+    wide = table.pivot(index="detector", columns="type", values="pr_auc")
+    wide = wide.loc[list(dict.fromkeys(table["detector"]))]
+    out = pd.DataFrame({"detector": [escape(d) for d in wide.index]})
+    for column in wide.columns:
+        out[f"PR-AUC {escape(column)}"] = [f"{v:.3f}" for v in wide[column]]
+    bots = table[table["type"] == "bot"].set_index("detector")
+    if len(bots):
+        out["bots: precision@k"] = [pct(bots.loc[d, "precision_at_k"]) for d in wide.index]
+        out["bots: recall at the set FPR"] = [pct(bots.loc[d, "recall_at_fpr"]) for d in wide.index]
+    return out

@@ -118,3 +118,23 @@ def test_coverage_popularity_and_loss_charts_are_labelled():
     losses = pd.DataFrame({"iteration": [1, 2, 3], "reference (NumPy)": [0.3, 0.2, 0.1], "implicit": [0.3, 0.2, 0.1]})
     fig = plots.loss_curves_chart(losses)
     assert labelled(fig) and len(fig.axes[0].lines) == 2
+
+
+def test_anomaly_charts_are_labelled_and_mark_the_alarms():
+    import pandas as pd
+
+    periods = pd.date_range("2026-09-01", periods=10, freq="D", tz="UTC")
+    series = pd.DataFrame({"period": periods, "checkout_rate": [0.5] * 4 + [0.1] + [0.5] * 5})
+    alarms = pd.DataFrame({"period": periods, "detector": "rate test", "alarm": [False] * 4 + [True] + [False] * 5})
+    fig = plots.kpi_timeline_chart(series, "checkout_rate", alarms, {"incident day": ["2026-09-05"]},
+                                   ylabel="checkout conversion (%)")
+    assert labelled(fig)
+    marked = [line for line in fig.axes[0].lines if line.get_label() == "alarm: rate test"][0]
+    assert list(marked.get_ydata()) == [0.1]
+    features = pd.DataFrame({"events_per_minute": [1.0, 1.2, 0.9, 20.0]}, index=list("abcd"))
+    assert labelled(plots.feature_distributions_chart(features, pd.Series([False, False, False, True], index=list("abcd")),
+                                                      ["events_per_minute"]))
+    table = pd.DataFrame({"detector": ["LOF", "LOF", "IsolationForest", "IsolationForest"],
+                          "type": ["bot", "any"] * 2, "pr_auc": [0.1, 0.2, 1.0, 0.9]})
+    fig = plots.detector_scores_chart(table)
+    assert labelled(fig) and sorted(round(p.get_height(), 2) for p in fig.axes[0].patches) == [0.1, 0.2, 0.9, 1.0]

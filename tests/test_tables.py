@@ -110,3 +110,14 @@ def test_ranking_and_sweep_views_show_intervals_and_escape_model_names():
     assert (row["regularization"], row["alpha"], row["fit time (s)"]) == ("1", "10", "1.2")
     assert row["NDCG@10 on validation (95% CI)"] == "0.0500 (0.0400 to 0.0600)"
     assert tables.escaped(pd.DataFrame({"id": ["<i>"], "n": [1]})).loc[0, "id"] == "&lt;i&gt;"
+
+
+def test_incident_and_detector_views_format_rates_and_escape_names():
+    scored = pd.DataFrame({"frequency": ["day"], "detector": ["<rate>"], "alarms": [2], "false_alarms": [0],
+                           "precision": [1.0], "recall": [0.5], "delay_hours": [24.0]})
+    row = tables.incident_view(scored).iloc[0]
+    assert (row["detector"], row["precision"], row["recall"], row["delay (hours)"]) == ("&lt;rate&gt;", "100.0%", "50.0%", "24")
+    table = pd.DataFrame({"detector": ["LOF", "LOF"], "type": ["bot", "any"], "pr_auc": [0.1234, 0.5],
+                          "precision_at_k": [0.25, 0.5], "recall_at_fpr": [1.0, 1.0]})
+    view = tables.detector_view(table).iloc[0]
+    assert (view["PR-AUC bot"], view["PR-AUC any"], view["bots: precision@k"]) == ("0.123", "0.500", "25.0%")

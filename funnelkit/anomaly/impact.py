@@ -1,0 +1,146 @@
+"""What flagged traffic does to the funnel's numbers, and what flagging costs."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import confint_proportions_2indep
+
+from ..eventlog import EventLog, quote
+from ..funnel import run_funnel
+from ..params import FunnelParams
+from ..schema import COLUMNS, EVENTS
+
+
+def conversion_distortion(events: EventLog, spec: FunnelParams, flagged, *, unit: str | None = None) -> dict:
+    """The funnel's overall conversion with and without the ``flagged`` users, and the distortion they cause.
+
+    Returns ``all`` and ``kept`` (``FunnelResult.overall`` of each: entrants,
+    converted, conversion with its 95% Wilson interval), ``removed_entrants``,
+    and ``difference`` = conversion(all) − conversion(kept) with its 95%
+    interval.
+
+    Notes
+    -----
+    The two populations are nested (kept ⊂ all), so their intervals are not
+    independent. With n_r removed units converting at p_r, the difference is
+    exactly (n_r / n_all)·(p_r − p_kept), and p_r, p_kept come from disjoint
+    units: its interval is Newcombe's hybrid score interval for p_r − p_kept
+    (statsmodels), scaled by n_r / n_all.
+    """
+    spec = spec if unit is None else spec.model_copy(update={"unit": unit})
+    everyone = run_funnel(events, spec).overall
+    kept = run_funnel(events.without_users(flagged), spec).overall
+    removed_n = everyone["entrants"] - kept["entrants"]
+    removed_c = everyone["converted"] - kept["converted"]
+    out = {"all": everyone, "kept": kept, "removed_entrants": removed_n, "removed_converted": removed_c}
+    if removed_n == 0:
+        return out | {"difference": 0.0, "low": 0.0, "high": 0.0}
+    share = removed_n / everyone["entrants"]
+    low, high = confint_proportions_2indep(removed_c, removed_n, kept["converted"], kept["entrants"],
+                                           method="newcomb", compare="diff")
+    return out | {"difference": everyone["conversion"] - kept["conversion"], "low": share * low, "high": share * high}
+
+
+def flagged_sessions(events: EventLog, flagged: pd.DataFrame) -> pd.DataFrame:
+    """The sessions of the flagged users, with what happened in them and why their user was flagged.
+
+    ``flagged`` has ``user_id``, ``detectors`` and ``reasons`` (as from
+    ``behaviour.flag_users``). Computed in DuckDB; one row per session.
+    """
+    con, name = events.con, "flagged_users_for_sessions"
+    ids = pd.DataFrame({"user_id": flagged[COLUMNS.user_id].astype(str).to_numpy()})
+    con.register(name, ids)
+    try:
+        user, session, time, kind = (quote(c) for c in (COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time,
+                                                        COLUMNS.event_type))
+        counts = ", ".join(f"count(*) FILTER (WHERE {kind} = '{t}') AS {t}s" for t in EVENTS.funnel)
+        sessions = con.execute(
+            f"SELECT CAST({user} AS VARCHAR) AS user_id, {session} AS session_id, min({time}) AS start, "
+            f"max({time}) AS \"end\", count(*) AS events, {counts} FROM {quote(events.table)} "
+            f"WHERE CAST({user} AS VARCHAR) IN (SELECT user_id FROM {name}) GROUP BY ALL ORDER BY user_id, start"
+        ).df()
+    finally:
+        con.unregister(name)
+    return sessions.merge(flagged[[COLUMNS.user_id, "detectors", "reasons"]], on=COLUMNS.user_id, how="left")
+
+
+def false_flag_cost(events: EventLog, flagged_users, labels: pd.Series) -> dict:
+    """What flagging real customers would cost: humans flagged, and their purchases and revenue in the log.
+
+    ``labels`` maps user id → planted label (the built-in shop); revenue is
+    the sum of ``price`` over their purchase events.
+    """
+    flagged_users = pd.Index(pd.Series(list(flagged_users), dtype=str))
+    humans = labels.index[labels.eq("human")]
+    wrongly = flagged_users.intersection(humans)
+    revenue = _revenue(events)
+    total = float(revenue.reindex(humans).fillna(0).sum())
+    lost = float(revenue.reindex(wrongly).fillna(0).sum())
+    return {"flagged": len(flagged_users), "humans_flagged": len(wrongly),
+            "share_of_humans": len(wrongly) / max(len(humans), 1),
+            "human_revenue_flagged": lost, "share_of_human_revenue": lost / total if total else np.nan}
+
+
+def _revenue(events: EventLog) -> pd.Series:
+    user, kind, price = (quote(c) for c in (COLUMNS.user_id, COLUMNS.event_type, COLUMNS.price))
+    if COLUMNS.price not in events.columns:
+        return pd.Series(dtype=float)
+    frame = events.query(f"SELECT CAST({user} AS VARCHAR) AS user_id, sum({price}) AS revenue FROM "
+                         f"{quote(events.table)} WHERE {kind} = '{EVENTS.purchase}' GROUP BY 1")
+    return frame.set_index("user_id")["revenue"]
+
+
+def traffic_share(events: EventLog, users) -> dict:
+    """Share of the log's events and sessions that come from ``users``."""
+    con, name = events.con, "traffic_share_users"
+    con.register(name, pd.DataFrame({"user_id": pd.Series(list(users), dtype=str)}))
+    try:
+        user, session = quote(COLUMNS.user_id), quote(COLUMNS.session_id)
+        mine = f"CAST({user} AS VARCHAR) IN (SELECT user_id FROM {name})"
+        (events_share, sessions_share), = con.execute(
+            f"SELECT avg(CASE WHEN {mine} THEN 1.0 ELSE 0.0 END), "
+            f"count(DISTINCT {session}) FILTER (WHERE {mine}) / count(DISTINCT {session}) "
+            f"FROM {quote(events.table)}").fetchall()
+    finally:
+        con.unregister(name)
+    return {"events": float(events_share or 0.0), "sessions": float(sessions_share or 0.0)}
+
+
+def distortion_table(distortion: dict) -> pd.DataFrame:
+    """:func:`conversion_distortion` to read: one row per population, the difference last."""
+    def row(name, overall):
+        return {"users": name, "entrants": f"{overall['entrants']:,}", "converted": f"{overall['converted']:,}",
+                "conversion (95% CI)": f"{overall['conversion']:.2%} ({overall['ci_low']:.2%} to {overall['ci_high']:.2%})"}
+    difference = {"users": "difference (all − without flagged)", "entrants": f"{distortion['removed_entrants']:,}",
+                  "converted": f"{distortion['removed_converted']:,}",
+                  "conversion (95% CI)": (f"{distortion['difference'] * 100:+.3f} pp ({distortion['low'] * 100:+.3f} to "
+                                          f"{distortion['high'] * 100:+.3f} pp)")}
+    return pd.DataFrame([row("all", distortion["all"]), row("without flagged users", distortion["kept"]), difference])
+
+
+def headline_text(scored: pd.DataFrame | None, alarm_days: pd.DataFrame, traffic: dict, distortion: dict,
+                  n_flagged: int) -> str:
+    """The study's findings in plain language (Markdown).
+
+    ``scored`` is ``incidents.score_table`` (built-in shop) or None;
+    ``alarm_days`` the days with alarms on a step (``incidents.alarm_days``).
+    """
+    lines = []
+    if scored is not None and len(scored):
+        best = scored.sort_values(["recall", "precision"], ascending=False).iloc[0]
+        adjective = {"hour": "hourly", "day": "daily"}.get(best["frequency"], best["frequency"])
+        lines.append(f"- **Broken days:** the {best['detector']} on {adjective} conversion found "
+                     f"{best['recall']:.0%} of the planted incident days with {int(best['false_alarms'])} false "
+                     f"alarm(s) (precision {best['precision']:.0%}), on average {best['delay_hours']:.0f} hours "
+                     "after the day began.")
+    else:
+        days = alarm_days["date"].nunique() if len(alarm_days) else 0
+        lines.append(f"- **Broken days:** {days} day(s) with an alarm on a step's conversion (table below).")
+    lines.append(f"- **Flagged accounts:** {n_flagged:,} users, who produced {traffic['events']:.1%} of all events "
+                 f"and {traffic['sessions']:.1%} of sessions.")
+    direction = "raise" if distortion["difference"] > 0 else "lower"
+    lines.append(f"- **Conversion corrected:** without them overall conversion is {distortion['kept']['conversion']:.2%} "
+                 f"(95% CI {distortion['kept']['ci_low']:.2%} to {distortion['kept']['ci_high']:.2%}); they "
+                 f"{direction} it by {abs(distortion['difference']) * 100:.2f} percentage points (95% CI "
+                 f"{distortion['low'] * 100:+.2f} to {distortion['high'] * 100:+.2f}).")
+    return "\n".join(lines)
