@@ -359,7 +359,7 @@ def kpi_timeline_chart(series: pd.DataFrame, column: str, alarms: pd.DataFrame |
                                                    "ov^s"):
             ax.plot(part["period"], values.reindex(part["period"]).to_numpy(), marker, color=color, ms=5,
                     mfc="none", label=f"alarm: {detector}")
-    for (label, dates), color in zip((shaded or {}).items(), (ALERT, MUTED)):
+    for (label, dates), color in zip((shaded or {}).items(), (ALERT, MUTED, "#dd6b20")):
         for i, date in enumerate(dates):
             start = pd.Timestamp(date, tz="UTC")
             ax.axvspan(start, start + pd.Timedelta(days=1), color=color, alpha=0.15, label=label if i == 0 else None)
