@@ -124,7 +124,8 @@ class EventLog:
         self.con.execute(
             f"CREATE TEMP VIEW {name} AS SELECT * FROM {quote(self.table)} "
             f"WHERE CAST({quote(COLUMNS.user_id)} AS VARCHAR) NOT IN (SELECT user_id FROM {name}_ids_t)")
-        return EventLog(self.con, name, self.segments, self.report, self.source)
+        # the data still ends where it did: removing users must not move the censoring line
+        return EventLog(self.con, name, self.segments, self.report, self.source, _data_end=self.data_end)
 
     def query(self, sql: str) -> pd.DataFrame:
         """Run SQL in this log's connection and return a (small) DataFrame."""

@@ -273,6 +273,9 @@ class AnomalyParams(_Strict):
 
     kpi_freq: list[Literal["hour", "day"]] = Field(default=["hour", "day"], min_length=1)
     """Frequencies of the KPI series (UTC periods)."""
+    kpi_window: Duration = dt.timedelta(days=1)
+    """Conversion window of a session in the KPI series: only the sessions of the last this-long are still
+    open (censored), so a broken step near the end of the log can be seen."""
     z_threshold: float = Field(default=3.5, gt=0)
     """Robust z (median/MAD) beyond which robust z and STL raise an alarm; 3-sigma uses 3."""
     rate_alpha: float = Field(default=0.001, gt=0, lt=1)

@@ -313,3 +313,15 @@ def test_rate_test_finds_the_simulated_incidents(tmp_path):
     # the sale day doubles traffic: an alarm on entrants, not on the rates
     traffic = detect(daily, "day", "entrants", detectors=("robust z",))
     assert set(traffic.loc[traffic["alarm"], "period"].dt.strftime("%Y-%m-%d")) == set(ds.ground_truth["sale_days"])
+
+
+def test_a_large_rise_does_not_hide_a_drop_through_the_overdispersion_estimate():
+    # scipy's beta-binomial logsf is NaN far in the upper tail: the rise must still count as extreme
+    rng = np.random.default_rng(0)
+    trials = np.full(56, 1000)
+    reached = rng.binomial(1000, 0.3, 56)
+    reached[10], reached[20] = 900, 225
+    out = rate_test(pd.Series(reached), pd.Series(trials))
+    assert out["alarm"].tolist().index(True) == 20 and out["alarm"].sum() == 1
+    both = rate_test(pd.Series(reached), pd.Series(trials), direction="both")
+    assert set(np.flatnonzero(both["alarm"])) == {10, 20}

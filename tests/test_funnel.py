@@ -362,3 +362,10 @@ def test_without_users_is_a_view_that_leaves_the_log_untouched():
     kept = log.without_users({"b", "zz"})
     assert sorted(kept.query(f"SELECT {COLUMNS.user_id} FROM {kept.table}")[COLUMNS.user_id]) == ["a", "c"]
     assert len(log.query(f"SELECT * FROM {log.table}")) == 4
+
+
+def test_without_users_keeps_the_data_end_so_censoring_does_not_move():
+    frame = pd.DataFrame({COLUMNS.user_id: ["a", "bot"], COLUMNS.event_type: ["view", "view"],
+                          COLUMNS.event_time: pd.to_datetime(["2026-01-01 00:00", "2026-01-03 00:00"], utc=True)})
+    log = EventLog.from_frame(frame)
+    assert log.without_users({"bot"}).data_end == log.data_end == pd.Timestamp("2026-01-03", tz="UTC")

@@ -127,12 +127,17 @@ def headline_text(scored: pd.DataFrame | None, alarm_days: pd.DataFrame, traffic
     """
     lines = []
     if scored is not None and len(scored):
-        best = scored.sort_values(["recall", "precision"], ascending=False).iloc[0]
+        from .incidents import best_detector
+
+        best = best_detector(scored)
         adjective = {"hour": "hourly", "day": "daily"}.get(best["frequency"], best["frequency"])
-        lines.append(f"- **Broken days:** the {best['detector']} on {adjective} conversion found "
-                     f"{best['recall']:.0%} of the planted incident days with {int(best['false_alarms'])} false "
-                     f"alarm(s) (precision {best['precision']:.0%}), on average {best['delay_hours']:.0f} hours "
-                     "after the day began.")
+        if not best["recall"] > 0:
+            lines.append("- **Broken days:** no detector found a planted incident day.")
+        else:
+            lines.append(f"- **Broken days:** the {best['detector']} on {adjective} conversion found "
+                         f"{best['recall']:.0%} of the planted incident days with {int(best['false_alarms'])} false "
+                         f"alarm(s) (precision {best['precision']:.0%}), on average {best['delay_hours']:.0f} "
+                         "hours after the day began.")
     else:
         days = alarm_days["date"].nunique() if len(alarm_days) else 0
         lines.append(f"- **Broken days:** {days} day(s) with an alarm on a step's conversion (table below).")

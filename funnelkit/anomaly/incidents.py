@@ -54,6 +54,12 @@ def score_incidents(alarms: pd.DataFrame, incidents: list[dict], freq: str) -> p
     return pd.DataFrame(rows)
 
 
+def best_detector(scored: pd.DataFrame) -> pd.Series:
+    """The row of :func:`score_table` with the highest recall, then precision (then fewest false alarms)."""
+    ranked = scored.assign(_p=scored["precision"].fillna(0))
+    return ranked.sort_values(["recall", "_p", "false_alarms"], ascending=[False, False, True]).iloc[0].drop("_p")
+
+
 def score_table(alarms: dict[str, pd.DataFrame], incidents: list[dict]) -> pd.DataFrame:
     """:func:`score_incidents` for every frequency of ``alarms`` ({freq: step_alarms table})."""
     return pd.concat([score_incidents(table, incidents, freq) for freq, table in alarms.items()], ignore_index=True)

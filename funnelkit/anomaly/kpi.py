@@ -437,11 +437,17 @@ def _log_pvalues(k: np.ndarray, n: np.ndarray, p0: float, rho: float) -> tuple[n
     """log P(K ≤ k) and log P(K ≥ k) under Binomial(n, p0) (ρ = 0) or the beta-binomial of mean p0 and ICC ρ."""
     if rho > 0:
         ab = (1 - rho) / rho
-        null = stats.betabinom(n, p0 * ab, (1 - p0) * ab)
+        null, mirror = stats.betabinom(n, p0 * ab, (1 - p0) * ab), stats.betabinom(n, (1 - p0) * ab, p0 * ab)
     else:
-        null = stats.binom(n, p0)
-    with np.errstate(divide="ignore"):
-        return null.logcdf(k), null.logsf(k - 1)
+        null, mirror = stats.binom(n, p0), stats.binom(n, 1 - p0)
+    # P(K >= k) = P(n - K <= n - k): the upper tail as the mirrored lower tail, because scipy's logsf
+    # returns NaN far in the beta-binomial's upper tail (and logcdf can exceed 0 by rounding); a NaN
+    # would keep an extreme rise out of the periods excluded from the ρ estimate
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower, upper = null.logcdf(k), mirror.logcdf(n - k)
+    lower = np.where(np.isnan(lower), -np.inf, np.minimum(lower, 0.0))
+    upper = np.where(np.isnan(upper), -np.inf, np.minimum(upper, 0.0))
+    return lower, upper
 
 
 def rate_test(reached: pd.Series, trials: pd.Series, *, alpha: float = 0.001, overdispersed: bool = True,
