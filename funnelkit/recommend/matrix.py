@@ -172,6 +172,14 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
     return Interactions(matrix, user_ids, item_ids, removed)
 
 
+def stored(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """A copy of ``matrix`` with every stored entry set to 1: the pairs the user interacted with, whatever their
+    weight (a weight can be 0, see :class:`Interactions`). The models filter exactly these as already seen."""
+    pattern = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    pattern.data[:] = 1.0
+    return pattern
+
+
 def _column(con, sql: str) -> np.ndarray:
     # DuckDB orders VARCHAR by UTF-8 bytes, which is code-point order: the order NumPy's searchsorted assumes
     return np.asarray(con.sql(sql).to_arrow_table().column(0).to_pylist(), dtype=str)

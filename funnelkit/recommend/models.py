@@ -18,6 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from . import metrics
+from .matrix import stored
+
 FILTERED_SCORE = -1e30
 """implicit scores a filtered item -FLT_MAX (ALS, BPR): anything at or below this is not a candidate."""
 BATCH_USERS = 20_000
@@ -63,7 +66,7 @@ class _Implicit:
                 # (score -inf, or 0 for item-kNN) or repeats of item 0: make that tail padding
                 invalid = ~np.isfinite(scores) | (scores <= FILTERED_SCORE) | (ids < 0)
                 if exclude_seen:
-                    invalid |= _stored(seen, ids)
+                    invalid |= metrics.hits(ids, stored(seen))
                 out[start:start + len(batch), :n] = np.where(invalid, -1, ids)
         return out
 
@@ -209,16 +212,6 @@ class RandomRecommender(_Scored):
 
     def _scores(self, users: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
         return self.rng_.random((len(users), self.n_items_), dtype=np.float32)
-
-
-def _stored(rows: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
-    """Whether ids[r, j] is a stored entry of row r of ``rows`` (vectorised lookup of linear keys)."""
-    rows = sp.csr_matrix(rows)
-    keys = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr)) * rows.shape[1] + rows.indices
-    keys.sort()
-    wanted = np.arange(ids.shape[0], dtype=np.int64)[:, None] * rows.shape[1] + np.maximum(ids, 0)
-    position = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-    return (keys[position] == wanted) & (ids >= 0) if len(keys) else np.zeros(ids.shape, dtype=bool)
 
 
 def top_k(scores: np.ndarray, seen: sp.csr_matrix | None, k: int) -> np.ndarray:

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from ..errors import DataError, ParamsError
 from ..eventlog import EventLog, literal, quote, timestamp_literal
 from ..params import RecommendParams
-from .matrix import ITEM, TIME, TYPE, USER, Interactions, confidence_matrix, event_types
+from .matrix import ITEM, TIME, TYPE, USER, Interactions, confidence_matrix, event_types, stored
 
 _names = itertools.count()
 
@@ -191,9 +191,8 @@ def _assemble(events: EventLog, spec: RecommendParams, train: Interactions, test
     users, items = users[known], items[known]
     if spec.exclude_seen:
         # seen = a stored training entry, as the models filter them (structure, not value)
-        pattern = train.matrix.copy()
-        pattern.data[:] = 1.0
-        seen = np.asarray(pattern[users, items]).ravel() != 0 if len(users) else np.zeros(0, dtype=bool)
+        seen = (np.asarray(stored(train.matrix)[users, items]).ravel() != 0 if len(users)
+                else np.zeros(0, dtype=bool))
         counts["seen_pairs"] = int(seen.sum())
         users, items = users[~seen], items[~seen]
     else:
