@@ -220,7 +220,7 @@ def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "AL
     (the user's number of test items), enough to recompute every ranking
     metric from the file alone.
     """
-    from ..report import atomic_write
+    from ..report import write_csv
 
     split = evaluation.split
     recommended = evaluation.recommended[model][:, :k]
@@ -235,5 +235,5 @@ def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "AL
         "n_relevant": np.repeat(np.diff(truth.indptr), k),
     })
     frame = frame[frame["item_id"] != ""]
-    atomic_write(path, frame.to_csv(index=False))
+    write_csv(frame, path)
     return frame
