@@ -114,16 +114,24 @@ class EventLog:
             self._data_end = pd.Timestamp(value).tz_convert("UTC")
         return self._data_end
 
+    def users_condition(self, user_ids) -> str:
+        """A SQL condition on this log's rows: the event's user is one of ``user_ids`` (compared as text).
+
+        The ids go into a temporary table of the connection, so any number of them stays one
+        small join rather than a long literal list.
+        """
+        name = f"user_ids_{next(_names)}"
+        ids = pd.DataFrame({"user_id": pd.Series(sorted(map(str, user_ids)), dtype=object)})
+        self.con.register(f"{name}_frame", ids)
+        self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_frame")
+        self.con.unregister(f"{name}_frame")
+        return f"CAST({quote(COLUMNS.user_id)} AS VARCHAR) IN (SELECT user_id FROM {name})"
+
     def without_users(self, user_ids) -> "EventLog":
         """This log without the events of ``user_ids``, as a view (the underlying table is not modified)."""
         name = f"{self.table}_without_{next(_names)}"
-        ids = pd.DataFrame({"user_id": pd.Series(sorted(map(str, user_ids)), dtype=object)})
-        self.con.register(f"{name}_ids", ids)
-        self.con.execute(f"CREATE TEMP TABLE {name}_ids_t AS SELECT * FROM {name}_ids")
-        self.con.unregister(f"{name}_ids")
-        self.con.execute(
-            f"CREATE TEMP VIEW {name} AS SELECT * FROM {quote(self.table)} "
-            f"WHERE CAST({quote(COLUMNS.user_id)} AS VARCHAR) NOT IN (SELECT user_id FROM {name}_ids_t)")
+        self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {quote(self.table)} "
+                         f"WHERE NOT ({self.users_condition(user_ids)})")
         # the data still ends where it did: removing users must not move the censoring line
         return EventLog(self.con, name, self.segments, self.report, self.source, _data_end=self.data_end)
 

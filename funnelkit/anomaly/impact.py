@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import confint_proportions_2indep
 
-from ..eventlog import EventLog, quote
+from ..eventlog import EventLog, literal, quote
 from ..funnel import run_funnel
 from ..params import FunnelParams
 from ..schema import COLUMNS, EVENTS
@@ -47,20 +47,13 @@ def flagged_sessions(events: EventLog, flagged: pd.DataFrame) -> pd.DataFrame:
     ``flagged`` has ``user_id``, ``detectors`` and ``reasons`` (as from
     ``behaviour.flag_users``). Computed in DuckDB; one row per session.
     """
-    con, name = events.con, "flagged_users_for_sessions"
-    ids = pd.DataFrame({"user_id": flagged[COLUMNS.user_id].astype(str).to_numpy()})
-    con.register(name, ids)
-    try:
-        user, session, time, kind = (quote(c) for c in (COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time,
-                                                        COLUMNS.event_type))
-        counts = ", ".join(f"count(*) FILTER (WHERE {kind} = '{t}') AS {t}s" for t in EVENTS.funnel)
-        sessions = con.execute(
-            f"SELECT CAST({user} AS VARCHAR) AS user_id, {session} AS session_id, min({time}) AS start, "
-            f"max({time}) AS \"end\", count(*) AS events, {counts} FROM {quote(events.table)} "
-            f"WHERE CAST({user} AS VARCHAR) IN (SELECT user_id FROM {name}) GROUP BY ALL ORDER BY user_id, start"
-        ).df()
-    finally:
-        con.unregister(name)
+    user, session, time, kind = (quote(c) for c in (COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time,
+                                                    COLUMNS.event_type))
+    counts = ", ".join(f"count(*) FILTER (WHERE {kind} = {literal(t)}) AS {t}s" for t in EVENTS.funnel)
+    sessions = events.query(
+        f"SELECT CAST({user} AS VARCHAR) AS user_id, {session} AS session_id, min({time}) AS start, "
+        f"max({time}) AS \"end\", count(*) AS events, {counts} FROM {quote(events.table)} "
+        f"WHERE {events.users_condition(flagged[COLUMNS.user_id])} GROUP BY ALL ORDER BY user_id, start")
     return sessions.merge(flagged[[COLUMNS.user_id, "detectors", "reasons"]], on=COLUMNS.user_id, how="left")
 
 
@@ -86,23 +79,17 @@ def _revenue(events: EventLog) -> pd.Series:
     if COLUMNS.price not in events.columns:
         return pd.Series(dtype=float)
     frame = events.query(f"SELECT CAST({user} AS VARCHAR) AS user_id, sum({price}) AS revenue FROM "
-                         f"{quote(events.table)} WHERE {kind} = '{EVENTS.purchase}' GROUP BY 1")
+                         f"{quote(events.table)} WHERE {kind} = {literal(EVENTS.purchase)} GROUP BY 1")
     return frame.set_index("user_id")["revenue"]
 
 
 def traffic_share(events: EventLog, users) -> dict:
     """Share of the log's events and sessions that come from ``users``."""
-    con, name = events.con, "traffic_share_users"
-    con.register(name, pd.DataFrame({"user_id": pd.Series(list(users), dtype=str)}))
-    try:
-        user, session = quote(COLUMNS.user_id), quote(COLUMNS.session_id)
-        mine = f"CAST({user} AS VARCHAR) IN (SELECT user_id FROM {name})"
-        (events_share, sessions_share), = con.execute(
-            f"SELECT avg(CASE WHEN {mine} THEN 1.0 ELSE 0.0 END), "
-            f"count(DISTINCT {session}) FILTER (WHERE {mine}) / count(DISTINCT {session}) "
-            f"FROM {quote(events.table)}").fetchall()
-    finally:
-        con.unregister(name)
+    session, mine = quote(COLUMNS.session_id), events.users_condition(users)
+    (events_share, sessions_share), = events.con.execute(
+        f"SELECT avg(CASE WHEN {mine} THEN 1.0 ELSE 0.0 END), "
+        f"count(DISTINCT {session}) FILTER (WHERE {mine}) / count(DISTINCT {session}) "
+        f"FROM {quote(events.table)}").fetchall()
     return {"events": float(events_share or 0.0), "sessions": float(sessions_share or 0.0)}
 
 
