@@ -53,6 +53,7 @@ from sklearn.preprocessing import FunctionTransformer, RobustScaler
 from ..errors import DataError, ParamsError, SchemaError
 from ..eventlog import EventLog, literal, quote
 from ..schema import COLUMNS, EVENTS
+from .kpi import MAD_SCALE, MEAN_AD_SCALE
 
 __all__ = ["FEATURES", "LOG_FEATURES", "DETECTION_FEATURES", "RULES", "UNSUPERVISED", "NORMAL", "ANY", "REASON_Z", "user_features",
            "preparation", "prepared", "rule_scores", "detector_scores", "classifier", "supervised_scores",
@@ -114,8 +115,6 @@ REASON_Z = 3.5
 _US_PER_SECOND = 1_000_000
 _US_PER_DAY = 86_400 * _US_PER_SECOND
 _NIGHT_END_US = 6 * 3_600 * _US_PER_SECOND
-_MAD_TO_SD = 1.4826    # 1 / Φ⁻¹(3/4): MAD × this estimates σ for normal data
-_MEANAD_TO_SD = 1.2533  # √(π/2): mean absolute deviation × this estimates σ for normal data
 
 
 # --------------------------------------------------------------------------- features
@@ -656,7 +655,7 @@ def _robust_z(x: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     median = x.median()
     deviation = (x - median).abs()
     mad, mean_ad = deviation.median(), deviation.mean()
-    scale = (_MAD_TO_SD * mad).where(mad > 0, (_MEANAD_TO_SD * mean_ad).where(mean_ad > 0))
+    scale = (MAD_SCALE * mad).where(mad > 0, (MEAN_AD_SCALE * mean_ad).where(mean_ad > 0))
     return (x - median) / scale, median
 
 
