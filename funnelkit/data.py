@@ -74,7 +74,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .errors import DataError, SchemaError
+from .errors import DataError, ParamsError, SchemaError
 from .eventlog import EventLog, connect, literal, quote
 from .params import DataParams, EngineParams, Params
 from .schema import COLUMNS, EVENTS
@@ -265,9 +265,10 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
             _create_table(con, table, body, [*present, *segments], schema.session_gap_minutes if derived else None)
     finally:
         con.execute(f"DROP VIEW IF EXISTS {raw}")
-    report = _report(con, table, label, schema, len(files), counts["rows"], dropped, derived,
-                     "; ".join(note for key, note in notes.items() if counts.get(key)))
-    return EventLog(con, table, segments=tuple(segments), report=report, source=label)
+    events = EventLog(con, table, segments=tuple(segments), source=label)
+    events.report = _report(events, label, schema, len(files), counts["rows"], dropped, derived,
+                            "; ".join(note for key, note in notes.items() if counts.get(key)))
+    return events
 
 
 def source_fingerprint(path) -> str:
@@ -295,7 +296,12 @@ def source_fingerprint(path) -> str:
 
 
 def load_from_params(params: Params) -> EventLog:
-    """The events a run analyses: ``params.data.source``, or the built-in simulated shop when it is null."""
+    """The events a run analyses: ``params.data.source``, or the built-in simulated shop when it is null.
+
+    With ``engine.name: spark`` the events are read by Spark (:func:`load_spark_events`).
+    """
+    if params.engine.name == "spark":
+        return load_spark_events(params)
     if params.data.source is None:
         from .simulate import ensure_dataset  # late: only needed without data of one's own
 
@@ -304,6 +310,48 @@ def load_from_params(params: Params) -> EventLog:
         events.source = events.report.source = _simulated_label(params)
         return events
     return load_events(params.data.source, params.data, engine=params.engine)
+
+
+def load_spark_events(params: Params) -> EventLog:
+    """The events of a run on the Spark engine, read by Spark and left there.
+
+    The source is ``engine.spark.table`` (a table of the session), or canonical Parquet:
+    ``data.source`` or the built-in shop. Spark reads the files in place, so the checks
+    :func:`load_events` makes on the way into DuckDB (and its format adapters) do not
+    apply: convert other formats to canonical Parquet first (load them with DuckDB and
+    ``COPY ... TO 'events.parquet'``). The validation report is computed in Spark.
+
+    Raises
+    ------
+    ParamsError
+        ``data.format`` is not ``canonical`` or the source is not Parquet.
+    SchemaError
+        Required columns are missing.
+    """
+    from .spark import SparkEventLog, spark_session  # late: PySpark is an optional extra
+
+    spark_params = params.engine.spark
+    if spark_params.table is None:
+        if params.data.format != "canonical":
+            raise ParamsError(f"engine spark reads canonical Parquet; data.format is {params.data.format!r}: "
+                              "convert the data to canonical Parquet first, or use engine duckdb")
+        if params.data.source is None:
+            from .simulate import ensure_dataset
+
+            path, label, files = ensure_dataset(params.simulation).events_path, _simulated_label(params), 1
+        else:
+            found, kind = _input_files(Path(params.data.source))
+            if kind != "parquet":
+                raise ParamsError(f"engine spark reads Parquet; {params.data.source} holds {_KIND_NAMES[kind]}")
+            path, label, files = params.data.source, str(params.data.source), len(found)
+    spark = spark_session(spark_params.master, {k: str(v) for k, v in spark_params.options.items()})
+    if spark_params.table is None:
+        events = SparkEventLog.from_parquet(path, spark)
+    else:
+        events, label, files = SparkEventLog.from_table(spark, spark_params.table), spark_params.table, 0
+    events.source = label
+    events.report = _report(events, label, params.data, files, None, 0, False, "as stored (UTC)")
+    return events
 
 
 def describe_source(params: Params) -> tuple[str, str]:
@@ -553,23 +601,24 @@ def _create_table(con, table: str, body: str, columns: list[str], gap_minutes: f
     con.execute(f"CREATE TABLE {table} AS SELECT {selected} FROM ({body}) ORDER BY {user}, {time}")
 
 
-def _report(con, table, label, schema, files, rows_read, dropped, derived, time_note) -> ValidationReport:
-    t, time, kind = quote(table), quote(COLUMNS.event_time), quote(COLUMNS.event_type)
-    rows, first, last, users, sessions = con.execute(
-        f"SELECT count(*), min({time}), max({time}), count(DISTINCT {quote(COLUMNS.user_id)}), "
-        f"count(DISTINCT {quote(COLUMNS.session_id)}) FROM {t}").fetchall()[0]
+def _report(events: EventLog, label, schema, files, rows_read, dropped, derived, time_note) -> ValidationReport:
+    t, time, kind = quote(events.table), quote(COLUMNS.event_time), quote(COLUMNS.event_type)
+    # times as integer microseconds: every engine returns those the same way
+    rows, first, last, users, sessions = events.rows(
+        f"SELECT count(*), epoch_us(min({time})), epoch_us(max({time})), count(DISTINCT {quote(COLUMNS.user_id)}), "
+        f"count(DISTINCT {quote(COLUMNS.session_id)}) FROM {t}")[0]
     if schema.drop_duplicates:
         duplicates = rows_read - dropped - rows
     else:  # a derived session id depends on user and time only, so duplicates stay duplicates
-        duplicates = rows - con.execute(f"SELECT count(*) FROM (SELECT DISTINCT * FROM {t})").fetchall()[0][0]
+        duplicates = rows - events.rows(f"SELECT count(*) FROM (SELECT DISTINCT * FROM {t}) AS d")[0][0]
     known = ", ".join(literal(e) for e in EVENTS.funnel)
-    unmapped = con.execute(
-        f"SELECT coalesce({kind}, '(missing)'), count(*) AS n FROM {t} "
-        f"WHERE {kind} IS NULL OR {kind} NOT IN ({known}) GROUP BY 1 ORDER BY n DESC, 1").fetchall()
-    utc = lambda value: None if value is None else pd.Timestamp(value).tz_convert("UTC")  # noqa: E731
+    unmapped = events.rows(
+        f"SELECT coalesce({kind}, '(missing)') AS kind, count(*) AS n FROM {t} "
+        f"WHERE {kind} IS NULL OR {kind} NOT IN ({known}) GROUP BY 1 ORDER BY n DESC, 1")
+    utc = lambda value: None if value is None else pd.Timestamp(int(value), unit="us", tz="UTC")  # noqa: E731
     return ValidationReport(
-        source=label, format=schema.format, files=files, rows_read=rows_read, rows_kept=rows,
+        source=label, format=schema.format, files=files, rows_read=rows_read if rows_read is not None else rows,
         duplicates=duplicates, duplicates_dropped=schema.drop_duplicates, null_ids_dropped=dropped,
         unmapped_events=dict(unmapped), first_event=utc(first), last_event=utc(last), users=users,
         sessions=sessions, sessions_derived=derived, session_gap_minutes=schema.session_gap_minutes,
-        time_zone=time_note)
+        time_zone=time_note, rows_kept=rows)

@@ -57,8 +57,8 @@ def funnel_steps(events: EventLog) -> list[tuple[str, str | None]]:
     """(step, the step before it) along cart → checkout → purchase, for the event types the log has:
     each step's model is fitted on the sessions that reached the one before, and a log without
     checkout events (REES46, RetailRocket) chains purchase straight to cart."""
-    present = {row[0] for row in events.con.execute(
-        f"SELECT DISTINCT {quote(COLUMNS.event_type)} FROM {quote(events.table)}").fetchall()}
+    present = {row[0] for row in events.rows(
+        f"SELECT DISTINCT {quote(COLUMNS.event_type)} FROM {quote(events.table)}")}
     chain = [kind for kind in EVENTS.funnel[1:] if kind in present]
     return [(step, chain[i - 1] if i else None) for i, step in enumerate(chain)]
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .params import EngineParams
 
 _names = itertools.count()
+_ASOF_OPS = (">=", ">", "<")
 
 
 def connect(engine: "EngineParams | None" = None) -> duckdb.DuckDBPyConnection:
@@ -100,6 +101,20 @@ class EventLog:
         con.unregister(f"{name}_frame")
         return cls(con, name, segments=_segment_columns(frame.columns))
 
+    @classmethod
+    def from_parquet(cls, path, con: duckdb.DuckDBPyConnection | None = None) -> "EventLog":
+        """Canonical Parquet file(s) read in place: a view, so each query scans only the columns it needs.
+
+        Nothing is copied or checked: use it for files in the canonical schema written by
+        funnelkit itself (the simulator, a previous export); anything else goes through
+        :func:`funnelkit.data.load_events`, which validates. ``path`` may be a glob.
+        """
+        con = con or connect()
+        name = f"parquet_events_{next(_names)}"
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({literal(str(path))})")
+        columns = [row[0] for row in con.execute(f"DESCRIBE {name}").fetchall()]
+        return cls(con, name, segments=_segment_columns(columns), source=str(path))
+
     @property
     def columns(self) -> list[str]:
         return [row[0] for row in self.con.execute(f"DESCRIBE {quote(self.table)}").fetchall()]
@@ -129,15 +144,61 @@ class EventLog:
 
     def without_users(self, user_ids) -> "EventLog":
         """This log without the events of ``user_ids``, as a view (the underlying table is not modified)."""
-        name = f"{self.table}_without_{next(_names)}"
-        self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {quote(self.table)} "
-                         f"WHERE NOT ({self.users_condition(user_ids)})")
         # the data still ends where it did: removing users must not move the censoring line
-        return EventLog(self.con, name, self.segments, self.report, self.source, _data_end=self.data_end)
+        return self.derive(f"SELECT * FROM {quote(self.table)} WHERE NOT ({self.users_condition(user_ids)})",
+                           keep_data_end=True)
+
+    #: the SQL dialect every query is written in; an engine with another dialect translates it
+    dialect = "duckdb"
 
     def query(self, sql: str) -> pd.DataFrame:
         """Run SQL in this log's connection and return a (small) DataFrame."""
         return self.con.execute(sql).df()
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Run SQL and return its (few) rows as tuples."""
+        return self.con.execute(sql).fetchall()
+
+    def create_table(self, name: str, sql: str) -> None:
+        """Materialise the result of ``sql`` as temporary table ``name`` of this log's engine."""
+        self.con.execute(f"CREATE TEMP TABLE {quote(name)} AS {sql}")
+
+    def drop_table(self, name: str) -> None:
+        """Drop a temporary table made by :meth:`create_table` (no error when it is gone)."""
+        self.con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+
+    def derive(self, sql: str, *, keep_data_end: bool = False) -> "EventLog":
+        """A log of the same engine over ``sql`` (a SELECT of canonical columns over this log), as a view.
+
+        Nothing is copied and this log is not modified. ``keep_data_end``: the new log ends
+        where this one does (removing events must not move the censoring line).
+        """
+        name = f"{self.table}_derived_{next(_names)}"
+        self._create_view(name, sql)
+        return type(self)(self.con, name, self.segments, self.report, self.source,
+                          _data_end=self.data_end if keep_data_end else None)
+
+    def _create_view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE TEMP VIEW {quote(name)} AS {sql}")
+
+    def column_types(self) -> dict[str, str]:
+        """Column name → DuckDB type name (``VARCHAR``, ``DOUBLE``, ``TIMESTAMP WITH TIME ZONE``, ...)."""
+        return {row[0]: row[1] for row in self.con.execute(f"DESCRIBE {quote(self.table)}").fetchall()}
+
+    def asof_sql(self, left: str, right: str, *, key: str, time: str, op: str, out: str,
+                 right_key: str = "unit") -> str:
+        """SELECT every row of ``left`` with the nearest time of ``right`` in one direction as column ``out``.
+
+        ``right`` has columns ``right_key`` and ``t``; for each row of ``left`` (a table, CTE or
+        parenthesised query), ``out`` is the smallest ``t`` with ``t >= time`` (``op=">="``) or
+        ``t > time`` (``">"``), or the largest with ``t < time`` (``"<"``), among rows of ``right``
+        whose ``right_key`` equals the row's ``key``; NULL when there is none. DuckDB runs it as an
+        ASOF join; other engines override this with an equivalent of their own.
+        """
+        if op not in _ASOF_OPS:
+            raise ValueError(f"op must be one of {_ASOF_OPS}, got {op!r}")
+        return (f"SELECT l.*, r.t AS {out} FROM {left} l ASOF LEFT JOIN {right} r "
+                f"ON l.{key} = r.{right_key} AND r.t {op} l.{time}")
 
 
 def _segment_columns(columns) -> tuple[str, ...]:

@@ -193,7 +193,7 @@ def session_table(events: EventLog, *, label: str = EVENTS.purchase, unit: str =
     window_us = None if window is None else _micros(_duration(window))
     types = _column_types(events)
     _require(events, types, unit)
-    if not events.con.execute(f"SELECT 1 FROM {quote(events.table)} LIMIT 1").fetchall():
+    if not events.rows(f"SELECT 1 FROM {quote(events.table)} LIMIT 1"):
         raise DataError(f"the events of {_where(events)} are empty: no unit to build a row for")
     _check_event_types(events, {"label": label, "given": given})
     if data_end is None and window_us is not None:  # only censoring needs it (a scan of the log)
@@ -201,7 +201,7 @@ def session_table(events: EventLog, *, label: str = EVENTS.purchase, unit: str =
     data_end_us = None if data_end is None else pd.Timestamp(data_end).value // 1000
 
     sql = _table_sql(events, types, unit, label, given, window_us, data_end_us, reference_price)
-    table = events.con.execute(sql).df()
+    table = events.query(sql)
     for column in ("start", "cutoff"):  # integer µs: UTC whatever the connection's time zone
         table[column] = pd.to_datetime(table[column].astype("int64"), unit="us", utc=True)
     return table
@@ -337,8 +337,7 @@ def _where(events: EventLog) -> str:
 
 
 def _column_types(events: EventLog) -> dict[str, str]:
-    rows = events.con.execute(f"DESCRIBE {quote(events.table)}").fetchall()
-    return {row[0]: row[1] for row in rows}
+    return events.column_types()
 
 
 def _require(events: EventLog, types: dict[str, str], unit: str) -> None:
@@ -358,8 +357,8 @@ def _check_event_types(events: EventLog, wanted: dict[str, str | None]) -> None:
     unknown = {role: kind for role, kind in wanted.items() if kind is not None and kind not in EVENTS.funnel}
     if not unknown:
         return
-    found = sorted(str(row[0]) for row in events.con.execute(
-        f"SELECT DISTINCT {quote(COLUMNS.event_type)} FROM {quote(events.table)}").fetchall())
+    found = sorted(str(row[0]) for row in events.rows(
+        f"SELECT DISTINCT {quote(COLUMNS.event_type)} FROM {quote(events.table)}"))
     for role, kind in unknown.items():
         if kind not in found:
             raise SchemaError(f"session_table: {role} event type {kind!r} is neither a canonical event type "
@@ -395,7 +394,8 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
     ev_cols += [f"{quote(s)} AS {a}" for s, a in zip(segments, aliases)]
 
     def first_value(expr: str) -> str:  # value at the earliest event; ties: smallest, nulls last
-        return f"arg_min_null({expr}, {{'t': t, 'v': {expr}}})"
+        # the NULL flag orders ties explicitly: engines disagree on where a NULL struct field sorts
+        return f"arg_min_null({expr}, {{'t': t, 'missing': {expr} IS NULL, 'v': {expr}}})"
 
     bounds_cols = ["unit", f"{first_value('uid')} AS uid", "min(t) AS start", "max(t) AS last_t",
                    f"min(t) FILTER (WHERE et = {literal(label)}) AS first_label"]
@@ -437,8 +437,8 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
     joins = "LEFT JOIN feat f ON f.unit = c.unit"
     if by_session:
         # the user's latest event strictly before the session's start (an earlier session of theirs)
-        ctes.append("prev AS (SELECT c.unit, e.t AS prev_t FROM cut c "
-                    "ASOF LEFT JOIN (SELECT uid, t FROM ev) e ON c.uid = e.uid AND c.start > e.t)")
+        ctes.append("user_times AS (SELECT uid, t FROM ev)")
+        ctes.append(f"prev AS ({events.asof_sql('cut', 'user_times', key='uid', right_key='uid', time='start', op='<', out='prev_t')})")
         joins += " LEFT JOIN prev p ON p.unit = c.unit"
 
     # output column -> SQL expression, in the documented order

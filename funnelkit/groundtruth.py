@@ -43,15 +43,15 @@ def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.Da
     names = result.step_names
     if names[1:] != [n for n in STEP_OF_PROBABILITY if n in names] or names[0] != EVENTS.view:
         raise ValueError(f"planted steps are {EVENTS.funnel}, got {names}")
-    con, rows = result.events.con, []
+    events, rows = result.events, []
     source = f"read_parquet({literal(str(sessions_path))})"
     for k, name in enumerate(names[1:], start=1):
         column = quote(STEP_OF_PROBABILITY[name])
-        total, successes, p_sum, p_var = con.execute(
+        total, successes, p_sum, p_var = events.rows(
             f"SELECT count(*), count(*) FILTER (WHERE u.depth > {k}), sum(s.{column}), sum(s.{column} * (1 - s.{column})) "
             f"FROM {result.units_table} u JOIN {source} s ON s.{quote(COLUMNS.session_id)} = u.unit "
             f"WHERE NOT u.censored AND u.depth >= {k}"
-        ).fetchall()[0]
+        )[0]
         step = result.steps.iloc[k]
         expected = p_sum / total if total else np.nan
         rows.append({

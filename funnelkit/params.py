@@ -294,11 +294,24 @@ class AnomalyParams(_Strict):
     seed: int = 0
 
 
+class SparkParams(_Strict):
+    """Where the Spark engine runs (``engine.name: spark``)."""
+
+    master: str = "local[2]"
+    """Spark master URL: ``local[N]`` on this machine, ``spark://host:7077``, ``yarn``, ..."""
+    options: dict[str, Union[str, int, float, bool]] = {}
+    """Extra Spark settings, e.g. ``{spark.executor.memory: 8g}``."""
+    table: Union[str, None] = None
+    """Read the events from this table of the Spark session (canonical columns) instead of ``data.source``."""
+
+
 class EngineParams(_Strict):
-    name: Literal["duckdb"] = "duckdb"
+    name: Literal["duckdb", "spark"] = "duckdb"
+    """Where the event-level work runs: ``duckdb`` (one machine, default) or ``spark`` (a cluster)."""
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
     """DuckDB's memory limit, e.g. ``2GB``; beyond it DuckDB spills to disk."""
     threads: Union[int, None] = Field(default=None, ge=1)
+    spark: SparkParams = SparkParams()
 
 
 class Params(_Strict):

@@ -174,7 +174,7 @@ def user_features(events: EventLog) -> pd.DataFrame:
     DataError
         No event has a user, or an event of a user has no ``session_id``.
     """
-    types = {row[0]: row[1] for row in events.con.execute(f"DESCRIBE {quote(events.table)}").fetchall()}
+    types = events.column_types()
     where = events.source or events.table
     for column in (COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time, COLUMNS.event_type):
         if column not in types:
@@ -182,15 +182,15 @@ def user_features(events: EventLog) -> pd.DataFrame:
                               f"columns found: {', '.join(types)}")
     has_item, has_cat = COLUMNS.item_id in types, COLUMNS.category in types
     table, user = quote(events.table), quote(COLUMNS.user_id)
-    users, no_session = events.con.execute(
-        f"SELECT count(DISTINCT {user}), count(*) FILTER ({quote(COLUMNS.session_id)} IS NULL) "
-        f"FROM {table} WHERE {user} IS NOT NULL").fetchall()[0]
+    users, no_session = events.rows(
+        f"SELECT count(DISTINCT {user}), count(*) FILTER (WHERE {quote(COLUMNS.session_id)} IS NULL) "
+        f"FROM {table} WHERE {user} IS NOT NULL")[0]
     if not users:
         raise DataError(f"user_features: the events of {where} have no user: no row to build")
     if no_session:
         raise DataError(f"user_features: {no_session:,} events of {where} have no {COLUMNS.session_id!r}")
 
-    frame = events.con.execute(_features_sql(events.table, has_item, has_cat)).df()
+    frame = events.query(_features_sql(events.table, has_item, has_cat))
     frame = frame.set_index(COLUMNS.user_id)
     return frame[list(FEATURES)].astype(float)
 

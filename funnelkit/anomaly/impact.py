@@ -86,10 +86,10 @@ def _revenue(events: EventLog) -> pd.Series:
 def traffic_share(events: EventLog, users) -> dict:
     """Share of the log's events and sessions that come from ``users``."""
     session, mine = quote(COLUMNS.session_id), events.users_condition(users)
-    (events_share, sessions_share), = events.con.execute(
+    (events_share, sessions_share), = events.rows(
         f"SELECT avg(CASE WHEN {mine} THEN 1.0 ELSE 0.0 END), "
         f"count(DISTINCT {session}) FILTER (WHERE {mine}) / count(DISTINCT {session}) "
-        f"FROM {quote(events.table)}").fetchall()
+        f"FROM {quote(events.table)}")
     return {"events": float(events_share or 0.0), "sessions": float(sessions_share or 0.0)}
 
 

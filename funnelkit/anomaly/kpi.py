@@ -119,9 +119,9 @@ def kpi_series(result: "FunnelResult", freq: Literal["hour", "day"]) -> pd.DataF
     """
     if freq not in _INTERVAL:
         raise ValueError(f"freq must be 'hour' or 'day', got {freq!r}")
-    con, table = result.events.con, result.units_table
+    events, table = result.events, result.units_table
     names = result.step_names
-    types = dict((row[0], row[1]) for row in con.execute(f"DESCRIBE {table}").fetchall())
+    types = {name: str(dtype) for name, dtype in events.query(f"SELECT * FROM {table} LIMIT 0").dtypes.items()}
     # the per-unit table stores times as µs since the epoch (BIGINT); accept TIMESTAMPTZ too
     entry_us = "entry" if "INT" in types["entry"].upper() else "epoch_us(entry)"
     aggregates, outputs = [], []
@@ -140,7 +140,7 @@ def kpi_series(result: "FunnelResult", freq: Literal["hour", "day"]) -> pd.DataF
         f"SELECT cal.period, coalesce(a.entrants, 0) AS entrants, {', '.join(outputs)} "
         f"FROM cal LEFT JOIN a ON a.period = cal.period ORDER BY cal.period"
     )
-    frame = con.execute(sql).df()
+    frame = events.query(sql)
     frame["period"] = pd.to_datetime(frame["period"]).dt.tz_localize("UTC")
     counts = [c for c in frame.columns if c == "entrants" or c.endswith(("_from", "_reached"))]
     frame[counts] = frame[counts].astype("int64")

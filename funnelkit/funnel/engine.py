@@ -49,18 +49,28 @@ def _hits(table: str, unit: str, event_types, filters) -> str:
     )
 
 
-def _ordered(n: int) -> tuple[list[str], str]:
-    """CTEs chaining each step to the earliest next-step hit (ASOF join)."""
+def _first_attempt_decides(spec: FunnelParams) -> bool:
+    """Whether the unit's first attempt alone gives its result (ordered mode, no max_time, no exclusion).
+
+    The first attempt starts at the entry ``e0``. Every later attempt's greedy
+    step times are at least the first attempt's (the next hit at or after a
+    later time is no earlier), and all must fall by ``e0 + window``, which for
+    the first attempt is also its own window; so no later attempt gets further,
+    and on a tie the earliest attempt wins anyway. A per-step ``max_time`` or an
+    exclusion can favour a later start, so those take every attempt.
+    """
+    return spec.mode == "ordered" and not spec.exclusions and all(s.max_time is None for s in spec.steps)
+
+
+def _ordered(events: EventLog, n: int) -> tuple[list[str], str]:
+    """CTEs chaining each step to the earliest next-step hit (an ASOF join)."""
     ctes = ["a0 AS (SELECT unit, t AS st, t AS T0 FROM h0)"]
     for k in range(1, n):
-        ctes.append(
-            f"a{k} AS (SELECT a.*, h.t AS T{k} FROM a{k - 1} a "
-            f"ASOF LEFT JOIN h{k} h ON a.unit = h.unit AND h.t >= a.T{k - 1})"
-        )
+        ctes.append(f"a{k} AS ({events.asof_sql(f'a{k - 1}', f'h{k}', key='unit', time=f'T{k - 1}', op='>=', out=f'T{k}')})")
     return ctes, f"a{n - 1}"
 
 
-def _strict(n: int) -> tuple[list[str], str]:
+def _strict(events: EventLog, n: int) -> tuple[list[str], str]:
     """CTEs taking the next funnel events in time order (lead) after each first-step hit."""
     union = " UNION ALL ".join(f"SELECT unit, {k} AS s, t FROM h{k}" for k in range(n))
     leads = ", ".join(
@@ -75,19 +85,17 @@ def _strict(n: int) -> tuple[list[str], str]:
     return ctes, "a"
 
 
-def _any_order(n: int) -> tuple[list[str], str]:
+def _any_order(events: EventLog, n: int) -> tuple[list[str], str]:
     """CTEs finding, from every funnel hit, each step's first hit; T_k = prefix completion."""
     union = " UNION ".join(f"SELECT unit, t FROM h{k}" for k in range(n))
     ctes = [f"f_1 AS (SELECT DISTINCT unit, t AS st FROM ({union}))"]
     for k in range(n):
         prev = f"f{k - 1}" if k else "f_1"
-        ctes.append(
-            f"f{k} AS (SELECT a.*, h.t AS F{k} FROM {prev} a "
-            f"ASOF LEFT JOIN h{k} h ON a.unit = h.unit AND h.t >= a.st)"
-        )
+        ctes.append(f"f{k} AS ({events.asof_sql(prev, f'h{k}', key='unit', time='st', op='>=', out=f'F{k}')})")
     # A prefix completes when its latest first-hit happens; greatest() ignores
     # NULLs, so a missing step is handled by the depth cascade, which stops there.
-    times = ", ".join(f"greatest({', '.join(f'F{j}' for j in range(k + 1))}) AS T{k}" for k in range(n))
+    times = ", ".join((f"greatest({', '.join(f'F{j}' for j in range(k + 1))})" if k else "F0") + f" AS T{k}"
+                      for k in range(n))
     ctes.append(f"a AS (SELECT unit, st, {times}, {', '.join(f'F{k}' for k in range(n))} FROM f{n - 1})")
     return ctes, "a"
 
@@ -100,7 +108,7 @@ def _entry_cte(spec: FunnelParams, attempts: str) -> str:
     """The unit's entry ``e0``: the start of its first attempt that finds the first step in its window."""
     window, first = micros(spec.window), _first_found(spec.mode)
     return (
-        f"entered AS (SELECT *, min(st) FILTER (WHERE {first} IS NOT NULL AND {first} - st <= {window}) "
+        f"entered AS (SELECT *, min(CASE WHEN {first} IS NOT NULL AND {first} - st <= {window} THEN st END) "
         f"OVER (PARTITION BY unit) AS e0 FROM {attempts})"
     )
 
@@ -127,17 +135,14 @@ def _depth_sql(spec: FunnelParams, mode: str) -> str:
     return "CASE " + " ".join(cases) + f" ELSE {n} END"
 
 
-def _exclusion_ctes(spec: FunnelParams, source: str) -> tuple[list[str], str, str]:
+def _exclusion_ctes(events: EventLog, spec: FunnelParams, source: str) -> tuple[list[str], str, str]:
     """ASOF-join each exclusion's first event after step a; flag attempts it drops."""
     names = [s.name for s in spec.steps]
     window = micros(spec.window)
     ctes, flags, current = [], [], source
     for i, exc in enumerate(spec.exclusions):
         a, b = _exclusion_bounds(exc, names)
-        ctes.append(
-            f"x{i}_j AS (SELECT c.*, x.t AS X{i} FROM {current} c "
-            f"ASOF LEFT JOIN x{i} x ON c.unit = x.unit AND x.t > c.T{a})"
-        )
+        ctes.append(f"x{i}_j AS ({events.asof_sql(current, f'x{i}', key='unit', time=f'T{a}', op='>', out=f'X{i}')})")
         current = f"x{i}_j"
         flags.append(
             f"(depth > {a} AND X{i} IS NOT NULL AND "
@@ -152,29 +157,65 @@ def _exclusion_bounds(exc: ExclusionSpec, names: list[str]) -> tuple[int, int]:
     return names.index(exc.between[0]), names.index(exc.between[1])
 
 
+def _first_attempt(events: EventLog, spec: FunnelParams, unit: str) -> tuple[list[str], str]:
+    """CTEs of each unit's first attempt (see :func:`_first_attempt_decides`): ``unit, st, T0..``.
+
+    The first step is one aggregate over its events; each later step is the
+    earliest of its events at or after the previous step, by an equi-join on
+    the unit and a minimum. Only units still in the chain take part, so the
+    work shrinks with every step, and any SQL engine runs it (no ASOF join).
+    The later steps' events come from one scan of the log.
+    """
+    n, table, time = len(spec.steps), quote(events.table), f"epoch_us({quote(COLUMNS.event_time)})"
+    first = spec.steps[0]
+    matches = [match_sql(s.events, s.filters) for s in spec.steps[1:]]
+    flags = ", ".join(f"({m}) AS m{k}" for k, m in enumerate(matches, start=1))
+    ctes = [
+        f"h0 AS (SELECT {quote(unit)} AS unit, min({time}) AS t FROM {table} "
+        f"WHERE {quote(unit)} IS NOT NULL AND {match_sql(first.events, first.filters)} GROUP BY {quote(unit)})",
+        f"later AS MATERIALIZED (SELECT {quote(unit)} AS unit, {time} AS t, {flags} FROM {table} "
+        f"WHERE {quote(unit)} IS NOT NULL AND ({' OR '.join(f'({m})' for m in matches)}))",
+        "r0 AS (SELECT unit, t AS T0 FROM h0)",
+    ]
+    for k in range(1, n):
+        ctes.append(f"r{k} AS (SELECT e.unit, min(e.t) AS T{k} FROM later e JOIN r{k - 1} p "
+                    f"ON e.unit = p.unit AND e.t >= p.T{k - 1} WHERE e.m{k} GROUP BY e.unit)")
+    joins = " ".join(f"LEFT JOIN r{k} ON r{k}.unit = h0.unit" for k in range(1, n))
+    steps = ", ".join(f"r{k}.T{k}" for k in range(1, n))
+    ctes.append(f"attempts AS (SELECT h0.unit, h0.t AS st, h0.t AS T0, {steps} FROM h0 {joins})")
+    return ctes, "attempts"
+
+
 def build_units_sql(events: EventLog, spec: FunnelParams, data_end_us: int) -> str:
     """SQL for the per-unit table: unit, entry, start, depth, censored, T0..T{n-1}."""
     unit = _check_columns(events, spec)
     n = len(spec.steps)
-    hit_ctes = [f"h{k} AS ({_hits(events.table, unit, s.events, s.filters)})" for k, s in enumerate(spec.steps)]
-    hit_ctes += [
-        f"x{i} AS ({_hits(events.table, unit, e.events, e.filters)})" for i, e in enumerate(spec.exclusions)
-    ]
-    mode_ctes, attempts = {"ordered": _ordered, "strict": _strict, "any_order": _any_order}[spec.mode](n)
     times = ", ".join(f"T{k}" for k in range(n))
-    depth = _depth_sql(spec, spec.mode)
-    scored = f"scored AS (SELECT * , {depth} AS depth FROM entered)"
-    exc_ctes, with_x, excluded = _exclusion_ctes(spec, "scored")
-    clean_times = ", ".join(f"CASE WHEN depth > {k} THEN T{k} END AS T{k}" for k in range(n))
-    valid = f"valid AS (SELECT unit, st, e0, depth, {clean_times} FROM {with_x} WHERE depth > 0 AND NOT ({excluded}))"
-    best = "struct_pack(d := depth, neg_start := -st)"
-    picks = ", ".join(f"arg_max(T{k}, {best}) AS T{k}" for k in range(n))
-    units = (
-        f"units AS (SELECT unit, min(e0) AS entry, arg_max(st, {best}) AS start, max(depth) AS depth, {picks} "
-        f"FROM valid GROUP BY unit)"
-    )
     censored = "FALSE" if spec.censoring == "naive" else f"entry + {micros(spec.window)} > {data_end_us}"
-    ctes = hit_ctes + mode_ctes + [_entry_cte(spec, attempts), scored] + exc_ctes + [valid, units]
+    depth = _depth_sql(spec, spec.mode)
+    clean_times = ", ".join(f"CASE WHEN depth > {k} THEN T{k} END AS T{k}" for k in range(n))
+    if _first_attempt_decides(spec):  # one attempt per unit: it is the entry, nothing to pick among
+        ctes, attempts = _first_attempt(events, spec, unit)
+        ctes += [
+            f"entered AS (SELECT *, st AS e0 FROM {attempts})",
+            f"scored AS (SELECT *, {depth} AS depth FROM entered)",
+            f"units AS (SELECT unit, e0 AS entry, st AS start, depth, {clean_times} FROM scored)",
+        ]
+    else:
+        ctes = [f"h{k} AS ({_hits(events.table, unit, s.events, s.filters)})" for k, s in enumerate(spec.steps)]
+        ctes += [f"x{i} AS ({_hits(events.table, unit, e.events, e.filters)})" for i, e in enumerate(spec.exclusions)]
+        mode_ctes, attempts = {"ordered": _ordered, "strict": _strict, "any_order": _any_order}[spec.mode](events, n)
+        exc_ctes, with_x, excluded = _exclusion_ctes(events, spec, "scored")
+        best = "struct_pack(d := depth, neg_start := -st)"
+        picks = ", ".join(f"arg_max(T{k}, {best}) AS T{k}" for k in range(n))
+        ctes += mode_ctes + [
+            _entry_cte(spec, attempts),
+            f"scored AS (SELECT *, {depth} AS depth FROM entered)",
+            *exc_ctes,
+            f"valid AS (SELECT unit, st, e0, depth, {clean_times} FROM {with_x} WHERE depth > 0 AND NOT ({excluded}))",
+            f"units AS (SELECT unit, min(e0) AS entry, arg_max(st, {best}) AS start, max(depth) AS depth, {picks} "
+            f"FROM valid GROUP BY unit)",
+        ]
     return (
         "WITH " + ",\n".join(ctes)
         + f"\nSELECT unit, entry, start, depth, {censored} AS censored, {times} FROM units"
@@ -216,5 +257,5 @@ def run_funnel(events: EventLog, spec: FunnelParams | None = None, *, data_end=N
     end_us = end.value // 1000
     table = f"funnel_units_{next(_ids)}"
     sql = build_units_sql(events, spec, end_us)
-    events.con.execute(f"CREATE TEMP TABLE {table} AS {sql}")
+    events.create_table(table, sql)
     return FunnelResult(events=events, spec=spec, units_table=table, data_end=end)

@@ -67,7 +67,7 @@ class FunnelResult:
         return [s.name for s in self.spec.steps]
 
     def _sql(self, sql: str) -> pd.DataFrame:
-        return self.events.con.execute(sql).df()
+        return self.events.query(sql)
 
     def unit_frame(self) -> pd.DataFrame:
         """The per-unit table as pandas (one row per unit: use on small data)."""
@@ -165,12 +165,12 @@ class FunnelResult:
         n = len(self.step_names)
         last = self.spec.steps[-1]
         unit_col = quote(unit_column(self.spec.unit))
-        (value,) = self.events.con.execute(
+        (value,) = self.events.rows(
             f"WITH c AS (SELECT unit, T{n - 1} AS t FROM {self._resolved} WHERE depth = {n}), "
             f"v AS (SELECT c.unit, sum(e.{quote(COLUMNS.price)}) AS revenue FROM c JOIN {quote(self.events.table)} e "
             f"ON e.{unit_col} = c.unit AND epoch_us(e.{quote(COLUMNS.event_time)}) = c.t "
             f"WHERE {match_sql(last.events, last.filters)} GROUP BY c.unit) SELECT avg(revenue) FROM v"
-        ).fetchall()[0]
+        )[0]
         return float("nan") if value is None else float(value)
 
     def revenue_lost(self, step: str | int) -> dict:

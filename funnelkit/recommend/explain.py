@@ -90,12 +90,9 @@ def cart_abandoners(events: EventLog, funnel: FunnelParams, until: pd.Timestamp,
         raise ParamsError(f"funnel.steps: the recommendation study looks for users who left at the {step!r} step, "
                           f"but the funnel's steps are {names}")
     depth = names.index(step) + 1
-    view = f"rec_before_{next(_views)}"
-    events.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {quote(events.table)} "
-                       f"WHERE {TIME} < {timestamp_literal(until)}")
-    before = EventLog(events.con, view, events.segments, source=events.source)
+    before = events.derive(f"SELECT * FROM {quote(events.table)} WHERE {TIME} < {timestamp_literal(until)}")
     result = run_funnel(before, funnel, unit="user", data_end=until)
-    rows = events.con.execute(f"SELECT unit FROM {result.units_table} WHERE NOT censored AND depth = {depth}").fetchall()
+    rows = events.rows(f"SELECT unit FROM {result.units_table} WHERE NOT censored AND depth = {depth}")
     return np.array(sorted(r[0] for r in rows), dtype=str)
 
 

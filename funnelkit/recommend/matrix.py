@@ -89,7 +89,7 @@ def _check(events: EventLog, spec: RecommendParams) -> None:
 
 def event_types(events: EventLog) -> set[str]:
     """The distinct event types of the log."""
-    return {row[0] for row in events.con.execute(f"SELECT DISTINCT {TYPE} FROM {quote(events.table)}").fetchall()}
+    return {row[0] for row in events.rows(f"SELECT DISTINCT {TYPE} FROM {quote(events.table)}")}
 
 
 def _weights_sql(weights: dict[str, float]) -> str:
@@ -143,11 +143,11 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
     """
     _check(events, spec)
     relation = relation or quote(events.table)
-    con, table = events.con, f"rec_pairs_{next(_names)}"
-    con.execute(f"CREATE TEMP TABLE {table} AS {pairs_sql(events, spec, relation, as_of)}")
+    table, kept_table = f"rec_pairs_{next(_names)}", f"rec_kept_pairs_{next(_names)}"
+    events.create_table(table, pairs_sql(events, spec, relation, as_of))
     try:
-        (total_users, total_items, total_pairs), = con.execute(
-            f"SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(*) FROM {table}").fetchall()
+        (total_users, total_items, total_pairs), = events.rows(
+            f"SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(*) FROM {table}")
         kept = (
             f"WITH items AS (SELECT item_id FROM {table} GROUP BY item_id "
             f"HAVING count(*) >= {spec.min_item_interactions}), "
@@ -156,15 +156,16 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
             f"HAVING count(*) >= {spec.min_user_interactions}) "
             f"SELECT * FROM by_item SEMI JOIN users USING (user_id)"
         )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {kept}")
-        user_ids = _column(con, f"SELECT DISTINCT user_id FROM {table} ORDER BY user_id")
-        item_ids = _column(con, f"SELECT DISTINCT item_id FROM {table} ORDER BY item_id")
-        coo = con.execute(
+        events.create_table(kept_table, kept)
+        user_ids = _column(events, f"SELECT DISTINCT user_id FROM {kept_table} ORDER BY user_id")
+        item_ids = _column(events, f"SELECT DISTINCT item_id FROM {kept_table} ORDER BY item_id")
+        coo = events.query(
             f"SELECT dense_rank() OVER (ORDER BY user_id) - 1 AS r, dense_rank() OVER (ORDER BY item_id) - 1 AS c, "
-            f"weight FROM {table}").fetchnumpy()
+            f"weight FROM {kept_table}")
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    matrix = sp.csr_matrix((coo["weight"].astype(np.float32), (coo["r"], coo["c"])),
+        events.drop_table(table)
+        events.drop_table(kept_table)
+    matrix = sp.csr_matrix((coo["weight"].to_numpy(np.float32), (coo["r"].to_numpy(), coo["c"].to_numpy())),
                            shape=(len(user_ids), len(item_ids)), dtype=np.float32)
     matrix = reweight(matrix, spec.weighting)
     removed = {"users": total_users - len(user_ids), "items": total_items - len(item_ids),
@@ -180,9 +181,9 @@ def stored(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return pattern
 
 
-def _column(con, sql: str) -> np.ndarray:
-    # DuckDB orders VARCHAR by UTF-8 bytes, which is code-point order: the order NumPy's searchsorted assumes
-    return np.asarray(con.sql(sql).to_arrow_table().column(0).to_pylist(), dtype=str)
+def _column(events: EventLog, sql: str) -> np.ndarray:
+    # DuckDB and Spark order strings by UTF-8 bytes, which is code-point order: the order NumPy's searchsorted assumes
+    return events.query(sql).iloc[:, 0].to_numpy(dtype=str)
 
 
 def reweight(matrix: sp.csr_matrix, weighting: str) -> sp.csr_matrix:

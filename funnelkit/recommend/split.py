@@ -162,9 +162,7 @@ def validation_split(events: EventLog, spec: RecommendParams, split: Split) -> S
     if split.kind == "temporal":
         return temporal_split(events, spec, cutoff=split.cutoff - pd.Timedelta(spec.test_period), end=split.cutoff,
                               label="validation cut-off (one recommend.test_period before the test cut-off)")
-    view = f"rec_validation_{next(_names)}"
-    events.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_before_held_sql(quote(events.table), spec)}")
-    return leave_last_out(EventLog(events.con, view, events.segments, source=events.source), spec)
+    return leave_last_out(events.derive(_before_held_sql(quote(events.table), spec)), spec)
 
 
 def _train(events: EventLog, spec: RecommendParams, relation: str, as_of: pd.Timestamp, what: str) -> Interactions:
@@ -181,13 +179,13 @@ def _train(events: EventLog, spec: RecommendParams, relation: str, as_of: pd.Tim
 
 def _assemble(events: EventLog, spec: RecommendParams, train: Interactions, test_pairs_sql: str, kind: str,
               cutoff, end, what: str) -> Split:
-    pairs = events.con.sql(test_pairs_sql).to_arrow_table()
-    users = train.user_index(pairs.column("user_id").to_pylist())
-    items = train.item_index(pairs.column("item_id").to_pylist())
+    pairs = events.query(test_pairs_sql)
+    users = train.user_index(pairs["user_id"].tolist())
+    items = train.item_index(pairs["item_id"].tolist())
     known = (users >= 0) & (items >= 0)
     counts = {"test_pairs": len(users), "cold_user_pairs": int((users < 0).sum()),
               "cold_item_pairs": int(((users >= 0) & (items < 0)).sum())}
-    cold_users = len(set(np.asarray(pairs.column("user_id").to_pylist(), dtype=object)[users < 0]))
+    cold_users = len(set(pairs["user_id"].to_numpy(dtype=object)[users < 0]))
     users, items = users[known], items[known]
     if spec.exclude_seen:
         # seen = a stored training entry, as the models filter them (structure, not value)

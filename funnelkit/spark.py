@@ -1,0 +1,236 @@
+"""The Spark engine: the same queries as on DuckDB, translated by sqlglot and run in a Spark session.
+
+Every query of the funnel engine, its results, the path analyses and the
+session table is written once, in DuckDB's dialect. :class:`SparkEventLog`
+is an :class:`~funnelkit.eventlog.EventLog` whose events are a Spark table or
+view; it translates each query with `sqlglot <https://sqlglot.com>`_ (plus the
+few rewrites in :func:`to_spark_sql`), runs it in Spark and brings back only
+the (small) result as pandas. The one construct with no Spark counterpart,
+the ASOF join, is generated as a window query instead (:meth:`SparkEventLog.asof_sql`).
+Tests hold both engines to the same brute-force reference on random logs.
+
+Spark is worth it when the events do not fit one machine (or already live in
+a Spark cluster). On one machine DuckDB is much faster: Spark pays for query
+planning, task scheduling and the JVM (see the README's performance section).
+
+PySpark is an optional extra: ``pip install -e ".[spark]"``.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import lru_cache
+import pandas as pd
+
+from .errors import FunnelkitError, SchemaError
+from .eventlog import _ASOF_OPS, EventLog, _segment_columns, quote
+from .schema import COLUMNS
+
+#: settings every funnelkit Spark session gets (params' ``engine.spark.options`` add to them)
+DEFAULT_OPTIONS = {
+    # the engine's SQL compares UTC microseconds; periods and hours must be UTC too
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # Spark's default of 200 shuffle partitions makes every small query schedule 200 tasks
+    "spark.sql.shuffle.partitions": "8",
+}
+
+_names = itertools.count()
+
+#: Spark's simple type names → the DuckDB names the rest of the package checks against
+_INTEGER_TYPES = ("bigint", "int", "smallint", "tinyint")
+_TYPE_NAMES = {
+    "string": "VARCHAR", "double": "DOUBLE", "float": "FLOAT", "bigint": "BIGINT", "int": "INTEGER",
+    "smallint": "SMALLINT", "tinyint": "TINYINT", "boolean": "BOOLEAN", "date": "DATE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP",
+}
+
+
+def spark_session(master: str = "local[2]", options: dict[str, str] | None = None):
+    """A Spark session (created, or the running one) with funnelkit's settings.
+
+    Parameters
+    ----------
+    master : str
+        Spark master URL, e.g. ``local[2]`` or ``spark://host:7077``.
+    options : dict, optional
+        Extra Spark settings (``spark.executor.memory``, ...), applied after :data:`DEFAULT_OPTIONS`.
+
+    Raises
+    ------
+    FunnelkitError
+        PySpark is not installed.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise FunnelkitError('engine "spark" needs PySpark: pip install -e ".[spark]"') from None
+    builder = SparkSession.builder.master(master).appName("funnelkit")
+    for key, value in {**DEFAULT_OPTIONS, **(options or {})}.items():
+        builder = builder.config(key, str(value))
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    for key, value in {**DEFAULT_OPTIONS, **(options or {})}.items():
+        if not key.startswith(("spark.ui.", "spark.driver.", "spark.executor.", "spark.master")):
+            session.conf.set(key, str(value))  # a running session keeps its old runtime settings otherwise
+    return session
+
+
+@lru_cache(maxsize=512)
+def to_spark_sql(sql: str) -> str:
+    """Translate one query from DuckDB's dialect to Spark SQL.
+
+    sqlglot does the grammar; these rewrites cover what it leaves alone:
+    ``epoch_us`` → ``unix_micros``, ``quantile_cont`` → ``percentile`` (both
+    interpolate linearly between order statistics), ``arg_min_null`` /
+    ``arg_max_null`` → ``min_by`` / ``max_by`` (Spark's keep NULL values),
+    ``SEMI`` / ``ANTI JOIN`` → ``LEFT SEMI`` / ``LEFT ANTI``, and
+    ``AS MATERIALIZED`` CTE hints are dropped.
+    """
+    import sqlglot
+    from sqlglot import expressions as exp
+
+    def rewrite(node):
+        if isinstance(node, exp.Anonymous):
+            name = node.name.lower()
+            renamed = {"epoch_us": "UNIX_MICROS", "arg_min_null": "MIN_BY", "arg_max_null": "MAX_BY"}.get(name)
+            if renamed:
+                return exp.Anonymous(this=renamed, expressions=node.expressions)
+        if isinstance(node, exp.Literal) and not node.is_string and any(c in node.this for c in ".eE"):
+            # Spark reads 1000000.0 as DECIMAL (pandas then gets Decimal objects); DuckDB as DOUBLE
+            return exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
+        if isinstance(node, exp.PercentileCont):
+            return exp.Anonymous(this="PERCENTILE", expressions=[node.this, node.expression])
+        if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+            node.set("materialized", None)
+        if isinstance(node, exp.Join) and (node.kind or "").upper() in ("SEMI", "ANTI") and not node.side:
+            node.set("side", "LEFT")
+        return node
+
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(rewrite)
+    return tree.sql(dialect="spark")
+
+
+@dataclass
+class SparkEventLog(EventLog):
+    """Canonical events as a Spark table or view; ``con`` is the ``SparkSession``.
+
+    Build one with :meth:`from_parquet`, :meth:`from_table` or :meth:`from_frame`.
+    Queries are written in DuckDB's dialect and translated (:func:`to_spark_sql`);
+    temporary tables are cached Spark views.
+    """
+
+    dialect = "spark"
+
+    @classmethod
+    def from_table(cls, spark, table: str, *, source: str | None = None) -> "SparkEventLog":
+        """Events already in the session: a table or view with the canonical columns (checked)."""
+        columns = spark.table(table).columns
+        missing = [c for c in COLUMNS.required if c not in columns]
+        if missing:
+            raise SchemaError(f"Spark table {table!r} lacks the required column(s) {missing}; "
+                              f"columns found: {', '.join(columns)}")
+        name = f"spark_events_{next(_names)}"
+        spark.table(table).createOrReplaceTempView(name)
+        return cls(spark, name, segments=_segment_columns(columns), source=source or table)
+
+    @classmethod
+    def from_parquet(cls, path, spark=None) -> "SparkEventLog":  # type: ignore[override]
+        """Canonical Parquet file(s) or folder read in place by Spark (nothing is copied)."""
+        spark = spark or spark_session()
+        name = f"spark_parquet_{next(_names)}"
+        spark.read.parquet(str(path)).createOrReplaceTempView(name)
+        return cls.from_table(spark, name, source=str(path))
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, spark=None) -> "SparkEventLog":  # type: ignore[override]
+        """Copy a canonical DataFrame into Spark (for tests and small data; the frame is not modified)."""
+        spark = spark or spark_session()
+        frame = frame.copy()
+        frame[COLUMNS.event_time] = pd.to_datetime(frame[COLUMNS.event_time], utc=True)
+        name = f"spark_frame_{next(_names)}"
+        spark.createDataFrame(frame).createOrReplaceTempView(name)
+        return cls.from_table(spark, name, source="a DataFrame")
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.con.table(self.table).columns)
+
+    @property
+    def data_end(self) -> pd.Timestamp:
+        if self._data_end is None:
+            # as integer microseconds: collected Spark timestamps are naive, in the driver's local zone
+            (value,), = self.rows(f"SELECT epoch_us(max({quote(COLUMNS.event_time)})) FROM {quote(self.table)}")
+            self._data_end = pd.Timestamp(int(value), unit="us", tz="UTC")
+        return self._data_end
+
+    def query(self, sql: str) -> pd.DataFrame:
+        frame = self.con.sql(to_spark_sql(sql))
+        table = frame.toPandas()
+        # the dtypes DuckDB gives: integer columns with NULLs arrive as float NaN here (DuckDB: nullable
+        # Int64), timestamps in nanoseconds (DuckDB: microseconds, the resolution both engines keep)
+        for field in frame.schema.fields:
+            column = table[field.name]
+            if field.dataType.simpleString() in _INTEGER_TYPES and column.dtype.kind == "f":
+                table[field.name] = column.astype("Int64")
+            elif column.dtype.kind == "M":
+                table[field.name] = column.dt.as_unit("us")
+        return table
+
+    def rows(self, sql: str) -> list[tuple]:
+        return [tuple(row) for row in self.con.sql(to_spark_sql(sql)).collect()]
+
+    def create_table(self, name: str, sql: str) -> None:
+        frame = self.con.sql(to_spark_sql(sql)).persist()
+        frame.count()  # compute it now: errors surface here, and later queries read the cached rows
+        frame.createOrReplaceTempView(name)
+
+    def column_types(self) -> dict[str, str]:
+        fields = self.con.table(self.table).schema.fields
+        return {f.name: _TYPE_NAMES.get(f.dataType.simpleString(), f.dataType.simpleString().upper())
+                for f in fields}
+
+    def asof_sql(self, left: str, right: str, *, key: str, time: str, op: str, out: str,
+                 right_key: str = "unit") -> str:
+        """The ASOF join of :meth:`EventLog.asof_sql` as a running minimum (or maximum) over a window.
+
+        The distinct (key, time) pairs of ``left`` and the rows of ``right`` are
+        sorted together per key; ``out`` is a running min over ``right``'s times
+        from the end (or a running max from the start), so each pair sees only
+        the rows on its side. Ties are settled by the sort: a ``left`` row sorts
+        after the equal ``right`` times it may take (``>=``) and before those it
+        may not (``>``, ``<``). Running frames cost O(n) per key in Spark, where
+        a frame running to the end would cost O(n²).
+        """
+        if op not in _ASOF_OPS:
+            raise ValueError(f"op must be one of {_ASOF_OPS}, got {op!r}")
+        # src: 1 = a right row; 0/2 = a left row placed after/before equal right times in the sort
+        if op == "<":
+            left_src, window, agg = 0, "ORDER BY x, src ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW", "max"
+        else:
+            left_src = 0 if op == ">=" else 2
+            window = "ORDER BY x DESC, src DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+            agg = "min"
+        both = (f"SELECT DISTINCT {key} AS k, {time} AS x, {left_src} AS src FROM {left} WHERE {time} IS NOT NULL "
+                f"UNION ALL SELECT {right_key} AS k, t AS x, 1 AS src FROM {right}")
+        nearest = (f"SELECT k, x, {agg}(CASE WHEN src = 1 THEN x END) OVER (PARTITION BY k {window}) AS found, src "
+                   f"FROM ({both}) AS sorted_times")
+        return (f"SELECT l.*, n.found AS {out} FROM {left} l LEFT JOIN "
+                f"(SELECT k, x, found FROM ({nearest}) AS running WHERE src <> 1) n "
+                f"ON l.{key} = n.k AND l.{time} = n.x")
+
+    def users_condition(self, user_ids) -> str:
+        name = f"user_ids_{next(_names)}"
+        ids = pd.DataFrame({"user_id": pd.Series(sorted(map(str, user_ids)), dtype=object)})
+        self.con.createDataFrame(ids, "user_id string").createOrReplaceTempView(name)
+        return f"CAST({quote(COLUMNS.user_id)} AS VARCHAR) IN (SELECT user_id FROM {name})"
+
+    def drop_table(self, name: str) -> None:
+        if self.con.catalog.tableExists(name):
+            self.con.table(name).unpersist()
+            self.con.catalog.dropTempView(name)
+
+    def _create_view(self, name: str, sql: str) -> None:
+        self.con.sql(to_spark_sql(sql)).createOrReplaceTempView(name)
