@@ -4,16 +4,19 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Extras installed with the package: `make test EXTRAS=dev,spark` adds the Spark engine (CI does)
+EXTRAS ?= dev
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PARAMS ?= params/default.yaml
 JOBS ?= 1
 
-.PHONY: setup reports test lab clean-reports
+.PHONY: setup reports test lab clean-reports bench bench-quick
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	$(PY) -m ipykernel install --sys-prefix --name funnelkit --display-name "Python (funnelkit)"
 	touch $(STAMP)
 
@@ -24,6 +27,14 @@ reports: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# Benchmark suite (benchmarks/README.md): 1M, 20M and 100M events (simulated on first use
+# into data/bench/, which takes a while), or --quick: 1M events only, about a minute.
+bench: $(STAMP)
+	$(PY) -m benchmarks.suite
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks.suite --quick
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks

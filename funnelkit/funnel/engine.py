@@ -62,12 +62,27 @@ def _first_attempt_decides(spec: FunnelParams) -> bool:
     return spec.mode == "ordered" and not spec.exclusions and all(s.max_time is None for s in spec.steps)
 
 
-def _ordered(events: EventLog, n: int) -> tuple[list[str], str]:
-    """CTEs chaining each step to the earliest next-step hit (an ASOF join)."""
-    ctes = ["a0 AS (SELECT unit, t AS st, t AS T0 FROM h0)"]
-    for k in range(1, n):
-        ctes.append(f"a{k} AS ({events.asof_sql(f'a{k - 1}', f'h{k}', key='unit', time=f'T{k - 1}', op='>=', out=f'T{k}')})")
-    return ctes, f"a{n - 1}"
+def _ordered(events: EventLog, spec: FunnelParams, n: int) -> tuple[list[str], str]:
+    """CTEs chaining each step to the earliest next-step hit (an ASOF join).
+
+    Most attempts never reach step 2 (a view with no cart within the window after it).
+    Unless an exclusion starts at the first step, only the earliest of those can decide
+    the unit's result: they all have depth 1, which no exclusion touches then, and ties go
+    to the earliest attempt. So they are cut to one per unit before the later steps' joins.
+    """
+    ctes = ["a0 AS (SELECT unit, t AS st, t AS T0 FROM h0)",
+            f"a1 AS ({events.asof_sql('a0', 'h1', key='unit', time='T0', op='>=', out='T1')})"]
+    names = [s.name for s in spec.steps]
+    if n > 2 and all(_exclusion_bounds(exc, names)[0] > 0 for exc in spec.exclusions):
+        reaches = f"T1 IS NOT NULL AND T1 - st <= {micros(spec.window)}"
+        ctes.append(f"a1_kept AS (SELECT unit, st, T0, T1 FROM a1 WHERE {reaches} UNION ALL "
+                    f"SELECT unit, min(st) AS st, min(st) AS T0, NULL AS T1 FROM a1 WHERE NOT coalesce({reaches}, FALSE) "
+                    f"GROUP BY unit)")
+    previous = ctes[-1].split(" ", 1)[0]
+    for k in range(2, n):
+        ctes.append(f"a{k} AS ({events.asof_sql(previous, f'h{k}', key='unit', time=f'T{k - 1}', op='>=', out=f'T{k}')})")
+        previous = f"a{k}"
+    return ctes, previous
 
 
 def _strict(events: EventLog, n: int) -> tuple[list[str], str]:
@@ -180,9 +195,12 @@ def _first_attempt(events: EventLog, spec: FunnelParams, unit: str) -> tuple[lis
     for k in range(1, n):
         ctes.append(f"r{k} AS (SELECT e.unit, min(e.t) AS T{k} FROM later e JOIN r{k - 1} p "
                     f"ON e.unit = p.unit AND e.t >= p.T{k - 1} WHERE e.m{k} GROUP BY e.unit)")
-    joins = " ".join(f"LEFT JOIN r{k} ON r{k}.unit = h0.unit" for k in range(1, n))
-    steps = ", ".join(f"r{k}.T{k}" for k in range(1, n))
-    ctes.append(f"attempts AS (SELECT h0.unit, h0.t AS st, h0.t AS T0, {steps} FROM h0 {joins})")
+    # the later steps' few units are joined among themselves first, then once onto every unit
+    joins = " ".join(f"LEFT JOIN r{k} ON r{k}.unit = r1.unit" for k in range(2, n))
+    ctes.append(f"chain AS (SELECT r1.unit, {', '.join(f'r{k}.T{k}' for k in range(1, n))} FROM r1 {joins})")
+    steps = ", ".join(f"chain.T{k}" for k in range(1, n))
+    ctes.append(f"attempts AS (SELECT h0.unit, h0.t AS st, h0.t AS T0, {steps} "
+                f"FROM h0 LEFT JOIN chain ON chain.unit = h0.unit)")
     return ctes, "attempts"
 
 
@@ -204,7 +222,10 @@ def build_units_sql(events: EventLog, spec: FunnelParams, data_end_us: int) -> s
     else:
         ctes = [f"h{k} AS ({_hits(events.table, unit, s.events, s.filters)})" for k, s in enumerate(spec.steps)]
         ctes += [f"x{i} AS ({_hits(events.table, unit, e.events, e.filters)})" for i, e in enumerate(spec.exclusions)]
-        mode_ctes, attempts = {"ordered": _ordered, "strict": _strict, "any_order": _any_order}[spec.mode](events, n)
+        if spec.mode == "ordered":
+            mode_ctes, attempts = _ordered(events, spec, n)
+        else:
+            mode_ctes, attempts = {"strict": _strict, "any_order": _any_order}[spec.mode](events, n)
         exc_ctes, with_x, excluded = _exclusion_ctes(events, spec, "scored")
         best = "struct_pack(d := depth, neg_start := -st)"
         picks = ", ".join(f"arg_max(T{k}, {best}) AS T{k}" for k in range(n))
