@@ -84,10 +84,11 @@ def to_spark_sql(sql: str) -> str:
 
     sqlglot does the grammar; these rewrites cover what it leaves alone:
     ``epoch_us`` → ``unix_micros``, ``quantile_cont`` → ``percentile`` (both
-    interpolate linearly between order statistics), ``arg_min_null`` /
+    interpolate linearly between order statistics), ``isodow`` → ``weekday + 1``, ``arg_min_null`` /
     ``arg_max_null`` → ``min_by`` / ``max_by`` (Spark's keep NULL values),
     ``SEMI`` / ``ANTI JOIN`` → ``LEFT SEMI`` / ``LEFT ANTI``, and
-    ``AS MATERIALIZED`` CTE hints are dropped.
+    ``AS MATERIALIZED`` CTE hints are dropped, and decimal literals become DOUBLE (Spark reads
+    ``1.5`` as DECIMAL).
     """
     import sqlglot
     from sqlglot import expressions as exp
@@ -101,6 +102,9 @@ def to_spark_sql(sql: str) -> str:
         if isinstance(node, exp.Literal) and not node.is_string and any(c in node.this for c in ".eE"):
             # Spark reads 1000000.0 as DECIMAL (pandas then gets Decimal objects); DuckDB as DOUBLE
             return exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
+        if isinstance(node, exp.DayOfWeekIso):
+            # sqlglot writes (DAYOFWEEK(x) % 7) + 1, which counts from Sunday = 2; Spark's WEEKDAY is 0 on Monday
+            return exp.Add(this=exp.Anonymous(this="WEEKDAY", expressions=[node.this]), expression=exp.Literal.number(1))
         if isinstance(node, exp.PercentileCont):
             return exp.Anonymous(this="PERCENTILE", expressions=[node.this, node.expression])
         if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
