@@ -148,27 +148,26 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
     try:
         (total_users, total_items, total_pairs), = events.rows(
             f"SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(*) FROM {table}")
-        kept = (
-            f"WITH items AS (SELECT item_id FROM {table} GROUP BY item_id "
-            f"HAVING count(*) >= {spec.min_item_interactions}), "
-            f"by_item AS (SELECT * FROM {table} SEMI JOIN items USING (item_id)), "
-            f"users AS (SELECT user_id FROM by_item GROUP BY user_id "
-            f"HAVING count(*) >= {spec.min_user_interactions}) "
-            f"SELECT * FROM by_item SEMI JOIN users USING (user_id)"
-        )
-        events.create_table(kept_table, kept)
-        user_ids = _column(events, f"SELECT DISTINCT user_id FROM {kept_table} ORDER BY user_id")
-        item_ids = _column(events, f"SELECT DISTINCT item_id FROM {kept_table} ORDER BY item_id")
-        # indices by joining the numbered distinct ids: sorting the few ids beats ranking every pair
-        numbered = {kind: f"(SELECT {kind}, row_number() OVER (ORDER BY {kind}) - 1 AS i "
-                          f"FROM (SELECT DISTINCT {kind} FROM {kept_table}) AS ids)" for kind in ("user_id", "item_id")}
-        coo = events.query(
-            f"SELECT u.i AS r, v.i AS c, p.weight FROM {kept_table} p "
-            f"JOIN {numbered['user_id']} u ON u.user_id = p.user_id JOIN {numbered['item_id']} v ON v.item_id = p.item_id")
+        kept = table
+        if spec.min_item_interactions > 1 or spec.min_user_interactions > 1:
+            kept = kept_table
+            events.create_table(kept_table, (
+                f"WITH items AS (SELECT item_id FROM {table} GROUP BY item_id "
+                f"HAVING count(*) >= {spec.min_item_interactions}), "
+                f"by_item AS (SELECT * FROM {table} SEMI JOIN items USING (item_id)), "
+                f"users AS (SELECT user_id FROM by_item GROUP BY user_id "
+                f"HAVING count(*) >= {spec.min_user_interactions}) "
+                f"SELECT * FROM by_item SEMI JOIN users USING (user_id)"))
+        pairs = events.query(f"SELECT user_id, item_id, weight FROM {kept}")
     finally:
         events.drop_table(table)
         events.drop_table(kept_table)
-    matrix = sp.csr_matrix((coo["weight"].to_numpy(np.float32), (coo["r"].to_numpy(), coo["c"].to_numpy())),
+    # sorted factorisation: Python orders str by code point, as DuckDB and Spark order UTF-8 strings,
+    # the order NumPy's searchsorted assumes in Interactions.user_index
+    rows, user_ids = pd.factorize(pairs["user_id"], sort=True)
+    columns, item_ids = pd.factorize(pairs["item_id"], sort=True)
+    user_ids, item_ids = np.asarray(user_ids, dtype=str), np.asarray(item_ids, dtype=str)
+    matrix = sp.csr_matrix((pairs["weight"].to_numpy(np.float32), (rows, columns)),
                            shape=(len(user_ids), len(item_ids)), dtype=np.float32)
     matrix = reweight(matrix, spec.weighting)
     removed = {"users": total_users - len(user_ids), "items": total_items - len(item_ids),
@@ -182,11 +181,6 @@ def stored(matrix: sp.csr_matrix) -> sp.csr_matrix:
     pattern = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     pattern.data[:] = 1.0
     return pattern
-
-
-def _column(events: EventLog, sql: str) -> np.ndarray:
-    # DuckDB and Spark order strings by UTF-8 bytes, which is code-point order: the order NumPy's searchsorted assumes
-    return events.query(sql).iloc[:, 0].to_numpy(dtype=str)
 
 
 def reweight(matrix: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
