@@ -370,7 +370,9 @@ def plan_cases(args, workloads) -> list[dict]:
                                                    "memory_limit": args.memory_limit, "threads": args.threads}}
                 if implementation == PANDAS and 0 < args.pandas_max_events < events:
                     case["skip"] = PANDAS_SKIP
-                if implementation == SPARK and label != SPARK_SIZE:
+                if f"{label}:{workload}" in (args.skip or []):
+                    case["skip"] = "left out with --skip"
+                elif implementation == SPARK and label != SPARK_SIZE:
                     case["skip"] = f"Spark local[N] is measured at {SPARK_SIZE} only"
                 elif implementation == SPARK:
                     case["repeat"] = 1  # a minute or more per run
@@ -621,6 +623,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     parser.add_argument("--workloads", nargs="+", metavar="NAME", help=f"default: all, and {RUN_CI}")
     parser.add_argument("--implementations", nargs="+", metavar="NAME", help="default: all each workload has")
+    parser.add_argument("--skip", nargs="+", metavar="SIZE:WORKLOAD", default=[],
+                        help="cases to leave out, e.g. 100M:features (its pandas table of 35M sessions "
+                             "needs about 70 GB)")
     parser.add_argument("--repeat", type=int, help="runs per case (default: 3 at 1M, 1 above); median time")
     parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit (default 2GB)")
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's own)")

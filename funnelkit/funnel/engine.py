@@ -1,8 +1,9 @@
-"""DuckDB SQL for the funnel: one row per unit with its depth, times and censoring.
+"""SQL for the funnel: one row per unit with its depth, times and censoring.
 
-The semantics are documented in ``funnelkit.funnel``. Everything heavy runs
-inside DuckDB; the per-unit table is materialised as a temporary table in the
-event log's connection and the result object aggregates it further.
+The semantics are documented in ``funnelkit.funnel``. The SQL is DuckDB's
+dialect and runs in the event log's engine (DuckDB, or Spark after translation,
+see ``funnelkit.spark``); the per-unit table is materialised as a temporary
+table there and the result object aggregates it further.
 """
 from __future__ import annotations
 

@@ -12,14 +12,33 @@ from ..params import RecommendParams
 from . import metrics
 from .models import (ALSRecommender, BPRRecommender, ItemKNNRecommender, PopularityRecommender,
                      RandomRecommender)
+from .spark_als import SparkALSRecommender
 from .split import Split
 
 
-def models_from_params(spec: RecommendParams, als=None) -> dict[str, object]:
-    """ALS (with ``als`` settings, default ``spec.als``) and the four baselines, named for tables."""
+def als_model(settings, spec: RecommendParams, spark=None):
+    """The ALS of the study with ``settings`` (an :class:`~funnelkit.params.ALSSettings`).
+
+    implicit's :class:`ALSRecommender` by default; with a SparkSession, Spark MLlib's
+    :class:`~funnelkit.recommend.spark_als.SparkALSRecommender` with the same four numbers
+    (which do not make the same model: see its Notes). ``model.library`` says which.
+    """
+    if spark is None:
+        return ALSRecommender(settings.factors, settings.regularization, settings.alpha, settings.iterations,
+                              spec.threads, spec.seed)
+    return SparkALSRecommender(settings.factors, settings.regularization, settings.alpha, settings.iterations,
+                               seed=spec.seed, spark=spark)
+
+
+def models_from_params(spec: RecommendParams, als=None, spark=None) -> dict[str, object]:
+    """ALS (with ``als`` settings, default ``spec.als``) and the four baselines, named for tables.
+
+    With ``spark`` (a SparkSession) the "ALS" entry is fitted by Spark MLlib instead of implicit
+    (:func:`als_model`); the key stays "ALS" and the baselines are the same.
+    """
     als = als or spec.als
     return {
-        "ALS": ALSRecommender(als.factors, als.regularization, als.alpha, als.iterations, spec.threads, spec.seed),
+        "ALS": als_model(als, spec, spark),
         "BPR": BPRRecommender(spec.bpr.factors, spec.bpr.learning_rate, spec.bpr.regularization,
                               spec.bpr.iterations, spec.threads, spec.seed),
         "item-kNN": ItemKNNRecommender(spec.knn_neighbours, spec.threads),
@@ -118,17 +137,19 @@ def evaluate(models: dict, split: Split, k_values, *, exclude_seen: bool = True,
     return Evaluation(split, users, k_values, recommended, per_user, pd.DataFrame(rows), models)
 
 
-def sweep(split: Split, spec: RecommendParams, *, metric: str = "ndcg") -> pd.DataFrame:
+def sweep(split: Split, spec: RecommendParams, *, metric: str = "ndcg", spark=None) -> pd.DataFrame:
     """Fit ALS for every factors × regularization × alpha of ``spec.sweep`` on ``split`` (the validation split).
 
     Returns one row per setting with ``metric@headline_k`` and its bootstrap
-    interval over users, the fit time, sorted best first.
+    interval over users, the fit time, sorted best first. With ``spark`` (a
+    SparkSession) every setting is fitted by Spark MLlib (:func:`als_model`).
     """
     k = spec.headline_k
     rows = []
     for factors, regularization, alpha in itertools.product(spec.sweep.factors, spec.sweep.regularization,
                                                             spec.sweep.alpha):
-        model = ALSRecommender(factors, regularization, alpha, spec.als.iterations, spec.threads, spec.seed)
+        settings = spec.als.model_copy(update={"factors": factors, "regularization": regularization, "alpha": alpha})
+        model = als_model(settings, spec, spark)
         result = evaluate({"ALS": model}, split, [k], exclude_seen=spec.exclude_seen,
                           max_users=spec.max_eval_users, seed=spec.seed)
         values = result.per_user["ALS"][f"{metric}@{k}"].to_numpy()

@@ -33,6 +33,8 @@ class _Implicit:
     """Shared fit/recommend around an implicit model built by ``_model()``."""
 
     name = "implicit"
+    library = "implicit"
+    """The library that fits the model (``"Spark MLlib"`` for :class:`~.spark_als.SparkALSRecommender`)."""
 
     def _model(self):  # pragma: no cover - abstract
         raise NotImplementedError
