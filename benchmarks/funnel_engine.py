@@ -17,13 +17,15 @@ simulator's throughput. Run::
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from benchmarks.suite import median_seconds  # noqa: E402
 from funnelkit.data import load_events
 from funnelkit.eventlog import quote
 from funnelkit.funnel import run_funnel
@@ -32,13 +34,6 @@ from funnelkit.schema import COLUMNS, SEGMENTS
 from funnelkit.simulate import ensure_dataset, fingerprint
 
 
-def _median_seconds(action, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def bench(n_users: int, cache_dir: Path, repeat: int, engine: EngineParams) -> list[dict]:
@@ -53,17 +48,17 @@ def bench(n_users: int, cache_dir: Path, repeat: int, engine: EngineParams) -> l
     n_events = events.report.rows_kept
     table = quote(events.table)
 
-    scan = _median_seconds(
+    scan = median_seconds(
         lambda: events.con.execute(f"SELECT {quote(COLUMNS.event_type)}, count(*) FROM {table} GROUP BY 1").fetchall(),
         repeat,
     )
     rows = [{"users": n_users, "events": n_events, "task": "scan (baseline)", "seconds": scan}]
     for mode in ("ordered", "strict", "any_order"):
         spec = FunnelParams(mode=mode)
-        seconds = _median_seconds(lambda: run_funnel(events, spec).steps, repeat)
+        seconds = median_seconds(lambda: run_funnel(events, spec).steps, repeat)
         rows.append({"users": n_users, "events": n_events, "task": f"funnel {mode}", "seconds": seconds})
     result = run_funnel(events, FunnelParams())
-    seconds = _median_seconds(lambda: (result.breakdown(SEGMENTS.device), result.trend()), repeat)
+    seconds = median_seconds(lambda: (result.breakdown(SEGMENTS.device), result.trend()), repeat)
     rows.append({"users": n_users, "events": n_events, "task": "breakdown+trend", "seconds": seconds})
     rows.append({"users": n_users, "events": n_events, "task": "load (validate)", "seconds": load_s})
     if not cached:  # a cache hit is not a measurement of the simulator
