@@ -655,13 +655,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = dt.datetime.now(dt.timezone.utc)
     cases = plan_cases(args, workloads)
-    rows = [measure(case, args.timeout, f"[{i + 1}/{len(cases)}]") for i, case in enumerate(cases)]
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    partial = args.out / f"bench-{stamp}.partial.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, case in enumerate(cases):
+        rows.append(measure(case, args.timeout, f"[{i + 1}/{len(cases)}]"))
+        # a long run stopped half-way (a 100M case can take many minutes) keeps what it measured
+        partial.write_text(json.dumps({"cases": rows}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     mismatches = compare(rows)
     fits = growth(rows)
     runner = [] if args.skip_runner else runner_overhead(
         args.runner_notebooks, [1] if args.quick else [1, 2], args.timeout)
 
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
     payload = {"started_utc": started.isoformat(timespec="seconds"),
                "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "argv": sys.argv[1:] if argv is None else argv,
@@ -669,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
                "machine": machine_info(), "workloads": {**workloads.WORKLOADS, RUN_CI: "funnelkit run on params/ci.yaml"},
                "cases": rows, "growth": fits, "runner_overhead": runner, "mismatches": mismatches}
     written = write_results(args.out, stamp, payload, rows)
+    partial.unlink()
 
     print(results_table(rows))
     print("\nGrowth of time with events (log-log slope; 1.0 = linear):")
