@@ -136,11 +136,14 @@ class EventLog:
         small join rather than a long literal list.
         """
         name = f"user_ids_{next(_names)}"
-        ids = pd.DataFrame({"user_id": pd.Series(sorted(map(str, user_ids)), dtype=object)})
-        self.con.register(f"{name}_frame", ids)
+        self._store_frame(name, pd.DataFrame({"user_id": pd.Series(sorted(map(str, user_ids)), dtype=object)}))
+        return f"CAST({quote(COLUMNS.user_id)} AS VARCHAR) IN (SELECT user_id FROM {name})"
+
+    def _store_frame(self, name: str, frame: pd.DataFrame) -> None:
+        """A small DataFrame as temporary table ``name`` of this log's engine."""
+        self.con.register(f"{name}_frame", frame)
         self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_frame")
         self.con.unregister(f"{name}_frame")
-        return f"CAST({quote(COLUMNS.user_id)} AS VARCHAR) IN (SELECT user_id FROM {name})"
 
     def without_users(self, user_ids) -> "EventLog":
         """This log without the events of ``user_ids``, as a view (the underlying table is not modified)."""

@@ -225,11 +225,10 @@ class SparkEventLog(EventLog):
                 f"(SELECT k, x, found FROM ({nearest}) AS running WHERE src <> 1) n "
                 f"ON l.{key} = n.k AND l.{time} = n.x")
 
-    def users_condition(self, user_ids) -> str:
-        name = f"user_ids_{next(_names)}"
-        ids = pd.DataFrame({"user_id": pd.Series(sorted(map(str, user_ids)), dtype=object)})
-        self.con.createDataFrame(ids, "user_id string").createOrReplaceTempView(name)
-        return f"CAST({quote(COLUMNS.user_id)} AS VARCHAR) IN (SELECT user_id FROM {name})"
+    def _store_frame(self, name: str, frame: pd.DataFrame) -> None:
+        # the frames stored are id lists: text columns, declared so an empty list needs no type inference
+        schema = ", ".join(f"`{column}` string" for column in frame.columns)
+        self.con.createDataFrame(frame, schema).createOrReplaceTempView(name)
 
     def drop_table(self, name: str) -> None:
         if self.con.catalog.tableExists(name):
