@@ -437,8 +437,10 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
     joins = "LEFT JOIN feat f ON f.unit = c.unit"
     if by_session:
         # the user's latest event strictly before the session's start (an earlier session of theirs)
+        # only the columns the lookup needs: the ASOF join carries every column of its left side
+        ctes.append("session_starts AS (SELECT unit, uid, start FROM cut)")
         ctes.append("user_times AS (SELECT uid, t FROM ev)")
-        ctes.append(f"prev AS ({events.asof_sql('cut', 'user_times', key='uid', right_key='uid', time='start', op='<', out='prev_t')})")
+        ctes.append(f"prev AS ({events.asof_sql('session_starts', 'user_times', key='uid', right_key='uid', time='start', op='<', out='prev_t')})")
         joins += " LEFT JOIN prev p ON p.unit = c.unit"
 
     # output column -> SQL expression, in the documented order
