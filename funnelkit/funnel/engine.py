@@ -42,10 +42,10 @@ def _check_columns(events: EventLog, spec: FunnelParams) -> str:
     return unit
 
 
-def _hits(table: str, unit: str, event_types, filters) -> str:
-    """Distinct (unit, time) pairs of one step's events; time in microseconds."""
+def _hits(table: str, unit: str, event_types, filters, distinct: bool = True) -> str:
+    """(unit, time) pairs of one step's events, distinct unless told; time in microseconds."""
     return (
-        f"SELECT DISTINCT {quote(unit)} AS unit, epoch_us({quote(COLUMNS.event_time)}) AS t "
+        f"SELECT {'DISTINCT ' if distinct else ''}{quote(unit)} AS unit, epoch_us({quote(COLUMNS.event_time)}) AS t "
         f"FROM {quote(table)} WHERE {quote(unit)} IS NOT NULL AND {match_sql(event_types, filters)}"
     )
 
@@ -69,21 +69,35 @@ def _ordered(events: EventLog, spec: FunnelParams, n: int) -> tuple[list[str], s
     Most attempts never reach step 2 (a view with no cart within the window after it).
     Unless an exclusion starts at the first step, only the earliest of those can decide
     the unit's result: they all have depth 1, which no exclusion touches then, and ties go
-    to the earliest attempt. So they are cut to one per unit before the later steps' joins.
+    to the earliest attempt. So they are cut to one per unit, which skips the later steps'
+    joins. An attempt can reach step 2 only if the unit has a step-2 hit between the
+    attempt's start and a window later, that is only if its start lies between the unit's
+    first step-2 hit minus the window and its last one; only these candidates take part in
+    the first join. (Attempts need not be distinct here: equal ones give equal results.)
     """
-    ctes = ["a0 AS (SELECT unit, t AS st, t AS T0 FROM h0)",
-            f"a1 AS ({events.asof_sql('a0', 'h1', key='unit', time='T0', op='>=', out='T1')})"]
+    window = micros(spec.window)
+    ctes = ["a0 AS (SELECT unit, t AS st, t AS T0 FROM h0)"]
     names = [s.name for s in spec.steps]
-    if n > 2 and all(_exclusion_bounds(exc, names)[0] > 0 for exc in spec.exclusions):
-        reaches = f"T1 IS NOT NULL AND T1 - st <= {micros(spec.window)}"
-        ctes.append(f"a1_kept AS (SELECT unit, st, T0, T1 FROM a1 WHERE {reaches} UNION ALL "
-                    f"SELECT unit, min(st) AS st, min(st) AS T0, NULL AS T1 FROM a1 WHERE NOT coalesce({reaches}, FALSE) "
-                    f"GROUP BY unit)")
-    previous = ctes[-1].split(" ", 1)[0]
+    if not (n > 2 and all(_exclusion_bounds(exc, names)[0] > 0 for exc in spec.exclusions)):
+        for k in range(1, n):
+            ctes.append(f"a{k} AS ({events.asof_sql(f'a{k - 1}', f'h{k}', key='unit', time=f'T{k - 1}', op='>=', out=f'T{k}')})")
+        return ctes, f"a{n - 1}"
+    reaches = f"T1 IS NOT NULL AND T1 - st <= {window}"
+    ctes += [
+        "b1 AS (SELECT unit, min(t) AS lo, max(t) AS hi FROM h1 GROUP BY unit)",
+        f"c0 AS (SELECT a0.unit, a0.st, a0.T0, coalesce(a0.st <= b1.hi AND a0.st >= b1.lo - {window}, FALSE) "
+        f"AS candidate FROM a0 LEFT JOIN b1 ON a0.unit = b1.unit)",
+        "c1 AS (SELECT unit, st, T0 FROM c0 WHERE candidate)",
+        f"a1_all AS ({events.asof_sql('c1', 'h1', key='unit', time='T0', op='>=', out='T1')})",
+        f"a1 AS (SELECT unit, st, T0, T1 FROM a1_all WHERE {reaches})",
+        f"short AS (SELECT unit, min(st) AS st FROM (SELECT unit, st FROM c0 WHERE NOT candidate UNION ALL "
+        f"SELECT unit, st FROM a1_all WHERE NOT coalesce({reaches}, FALSE)) AS depth_one GROUP BY unit)",
+    ]
     for k in range(2, n):
-        ctes.append(f"a{k} AS ({events.asof_sql(previous, f'h{k}', key='unit', time=f'T{k - 1}', op='>=', out=f'T{k}')})")
-        previous = f"a{k}"
-    return ctes, previous
+        ctes.append(f"a{k} AS ({events.asof_sql(f'a{k - 1}', f'h{k}', key='unit', time=f'T{k - 1}', op='>=', out=f'T{k}')})")
+    none = ", ".join(f"CAST(NULL AS BIGINT) AS T{k}" for k in range(1, n))
+    ctes.append(f"kept AS (SELECT * FROM a{n - 1} UNION ALL SELECT unit, st, st AS T0, {none} FROM short)")
+    return ctes, "kept"
 
 
 def _strict(events: EventLog, n: int) -> tuple[list[str], str]:
@@ -152,19 +166,42 @@ def _depth_sql(spec: FunnelParams, mode: str) -> str:
 
 
 def _exclusion_ctes(events: EventLog, spec: FunnelParams, source: str) -> tuple[list[str], str, str]:
-    """ASOF-join each exclusion's first event after step a; flag attempts it drops."""
+    """ASOF-join each exclusion's first event after step a; flag attempts it drops.
+
+    Only attempts past step a can be dropped, so only those, and only their units'
+    exclusion events, take part in the join; the others get no exclusion time.
+    """
     names = [s.name for s in spec.steps]
     window = micros(spec.window)
     ctes, flags, current = [], [], source
     for i, exc in enumerate(spec.exclusions):
         a, b = _exclusion_bounds(exc, names)
-        ctes.append(f"x{i}_j AS ({events.asof_sql(current, f'x{i}', key='unit', time=f'T{a}', op='>', out=f'X{i}')})")
+        ctes += [
+            f"x{i}_l AS (SELECT * FROM {current} WHERE depth > {a})",
+            f"x{i}_r AS (SELECT x.unit, x.t FROM x{i} x SEMI JOIN x{i}_l l ON x.unit = l.unit)",
+            f"x{i}_j AS ({events.asof_sql(f'x{i}_l', f'x{i}_r', key='unit', time=f'T{a}', op='>', out=f'X{i}')} "
+            f"UNION ALL SELECT *, CAST(NULL AS BIGINT) AS X{i} FROM {current} WHERE depth <= {a})",
+        ]
         current = f"x{i}_j"
         flags.append(
             f"(depth > {a} AND X{i} IS NOT NULL AND "
             f"CASE WHEN depth > {b} THEN X{i} < T{b} ELSE X{i} <= e0 + {window} END)"
         )
     return ctes, current, " OR ".join(flags) if flags else "FALSE"
+
+
+def _best_attempt_key(spec: FunnelParams) -> str:
+    """An integer that orders a unit's valid attempts by depth, then by earliest start.
+
+    A valid attempt starts in the unit's window, ``0 <= st - e0 <= window``, so
+    ``depth * (window + 1) + window - (st - e0)`` ranks it exactly; a plain BIGINT
+    key makes the final arg_max several times cheaper than a struct key. Windows
+    so long that the key could overflow keep the struct.
+    """
+    window, n = micros(spec.window), len(spec.steps)
+    if (n + 1) * (window + 1) >= 2**62:
+        return "struct_pack(d := depth, neg_start := -st)"
+    return f"CAST(depth AS BIGINT) * {window + 1} + {window} - (st - e0)"
 
 
 def _exclusion_bounds(exc: ExclusionSpec, names: list[str]) -> tuple[int, int]:
@@ -221,14 +258,19 @@ def build_units_sql(events: EventLog, spec: FunnelParams, data_end_us: int) -> s
             f"units AS (SELECT unit, e0 AS entry, st AS start, depth, {clean_times} FROM scored)",
         ]
     else:
-        ctes = [f"h{k} AS ({_hits(events.table, unit, s.events, s.filters)})" for k, s in enumerate(spec.steps)]
-        ctes += [f"x{i} AS ({_hits(events.table, unit, e.events, e.filters)})" for i, e in enumerate(spec.exclusions)]
+        # ordered mode takes each step's first hit at or after a time, which duplicates do not change
+        distinct = spec.mode != "ordered"
+        ctes = [f"h{k} AS ({_hits(events.table, unit, s.events, s.filters, distinct)})"
+                for k, s in enumerate(spec.steps)]
+        # an exclusion's first event after a time is the same with duplicates: no DISTINCT needed
+        ctes += [f"x{i} AS ({_hits(events.table, unit, e.events, e.filters, distinct=False)})"
+                 for i, e in enumerate(spec.exclusions)]
         if spec.mode == "ordered":
             mode_ctes, attempts = _ordered(events, spec, n)
         else:
             mode_ctes, attempts = {"strict": _strict, "any_order": _any_order}[spec.mode](events, n)
         exc_ctes, with_x, excluded = _exclusion_ctes(events, spec, "scored")
-        best = "struct_pack(d := depth, neg_start := -st)"
+        best = _best_attempt_key(spec)
         picks = ", ".join(f"arg_max(T{k}, {best}) AS T{k}" for k in range(n))
         ctes += mode_ctes + [
             _entry_cte(spec, attempts),
