@@ -173,6 +173,25 @@ def test_session_features_known_answers(shop_log):
     assert str(table["start"].dt.tz) == "UTC"
 
 
+def test_simultaneous_first_events_give_the_smallest_value_nulls_last():
+    rows = [  # (user, session, time, type, item, category, price, device, channel)
+        ("u1", "s1", at(hour=8), E.view, "i3", "c1", 10.0, "desktop", "seo"),  # used only in the last check
+        ("u1", "s1", at(hour=9), E.view, "i1", "c1", 10.0, None, "email"),
+        ("u1", "s1", at(hour=9), E.view, "i2", "c1", 10.0, "tablet", None),
+        ("u1", "s1", at(hour=9), E.view, "i3", "c1", 10.0, "mobile", None),
+        ("u2", "s2", at(hour=9), E.view, "i1", "c1", 10.0, None, None),
+        ("u3", "s3", at(hour=9), E.view, "i1", "c1", 10.0, "tablet", "seo"),
+        ("u0", "s3", at(hour=9), E.view, "i1", "c1", 10.0, "mobile", "email"),  # same time, smaller user
+        ("u3", "s3", at(hour=10), E.view, "i1", "c1", 10.0, "desktop", "direct"),
+    ]
+    table = by_id(session_table(EventLog.from_frame(frame_of(rows[1:])), label=E.purchase))
+    assert_row(table["s1"], {"device": "mobile", "channel": "email"})  # a NULL loses to any value
+    assert table["s2"]["device"] is None and table["s2"]["channel"] is None
+    assert_row(table["s3"], {C.user_id: "u0", "device": "mobile", "channel": "email"})
+    assert_row(by_id(session_table(EventLog.from_frame(frame_of(rows)), label=E.purchase))["s1"],
+               {"device": "desktop", "channel": "seo"})
+
+
 def test_window_cuts_a_late_label_and_marks_unfinished_windows_censored(shop_log):
     table = session_table(shop_log, label=E.cart, window="20min")
     rows = by_id(table)
@@ -338,16 +357,20 @@ def brute_force(frame: pd.DataFrame, label: str, unit: str, window, given) -> pd
         row = {key: unit_id, "start_us": start, "label": int(labelled), "n_events": len(before),
                "distinct_items": len({group[C.item_id].iloc[i] for i in before})}
         row |= {count_column(k): sum(kinds[i] == k for i in before) for k in E.funnel}
+        # the value at the first event; simultaneous first events: the smallest, nulls last
+        firsts = [d for t, d in zip(times, group[SEGMENTS.device]) if t == start and d is not None]
+        row[SEGMENTS.device] = min(firsts) if firsts else None
         if given is None or any(kinds[i] == given for i in before):
             rows.append(row)
-    columns = [key, "start_us", "label", "n_events", "distinct_items", *COUNTS]
+    columns = [key, "start_us", "label", "n_events", "distinct_items", *COUNTS, SEGMENTS.device]
     result = pd.DataFrame(rows, columns=columns).sort_values(["start_us", key], kind="stable")
     return result.drop(columns="start_us").reset_index(drop=True)
 
 
 kinds = st.sampled_from([*E.funnel, "remove_from_cart"])
 events_strategy = st.lists(
-    st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 40), kinds, st.integers(0, 4)),
+    st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 40), kinds, st.integers(0, 4),
+              st.sampled_from([None, "mobile", "desktop"])),
     min_size=1, max_size=40)
 
 
@@ -361,8 +384,9 @@ def test_counts_and_label_agree_with_a_brute_force(events, label, unit, window, 
         C.user_id: [f"u{u}" for u, *_ in events],
         C.session_id: [f"u{u}s{s}" for u, s, *_ in events],
         C.event_time: [at(minute=m) for _, _, m, *_ in events],
-        C.event_type: [k for *_, k, _ in events],
-        C.item_id: [f"i{i}" for *_, i in events],
+        C.event_type: [k for *_, k, _, _ in events],
+        C.item_id: [f"i{i}" for *_, i, _ in events],
+        SEGMENTS.device: pd.Series([d for *_, d in events], dtype=object),
     })
     window = None if window is None else pd.Timedelta(minutes=window)
     table = session_table(EventLog.from_frame(frame), label=label, unit=unit, window=window, given=given_kind)

@@ -110,7 +110,7 @@ def pairs_sql(events: EventLog, spec: RecommendParams, relation: str, as_of: pd.
     return (
         f"SELECT e.{USER} AS user_id, e.{ITEM} AS item_id, sum(w.weight * {decay}) AS weight "
         f"FROM {relation} AS e JOIN {_weights_sql(spec.weights)} ON e.{TYPE} = w.event_type "
-        f"WHERE e.{ITEM} IS NOT NULL GROUP BY ALL"
+        f"WHERE e.{ITEM} IS NOT NULL AND e.{USER} IS NOT NULL GROUP BY ALL"
     )
 
 
@@ -143,13 +143,15 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
     """
     _check(events, spec)
     relation = relation or quote(events.table)
-    table, kept_table = f"rec_pairs_{next(_names)}", f"rec_kept_pairs_{next(_names)}"
+    n = next(_names)
+    table, kept_table = f"rec_pairs_{n}", f"rec_kept_pairs_{n}"
+    user_codes, item_codes = f"rec_user_codes_{n}", f"rec_item_codes_{n}"
     events.create_table(table, pairs_sql(events, spec, relation, as_of))
     try:
-        (total_users, total_items, total_pairs), = events.rows(
-            f"SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(*) FROM {table}")
         kept = table
         if spec.min_item_interactions > 1 or spec.min_user_interactions > 1:
+            (total_users, total_items, total_pairs), = events.rows(
+                f"SELECT count(DISTINCT user_id), count(DISTINCT item_id), count(*) FROM {table}")
             kept = kept_table
             events.create_table(kept_table, (
                 f"WITH items AS (SELECT item_id FROM {table} GROUP BY item_id "
@@ -158,17 +160,25 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
                 f"users AS (SELECT user_id FROM by_item GROUP BY user_id "
                 f"HAVING count(*) >= {spec.min_user_interactions}) "
                 f"SELECT * FROM by_item SEMI JOIN users USING (user_id)"))
-        pairs = events.query(f"SELECT user_id, item_id, weight FROM {kept}")
+        # rows and columns are ranks in the sorted id lists, computed by the engine: only integers
+        # and each id once cross into Python (sorted by code point, as DuckDB and Spark order
+        # UTF-8 strings, the order NumPy's searchsorted assumes in Interactions.user_index)
+        for codes, column in ((user_codes, "user_id"), (item_codes, "item_id")):
+            events.create_table(codes, f"SELECT {column}, row_number() OVER (ORDER BY {column}) - 1 AS code "
+                                       f"FROM (SELECT DISTINCT {column} FROM {kept}) AS ids")
+        user_ids = events.query(f"SELECT user_id FROM {user_codes} ORDER BY code")["user_id"]
+        item_ids = events.query(f"SELECT item_id FROM {item_codes} ORDER BY code")["item_id"]
+        pairs = events.query(f"SELECT u.code AS row, i.code AS col, k.weight FROM {kept} k "
+                             f"JOIN {user_codes} u ON u.user_id = k.user_id JOIN {item_codes} i ON i.item_id = k.item_id")
     finally:
-        events.drop_table(table)
-        events.drop_table(kept_table)
-    # sorted factorisation: Python orders str by code point, as DuckDB and Spark order UTF-8 strings,
-    # the order NumPy's searchsorted assumes in Interactions.user_index
-    rows, user_ids = pd.factorize(pairs["user_id"], sort=True)
-    columns, item_ids = pd.factorize(pairs["item_id"], sort=True)
+        for name in (table, kept_table, user_codes, item_codes):
+            events.drop_table(name)
     user_ids, item_ids = np.asarray(user_ids, dtype=str), np.asarray(item_ids, dtype=str)
-    matrix = sp.csr_matrix((pairs["weight"].to_numpy(np.float32), (rows, columns)),
+    matrix = sp.csr_matrix((pairs["weight"].to_numpy(np.float32),
+                            (pairs["row"].to_numpy(np.int64), pairs["col"].to_numpy(np.int64))),
                            shape=(len(user_ids), len(item_ids)), dtype=np.float32)
+    if kept == table:  # nothing filtered
+        total_users, total_items, total_pairs = len(user_ids), len(item_ids), matrix.nnz
     matrix = reweight(matrix, spec.weighting)
     removed = {"users": total_users - len(user_ids), "items": total_items - len(item_ids),
                "pairs": total_pairs - matrix.nnz}
