@@ -309,19 +309,25 @@ def run_child(spec: dict, timeout: float) -> dict:
     """Run one case in a child process; its result with ``rss_mib``, its peak resident memory.
 
     The child gets a session of its own so that a timeout kills it with every
-    process it started (Jupyter kernels). ``ru_maxrss`` from ``os.wait4`` covers
-    the child and the descendants it waited for (KiB on Linux).
+    process it started (Jupyter kernels). ``ru_maxrss`` from ``os.wait4`` is exact
+    for one process, but for a child with descendants (Spark's JVM, kernels) it is
+    the *largest* of them, not their sum; so the resident memory of the whole
+    process tree is also sampled every 0.2 s, and the peak is the larger of the two.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, "-m", "benchmarks.suite", "--child", json.dumps(spec)],
                                 cwd=ROOT, stdout=out, stderr=err, start_new_session=True)
         deadline = time.monotonic() + timeout
         timed_out = False
+        tree_peak, next_sample = 0, 0.0
         try:
             while True:
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
+                if time.monotonic() >= next_sample:
+                    tree_peak = max(tree_peak, tree_rss_bytes(proc.pid))
+                    next_sample = time.monotonic() + 0.2
                 if time.monotonic() > deadline:
                     timed_out = True
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -333,7 +339,7 @@ def run_child(spec: dict, timeout: float) -> dict:
             os.wait4(proc.pid, 0)
             raise
         proc.returncode = code = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-        rss_mib = usage.ru_maxrss / 1024
+        rss_mib = max(usage.ru_maxrss / 1024, tree_peak / 2**20)
         out.seek(0)
         lines = out.read().decode(errors="replace").strip().splitlines()
         err.seek(0)
@@ -348,6 +354,31 @@ def run_child(spec: dict, timeout: float) -> dict:
         reason = f"exit {code}" + (f": {err_tail[0][:160]}" if err_tail else "")
         return {"status": "failed", "reason": reason, "rss_mib": rss_mib}
     return {**result, "rss_mib": rss_mib}
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of process ``root`` and all its descendants now (Linux /proc; 0 elsewhere)."""
+    parents = {}
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:  # "pid (comm) state ppid ...": comm may hold spaces
+                    parents[int(entry.name)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended meanwhile
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def plan_cases(args, workloads) -> list[dict]:

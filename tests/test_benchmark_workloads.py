@@ -365,3 +365,25 @@ def test_checksum_is_the_same_in_another_process_and_on_every_machine():
 
 
 GOLDEN = "abd518e89f702d43"
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux /proc")
+def test_tree_rss_sums_a_process_and_its_descendants():
+    """Spark's JVM is a child of the case's process: the peak must count both, not the larger."""
+    from benchmarks.suite import tree_rss_bytes
+
+    hold = "import sys, time; x = bytearray(b'1' * (int(sys.argv[1]) << 20)); print(flush=True); time.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time; "
+        f"child = subprocess.Popen([sys.executable, '-c', {hold!r}, '150'], stdout=subprocess.PIPE); "
+        "child.stdout.readline(); "
+        f"exec({hold!r}.replace('int(sys.argv[1])', '100'))")], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        parent.stdout.readline()  # both hold their memory now
+        total = tree_rss_bytes(parent.pid) / 2**20
+        own = int(Path(f"/proc/{parent.pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    finally:
+        os.killpg(parent.pid, 9)  # the grandchild too
+        parent.wait()
+    assert 100 <= own < 150 + 100
+    assert total >= own + 150
