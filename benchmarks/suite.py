@@ -166,9 +166,11 @@ def child_answer(spec: dict) -> dict:
         import pyspark.sql  # noqa: F401
 
     started = time.perf_counter()
-    frame = workloads.answer(spec["workload"], spec["implementation"], spec["parquet"],
-                             memory_limit=spec["memory_limit"], threads=spec["threads"])
+    result = workloads.compute(spec["workload"], spec["implementation"], spec["parquet"],
+                               memory_limit=spec["memory_limit"], threads=spec["threads"])
     seconds = time.perf_counter() - started
+    # the shared canonical form (sorting, dtypes) is the harness's work, not the implementation's
+    frame = workloads.canonical(spec["workload"], result)
     return {"status": "ok", "seconds": seconds, "checksum": workloads.checksum(frame), "rows": len(frame)}
 
 

@@ -12,9 +12,11 @@ users or rows, no ``apply`` of Python functions. It imports from funnelkit only
 names and definitions (column names, event types, params objects, the
 simulator's reference price), never an engine.
 
-Both implementations build their answer with the same helpers (column order,
-dtypes, row order), so equal results are equal frames and have equal
-:func:`checksum`.
+:func:`compute` gives the result as the implementation hands it to its user
+(the part the suite times); :func:`canonical` puts both implementations'
+results in the same form with the same helpers (column order, dtypes, row
+order, ids per matrix entry), so equal results are equal frames and have equal
+:func:`checksum`. :func:`answer` is the two in a row.
 
 Workloads
 ---------
@@ -99,7 +101,7 @@ from funnelkit.params import EngineParams, ExclusionSpec, FunnelParams, Recommen
 from funnelkit.schema import COLUMNS, EVENTS, SEGMENTS
 from funnelkit.simulate import REFERENCE_PRICE
 
-__all__ = ["WORKLOADS", "IMPLEMENTATIONS", "answer", "checksum", "funnel_spec", "funnel_limits_spec",
+__all__ = ["WORKLOADS", "IMPLEMENTATIONS", "answer", "compute", "canonical", "checksum", "funnel_spec", "funnel_limits_spec",
            "FEATURES_LABEL", "FEATURES_WINDOW", "BREAKDOWN_COLUMN"]
 
 WORKLOADS: dict[str, str] = {
@@ -144,11 +146,24 @@ def funnel_limits_spec() -> FunnelParams:
 
 
 def answer(workload: str, implementation: str, parquet: str | os.PathLike, *,
-           memory_limit: str = "2GB", threads: int | None = None) -> pd.DataFrame:
-    """The answer of ``workload`` computed by ``implementation`` from the events in ``parquet``.
+           memory_limit: str = "1.5GB", threads: int | None = None) -> pd.DataFrame:
+    """The canonical answer of ``workload`` computed by ``implementation`` from the events in ``parquet``.
 
-    Does all the work (reading, computing, summarising); ``memory_limit`` and
-    ``threads`` configure DuckDB and are ignored by pandas (single-threaded).
+    ``canonical(workload, compute(...))``; the arguments are :func:`compute`'s.
+    """
+    return canonical(workload, compute(workload, implementation, parquet, memory_limit=memory_limit,
+                                       threads=threads))
+
+
+def compute(workload: str, implementation: str, parquet: str | os.PathLike, *,
+            memory_limit: str = "1.5GB", threads: int | None = None):
+    """The result of ``workload`` as ``implementation`` gives it to its user: the part the suite times.
+
+    Does all the work (reading, computing, summarising); what is left for
+    :func:`canonical` is putting the result in the shared form (row order,
+    dtypes, ids per matrix entry) that both implementations' answers share.
+    ``memory_limit`` and ``threads`` configure DuckDB and are ignored by pandas
+    (single-threaded).
 
     Raises
     ------
@@ -172,6 +187,15 @@ def answer(workload: str, implementation: str, parquet: str | os.PathLike, *,
         return _DUCKDB[workload](EventLog.from_parquet(path, con))
     finally:
         con.close()
+
+
+def canonical(workload: str, result) -> pd.DataFrame:
+    """A :func:`compute` result as the workload's canonical answer frame (see the module's docstring)."""
+    if workload == "features":
+        return _features_answer(result)
+    if workload == "matrix":
+        return _matrix_answer(*result)
+    return result  # the funnel workloads' results are their small answer tables already
 
 
 def _spark_log(path: str, threads: int | None):
@@ -258,12 +282,15 @@ def _features_answer(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _matrix_answer(users, items, weights) -> pd.DataFrame:
-    """Entries already in row-major order; weights are the float32 stored values."""
+def _matrix_answer(user_ids, item_ids, rows, columns, weights) -> pd.DataFrame:
+    """Stored entries (row and column codes into the sorted id lists, float32 weights) in row-major order."""
+    rows, columns = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
+    order = np.lexsort((columns, rows))
+    user_ids, item_ids = np.asarray(user_ids, dtype=object), np.asarray(item_ids, dtype=object)
     return pd.DataFrame({
-        COLUMNS.user_id: pd.Series(np.asarray(users, dtype=object), dtype=object),
-        COLUMNS.item_id: pd.Series(np.asarray(items, dtype=object), dtype=object),
-        "weight": np.asarray(weights, dtype=np.float32).astype(np.float64),
+        COLUMNS.user_id: pd.Series(user_ids[rows[order]], dtype=object),
+        COLUMNS.item_id: pd.Series(item_ids[columns[order]], dtype=object),
+        "weight": np.asarray(weights, dtype=np.float32)[order].astype(np.float64),
     })[MATRIX_COLUMNS]
 
 
@@ -311,17 +338,15 @@ def _duckdb_breakdown(log) -> pd.DataFrame:
 def _duckdb_features(log) -> pd.DataFrame:
     from funnelkit.features import session_table
 
-    return _features_answer(session_table(log, label=FEATURES_LABEL, window=FEATURES_WINDOW))
+    return session_table(log, label=FEATURES_LABEL, window=FEATURES_WINDOW)
 
 
-def _duckdb_matrix(log) -> pd.DataFrame:
+def _duckdb_matrix(log):
     from funnelkit.recommend.matrix import confidence_matrix
 
     interactions = confidence_matrix(log, RecommendParams())
     coo = interactions.matrix.tocoo()
-    order = np.lexsort((coo.col, coo.row))
-    return _matrix_answer(interactions.user_ids[coo.row[order]], interactions.item_ids[coo.col[order]],
-                          coo.data[order])
+    return interactions.user_ids, interactions.item_ids, coo.row, coo.col, coo.data
 
 
 _DUCKDB = {"funnel": _duckdb_funnel, "funnel_limits": _duckdb_funnel_limits, "breakdown": _duckdb_breakdown,
@@ -606,7 +631,7 @@ def _pandas_features(path: str) -> pd.DataFrame:
         "days_since_last_visit": days_since,
         **{c: firsts[c] for c in segments},
     })
-    return _features_answer(table)
+    return table
 
 
 def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -619,7 +644,7 @@ def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1), values[order]
 
 
-def _pandas_matrix(path: str) -> pd.DataFrame:
+def _pandas_matrix(path: str) -> tuple:
     spec = RecommendParams()
     columns = [COLUMNS.user_id, COLUMNS.item_id, COLUMNS.event_type]
     frame = _read(path, columns, text=columns)
@@ -641,7 +666,7 @@ def _pandas_matrix(path: str) -> pd.DataFrame:
     user, item, total = user[ok], item[ok], total[ok]
     ok = np.bincount(user, minlength=len(user_ids))[user] >= spec.min_user_interactions
     user, item, total = user[ok], item[ok], total[ok]
-    return _matrix_answer(user_ids[user], item_ids[item], total.astype(np.float32))
+    return user_ids, item_ids, user, item, total.astype(np.float32)
 
 
 _PANDAS = {"funnel": _pandas_funnel, "funnel_limits": _pandas_funnel_limits, "breakdown": _pandas_breakdown,
