@@ -14,7 +14,7 @@ from funnelkit.eventlog import EventLog
 from funnelkit.funnel import dropoff_paths, run_funnel, transition_matrix
 from funnelkit.params import ExclusionSpec, FilterSpec, FunnelParams, StepSpec
 from funnelkit.schema import COLUMNS
-from tests.reference.funnel_bruteforce import step_counts, unit_results
+from tests.reference.funnel_bruteforce import breakdown_counts, step_counts, unit_results
 
 T0 = pd.Timestamp("2026-03-02", tz="UTC")  # a Monday
 
@@ -307,6 +307,13 @@ def test_engine_agrees_with_brute_force(case):
     got = engine.unit_frame()
     pd.testing.assert_frame_equal(_normalise(got), _normalise(expected), check_dtype=False)
     assert engine.steps["entrants"].tolist() == step_counts(expected, len(spec.steps))
+    if not (~expected["censored"]).any():
+        return
+    for attribution in ("first_step", "last_step"):
+        table = engine.breakdown("device", attribution).table
+        reached = table[[f"reached_{s.name}" for s in spec.steps]].to_numpy().tolist()
+        got_counts = {None if v == "(missing)" else v: r for v, r in zip(table["value"], reached)}
+        assert got_counts == breakdown_counts(frame, expected, spec, "device", attribution), attribution
 
 
 def test_engine_agrees_on_session_unit():

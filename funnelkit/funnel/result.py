@@ -212,22 +212,24 @@ class FunnelResult:
         unit_col = quote(unit_column(self.spec.unit))
         if attribution == "first_step":
             steps = [0]
-            step_expr, time_expr = "0", "T0"
+            time_expr, matched = "u.T0", "e.m0"
         else:
             steps = list(range(n))
-            step_expr = "depth - 1"
-            time_expr = "CASE depth " + " ".join(f"WHEN {k + 1} THEN T{k}" for k in range(n)) + " END"
-        values = " UNION ALL ".join(
-            f"SELECT {unit_col} AS unit, {k} AS s, epoch_us({quote(COLUMNS.event_time)}) AS t, "
-            f"min({quote(column)}) AS v FROM {quote(self.events.table)} "
-            f"WHERE {match_sql(self.spec.steps[k].events, self.spec.steps[k].filters)} GROUP BY ALL"
-            for k in steps
-        )
+            time_expr = "CASE u.depth " + " ".join(f"WHEN {k + 1} THEN u.T{k}" for k in range(n)) + " END"
+            matched = "CASE u.depth " + " ".join(f"WHEN {k + 1} THEN e.m{k}" for k in range(n)) + " ELSE FALSE END"
+        flags = ", ".join(f"({match_sql(self.spec.steps[k].events, self.spec.steps[k].filters)}) AS m{k}"
+                          for k in steps)
+        any_step = " OR ".join(f"({match_sql(self.spec.steps[k].events, self.spec.steps[k].filters)})" for k in steps)
+        step_events = (f"SELECT {unit_col} AS unit, epoch_us({quote(COLUMNS.event_time)}) AS t, "
+                       f"{quote(column)} AS v, {flags} FROM {quote(self.events.table)} WHERE {any_step}")
+        # the value at the attributed step's event (simultaneous ones: the smallest), found by
+        # joining each unit to its events at that time: a join, not a group-by of every event
+        values = (f"SELECT u.unit, min(e.v) AS v FROM ({step_events}) e JOIN u "
+                  f"ON e.unit = u.unit AND e.t = {time_expr} WHERE {matched} GROUP BY u.unit")
         reach = ", ".join(f"count(*) FILTER (WHERE depth > {k}) AS reached_{k}" for k in range(n))
         table = self._sql(
-            f"WITH vals AS ({values}), u AS (SELECT * FROM {self._resolved}) "
-            f"SELECT CAST(vals.v AS VARCHAR) AS value, {reach} FROM u LEFT JOIN vals "
-            f"ON vals.unit = u.unit AND vals.s = {step_expr} AND vals.t = {time_expr} "
+            f"WITH u AS (SELECT * FROM {self._resolved}), vals AS ({values}) "
+            f"SELECT CAST(vals.v AS VARCHAR) AS value, {reach} FROM u LEFT JOIN vals ON vals.unit = u.unit "
             f"GROUP BY ALL ORDER BY reached_0 DESC, value"
         )
         table["value"] = table["value"].fillna(MISSING_SEGMENT)

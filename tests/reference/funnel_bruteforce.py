@@ -140,3 +140,25 @@ def step_counts(units: pd.DataFrame, n: int) -> list[int]:
     """Resolved units reaching each step."""
     resolved = units[~units["censored"].astype(bool)]
     return [int((resolved["depth"] > k).sum()) for k in range(n)]
+
+
+def breakdown_counts(frame: pd.DataFrame, units: pd.DataFrame, spec: FunnelParams, column: str,
+                     attribution: str) -> dict:
+    """``{value: [units reaching step 0, step 1, ...]}`` over the uncensored units of :func:`unit_results`.
+
+    A unit's value is ``column`` at the event of its attributed step (the first step, or the
+    last one it reached) at that step's time; simultaneous events: the smallest value, nulls
+    last; ``None`` when it has none.
+    """
+    n = len(spec.steps)
+    unit_col = COLUMNS.user_id if spec.unit == "user" else COLUMNS.session_id
+    counts: dict = {}
+    for unit in units[~units["censored"]].to_dict("records"):
+        k = 0 if attribution == "first_step" else unit["depth"] - 1
+        records = frame[frame[unit_col] == unit["unit"]].to_dict("records")
+        found = [r[column] for r in records if _us(r[COLUMNS.event_time]) == unit[f"T{k}"]
+                 and _matches(r, spec.steps[k].events, spec.steps[k].filters) and r[column] is not None]
+        reached = counts.setdefault(min(found) if found else None, [0] * n)
+        for step in range(unit["depth"]):
+            reached[step] += 1
+    return counts
