@@ -17,9 +17,13 @@ PySpark is an optional extra: ``pip install -e ".[spark]"``.
 """
 from __future__ import annotations
 
+import getpass
 import itertools
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+
 import pandas as pd
 
 from .errors import FunnelkitError, SchemaError
@@ -36,6 +40,12 @@ DEFAULT_OPTIONS = {
     # Spark's default of 200 shuffle partitions makes every small query schedule 200 tasks
     "spark.sql.shuffle.partitions": "8",
 }
+
+#: where Spark keeps managed tables; unless set, a folder of the system's temporary folder (:func:`session_options`)
+WAREHOUSE_OPTION = "spark.sql.warehouse.dir"
+
+#: settings fixed when the session starts: setting them on a running session is an error
+_STATIC_PREFIXES = ("spark.ui.", "spark.driver.", "spark.executor.", "spark.master", WAREHOUSE_OPTION)
 
 _names = itertools.count()
 
@@ -56,7 +66,10 @@ def spark_session(master: str = "local[2]", options: dict[str, str] | None = Non
     master : str
         Spark master URL, e.g. ``local[2]`` or ``spark://host:7077``.
     options : dict, optional
-        Extra Spark settings (``spark.executor.memory``, ...), applied after :data:`DEFAULT_OPTIONS`.
+        Extra Spark settings (``spark.executor.memory``, ...), applied after :data:`DEFAULT_OPTIONS`
+        (:func:`session_options`). Without ``spark.sql.warehouse.dir`` a new session keeps its
+        warehouse in the system's temporary folder, not in ``spark-warehouse`` of the working directory.
+        Settings fixed at start-up (``spark.driver.*``, the warehouse, ...) do not change a running session.
 
     Raises
     ------
@@ -67,15 +80,50 @@ def spark_session(master: str = "local[2]", options: dict[str, str] | None = Non
         from pyspark.sql import SparkSession
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise FunnelkitError('engine "spark" needs PySpark: pip install -e ".[spark]"') from None
+    settings = session_options(options)
     builder = SparkSession.builder.master(master).appName("funnelkit")
-    for key, value in {**DEFAULT_OPTIONS, **(options or {})}.items():
+    for key, value in settings.items():
         builder = builder.config(key, str(value))
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
-    for key, value in {**DEFAULT_OPTIONS, **(options or {})}.items():
-        if not key.startswith(("spark.ui.", "spark.driver.", "spark.executor.", "spark.master")):
+    for key, value in settings.items():
+        if not key.startswith(_STATIC_PREFIXES):
             session.conf.set(key, str(value))  # a running session keeps its old runtime settings otherwise
     return session
+
+
+def session_options(options: dict[str, str] | None = None) -> dict[str, str]:
+    """The settings :func:`spark_session` gives a session: :data:`DEFAULT_OPTIONS`, then ``options``.
+
+    Unless ``options`` name ``spark.sql.warehouse.dir``, the warehouse (where Spark keeps managed
+    tables; funnelkit makes none) is ``funnelkit-spark-warehouse-<user>`` in the system's temporary
+    folder, so that no ``spark-warehouse`` folder appears where the session starts (``notebooks/``).
+    """
+    settings = {**DEFAULT_OPTIONS, **(options or {})}
+    if WAREHOUSE_OPTION not in settings:
+        settings[WAREHOUSE_OPTION] = _temporary_warehouse()
+    return settings
+
+
+def _temporary_warehouse() -> str:
+    # one folder per user, shared by every session, never deleted: a folder per process would pile up,
+    # because a Jupyter kernel holding a Spark session is killed at shutdown before its exit handlers run
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in the environment or the password database
+        user = "unknown"
+    return str(Path(tempfile.gettempdir()) / f"funnelkit-spark-warehouse-{user}")
+
+
+def session_of(events: EventLog):
+    """The ``SparkSession`` that holds ``events`` when they live in Spark (``engine.name: spark``), else None.
+
+    What the recommendation study passes as ``spark`` to
+    :func:`funnelkit.recommend.models_from_params` and :func:`funnelkit.recommend.sweep`, so
+    ALS is fitted by Spark MLlib where the events are in Spark, and by ``implicit`` otherwise.
+    Needs no PySpark for a DuckDB log.
+    """
+    return events.con if isinstance(events, SparkEventLog) else None
 
 
 @lru_cache(maxsize=512)

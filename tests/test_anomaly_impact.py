@@ -7,7 +7,7 @@ import pytest
 from funnelkit.anomaly import impact
 from funnelkit.params import FunnelParams
 from funnelkit.schema import COLUMNS
-from tests.test_funnel import log_of, steps
+from tests.test_funnel import at, log_of, steps
 
 SPEC = FunnelParams(steps=steps("view", "purchase"), window="1D")
 # users 1-8 view; 1-2 buy; the bot (9) views twice; the fake buyer (10) views and buys within a minute
@@ -61,6 +61,9 @@ def test_flagged_sessions_list_each_session_with_counts_and_the_reason(log):
     assert len(sessions) == 1
     row = sessions.iloc[0]
     assert (row["events"], row["views"], row["purchases"], row["reasons"]) == (2, 1, 1, "<b>fast</b>")
+    # first and last event as UTC times, whichever engine ran the query (Spark hands back naive times)
+    assert (row["start"], row["end"]) == (at(0), at(1))
+    assert str(sessions["start"].dt.tz) == "UTC" and str(sessions["end"].dt.tz) == "UTC"
 
 
 def test_false_flag_cost_counts_real_customers_and_their_revenue():

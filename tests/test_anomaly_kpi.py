@@ -18,20 +18,25 @@ DAY = 60 * 24  # minutes
 # --- kpi_series ------------------------------------------------------------------------
 
 
+# Seven units over three days; hour 1 and day 1 are empty; unit 7 is censored (tests/test_spark_studies.py
+# runs the same log on Spark)
+CRAFTED_ROWS = [
+    (1, 5, "view"), (1, 6, "cart"), (1, 7, "checkout"),      # hour 0: depth 3
+    (2, 10, "view"), (2, 12, "cart"),                        # hour 0: depth 2
+    (3, 20, "view"),                                         # hour 0: depth 1
+    (4, 125, "view"), (4, 126, "cart"),                      # hour 2: depth 2
+    (5, 130, "view"),                                        # hour 2: depth 1
+    (6, 170, "view"), (6, 171, "cart"), (6, 172, "checkout"),  # hour 2: depth 3
+    (7, 2 * DAY + 10, "view"), (7, 2 * DAY + 11, "cart"),    # day 2, hour 48: censored
+]
+CRAFTED_SPEC = FunnelParams(steps=steps("view", "cart", "checkout"), window="30min")
+CRAFTED_END = at(2 * DAY + 20)
+
+
 @pytest.fixture(scope="module")
 def crafted():
-    """Seven units over three days; hour 1 and day 1 are empty; unit 7 is censored."""
-    _, log = log_of([
-        (1, 5, "view"), (1, 6, "cart"), (1, 7, "checkout"),      # hour 0: depth 3
-        (2, 10, "view"), (2, 12, "cart"),                        # hour 0: depth 2
-        (3, 20, "view"),                                         # hour 0: depth 1
-        (4, 125, "view"), (4, 126, "cart"),                      # hour 2: depth 2
-        (5, 130, "view"),                                        # hour 2: depth 1
-        (6, 170, "view"), (6, 171, "cart"), (6, 172, "checkout"),  # hour 2: depth 3
-        (7, 2 * DAY + 10, "view"), (7, 2 * DAY + 11, "cart"),    # day 2, hour 48: censored
-    ])
-    spec = FunnelParams(steps=steps("view", "cart", "checkout"), window="30min")
-    return run_funnel(log, spec, data_end=at(2 * DAY + 20))
+    _, log = log_of(CRAFTED_ROWS)
+    return run_funnel(log, CRAFTED_SPEC, data_end=CRAFTED_END)
 
 
 def test_kpi_series_hourly_counts_with_empty_hours_and_censored_traffic(crafted):

@@ -5,6 +5,7 @@ skipped without PySpark on a developer's machine, a failure under ``CI=true``.
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from funnelkit.features import session_table
 from funnelkit.funnel import dropoff_paths, run_funnel, transition_matrix
 from funnelkit.params import ExclusionSpec, FilterSpec, FunnelParams, Params, StepSpec, load_params
 from funnelkit.schema import COLUMNS
-from funnelkit.spark import SparkEventLog, to_spark_sql
+from funnelkit.spark import WAREHOUSE_OPTION, SparkEventLog, session_options, to_spark_sql
 from tests.reference.funnel_bruteforce import step_counts, unit_results
 from tests.test_funnel import TYPES, _normalise, at
 
@@ -33,6 +34,17 @@ def test_translation_rewrites_what_sqlglot_leaves_in_duckdb_dialect():
     assert "UNIX_MICROS(`t`)" in sql and "PERCENTILE(v, " in sql and "MIN_BY(v, STRUCT(t AS t))" in sql
     assert "WEEKDAY(t) + 1" in sql and "v / CAST(1e6 AS DOUBLE)" in sql
     assert "MATERIALIZED" not in sql and "LEFT SEMI JOIN" in sql
+
+
+def test_sessions_keep_their_warehouse_in_the_temporary_folder_unless_told_otherwise(spark):
+    default = session_options()[WAREHOUSE_OPTION]
+    # not ./spark-warehouse of wherever the session starts (the runner starts notebooks in notebooks/)
+    assert Path(default).parent == Path(tempfile.gettempdir()) and session_options()[WAREHOUSE_OPTION] == default
+    assert Path(spark.conf.get(WAREHOUSE_OPTION).removeprefix("file:")) == Path(default)
+    # the params' options still win, over this default and over DEFAULT_OPTIONS
+    mine = session_options({WAREHOUSE_OPTION: "/lake/warehouse", "spark.sql.shuffle.partitions": "4"})
+    assert mine[WAREHOUSE_OPTION] == "/lake/warehouse" and mine["spark.sql.shuffle.partitions"] == "4"
+    assert mine["spark.sql.session.timeZone"] == "UTC"
 
 
 def test_weekday_and_hour_are_utc_and_monday_based(spark):

@@ -2,7 +2,7 @@
 
 The flow, in one direction::
 
-    features = user_features(events)              # DuckDB → one row per user (pandas)
+    features = user_features(events)              # the engine (DuckDB or Spark) → one row per user (pandas)
     scores = detector_scores(features)            # unsupervised: rules, IsolationForest, LOF, k-means
     scores["logistic (out-of-fold)"] = supervised_scores(features, labels)   # when labels exist
     table = score_detectors(scores, labels)       # PR-AUC, R-precision, recall at a false-positive rate
@@ -120,7 +120,7 @@ _NIGHT_END_US = 6 * 3_600 * _US_PER_SECOND
 # --------------------------------------------------------------------------- features
 
 def user_features(events: EventLog) -> pd.DataFrame:
-    """One row of behavioural features per user, computed in DuckDB.
+    """One row of behavioural features per user, computed in the log's engine (DuckDB or Spark).
 
     Only the one-row-per-user result becomes pandas. Events without a
     ``user_id`` are ignored.

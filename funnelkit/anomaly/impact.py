@@ -45,7 +45,8 @@ def flagged_sessions(events: EventLog, flagged: pd.DataFrame) -> pd.DataFrame:
     """The sessions of the flagged users, with what happened in them and why their user was flagged.
 
     ``flagged`` has ``user_id``, ``detectors`` and ``reasons`` (as from
-    ``behaviour.flag_users``). Computed in DuckDB; one row per session.
+    ``behaviour.flag_users``). Computed in the log's engine; one row per session, ``start`` and
+    ``end`` (first and last event) as UTC timestamps.
     """
     user, session, time, kind = (quote(c) for c in (COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time,
                                                     COLUMNS.event_type))
@@ -53,7 +54,10 @@ def flagged_sessions(events: EventLog, flagged: pd.DataFrame) -> pd.DataFrame:
     sessions = events.query(
         f"SELECT CAST({user} AS VARCHAR) AS user_id, {session} AS session_id, min({time}) AS start, "
         f"max({time}) AS \"end\", count(*) AS events, {counts} FROM {quote(events.table)} "
-        f"WHERE {events.users_condition(flagged[COLUMNS.user_id])} GROUP BY ALL ORDER BY user_id, start")
+        f"WHERE {events.users_condition(flagged[COLUMNS.user_id])} GROUP BY ALL ORDER BY user_id, start, session_id")
+    for column in ("start", "end"):
+        # DuckDB returns the times zone-aware; Spark naive, in its session zone (UTC): both as UTC
+        sessions[column] = pd.to_datetime(sessions[column], utc=True)
     return sessions.merge(flagged[[COLUMNS.user_id, "detectors", "reasons"]], on=COLUMNS.user_id, how="left")
 
 

@@ -1,7 +1,7 @@
 """KPI anomaly detection: per-period funnel counts and four detectors that flag unusual periods.
 
 :func:`kpi_series` turns a funnel's per-unit table into one row per hour or
-day (traffic and step conversion counts, computed in DuckDB); the detectors
+day (traffic and step conversion counts, computed in the engine, DuckDB or Spark); the detectors
 take one column of it and say which periods are unusual:
 
 ``3-sigma`` (:func:`three_sigma`)
@@ -75,7 +75,7 @@ def kpi_series(result: "FunnelResult", freq: Literal["hour", "day"]) -> pd.DataF
     ----------
     result : FunnelResult
         A computed funnel (:func:`funnelkit.funnel.run_funnel`); its
-        per-unit table is aggregated inside DuckDB and only the per-period
+        per-unit table is aggregated in its engine and only the per-period
         table becomes pandas.
     freq : {"hour", "day"}
         Period length. A unit belongs to the period (UTC) containing its
@@ -135,8 +135,11 @@ def kpi_series(result: "FunnelResult", freq: Literal["hour", "day"]) -> pd.DataF
         f"WITH u AS (SELECT date_trunc('{freq}', make_timestamp({entry_us})) AS period, depth, censored "
         f"FROM {table}), "
         f"a AS (SELECT period, count(*) AS entrants, {', '.join(aggregates)} FROM u GROUP BY period), "
-        f"cal AS (SELECT unnest(generate_series(min(period), max(period), {_INTERVAL[freq]})) AS period "
-        f"FROM a HAVING count(*) > 0) "
+        # the calendar from the first to the last period; written so that sqlglot's Spark translation
+        # (EXPLODE(SEQUENCE(...))) runs too: Spark rejects a generator beside an aggregate or HAVING
+        f"bounds AS (SELECT min(period) AS lo, max(period) AS hi FROM a), "
+        f"cal AS (SELECT unnest(generate_series(lo, hi, {_INTERVAL[freq]})) AS period FROM bounds "
+        f"WHERE lo IS NOT NULL) "
         f"SELECT cal.period, coalesce(a.entrants, 0) AS entrants, {', '.join(outputs)} "
         f"FROM cal LEFT JOIN a ON a.period = cal.period ORDER BY cal.period"
     )

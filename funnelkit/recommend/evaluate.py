@@ -11,7 +11,7 @@ import pandas as pd
 from ..params import RecommendParams
 from . import metrics
 from .models import (ALSRecommender, BPRRecommender, ItemKNNRecommender, PopularityRecommender,
-                     RandomRecommender)
+                     RandomRecommender, _Implicit, _Scored)
 from .spark_als import SparkALSRecommender
 from .split import Split
 
@@ -45,6 +45,32 @@ def models_from_params(spec: RecommendParams, als=None, spark=None) -> dict[str,
         "popularity": PopularityRecommender(),
         "random": RandomRecommender(spec.seed),
     }
+
+
+def ranked_by_implicit(models: dict, preferred: str = "ALS") -> str:
+    """The model whose lists ``implicit.evaluation`` can recompute: ``preferred`` if it can, else the first that can.
+
+    ``implicit.evaluation.ranking_metrics_at_k`` ranks with the fitted implicit model's own
+    ``recommend``; so do this package's ALS and BPR (:class:`~.models.ALSRecommender`,
+    :class:`~.models.BPRRecommender`), so both give the same lists. Models ranked here in NumPy
+    cannot be checked that way: Spark MLlib's ALS (``engine: spark``) has no implicit model at all,
+    and item-kNN, popularity and random rank their own scores. The check is of the metric code,
+    which is the same for every model, so with MLlib's ALS it runs on BPR's lists.
+
+    Raises
+    ------
+    ValueError
+        No model of ``models`` is ranked by implicit.
+    """
+    def by_implicit(model) -> bool:
+        return isinstance(model, _Implicit) and not isinstance(model, _Scored)
+
+    if preferred in models and by_implicit(models[preferred]):
+        return preferred
+    for name, model in models.items():
+        if by_implicit(model):
+            return name
+    raise ValueError(f"none of the models {list(models)} is ranked by the implicit library")
 
 
 def evaluation_users(split: Split, max_users: int | None, seed: int) -> np.ndarray:

@@ -5,18 +5,19 @@ on the same user × item confidence matrix as :class:`~funnelkit.recommend.model
 (``implicit``), brings the factors back as NumPy arrays aligned with the matrix's rows and
 columns, and ranks with the same batched top-k code, so both are scored by the same metrics.
 The two libraries do not minimise the same objective for the same parameters; the class's
-Notes say exactly how they differ.
+Notes say exactly how they differ, and :func:`normal_equations_check` shows a fitted model
+solves MLlib's update (the study's check of its ALS on the Spark engine).
 
 PySpark is an optional extra (``pip install -e ".[spark]"``); it is imported only when a
 model is fitted.
 """
 from __future__ import annotations
 
-import atexit
 import shutil
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +27,9 @@ from .models import DENSE_CELLS, _Scored, top_k
 
 #: column names of the (user index, item index, weight) DataFrame handed to MLlib
 USER, ITEM, RATING = "user_index", "item_index", "weight"
+
+#: checkpoint folders made by :func:`_ensure_checkpoint_dir` (deleted after every fit)
+_TEMPORARY_CHECKPOINTS: set[str] = set()
 
 
 class SparkALSRecommender(_Scored):
@@ -60,9 +64,10 @@ class SparkALSRecommender(_Scored):
         15-iteration fit already overflows the JVM's default thread stack now and then
         (``StackOverflowError``; seen on a freshly started ``local[2]`` session). MLlib only
         checkpoints when the session has a checkpoint directory: when it has none and the
-        master is ``local[...]``, :meth:`fit` sets one in a temporary folder (deleted at
-        normal exit); on a cluster, call ``spark.sparkContext.setCheckpointDir`` with a
-        shared path.
+        master is ``local[...]``, :meth:`fit` sets one in a temporary folder and deletes the
+        folder when the fit ends (the factors are collected by then; so two fits in one such
+        session must not run at the same time); on a cluster, call
+        ``spark.sparkContext.setCheckpointDir`` with a shared path (never deleted by funnelkit).
 
     Attributes
     ----------
@@ -170,13 +175,19 @@ class SparkALSRecommender(_Scored):
         ValueError
             If ``train`` has no positive entry (MLlib has nothing to fit).
         """
-        import pyarrow as pa
-        from pyspark.ml.recommendation import ALS
-
         from ..spark import spark_session
 
         spark = self.spark if self.spark is not None else spark_session()
         _ensure_checkpoint_dir(spark)
+        try:
+            return self._fit(spark, train)
+        finally:
+            _remove_temporary_checkpoints(spark)
+
+    def _fit(self, spark, train: sp.csr_matrix) -> "SparkALSRecommender":
+        import pyarrow as pa
+        from pyspark.ml.recommendation import ALS
+
         start = time.perf_counter()
         coo = sp.coo_matrix(train)
         positive = coo.data > 0  # zeros are unobserved cells for MLlib; negatives are not produced by matrix.py
@@ -237,8 +248,24 @@ def _ensure_checkpoint_dir(spark) -> None:
                       "with a path every executor can reach", RuntimeWarning, stacklevel=3)
         return
     folder = tempfile.mkdtemp(prefix="funnelkit-als-checkpoints-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _TEMPORARY_CHECKPOINTS.add(folder)
     context.setCheckpointDir(folder)
+
+
+def _remove_temporary_checkpoints(spark) -> None:
+    """Delete the checkpoint folder of a finished fit if :func:`_ensure_checkpoint_dir` made it.
+
+    After every fit, not at exit: a Jupyter kernel holding a Spark session is killed at shutdown
+    before exit handlers run, so each notebook run would leave its checkpoint files in the
+    temporary folder. Spark creates the folder again at the next checkpoint.
+    """
+    current = spark.sparkContext.getCheckpointDir()  # file:<folder>/<id of the SparkContext>
+    if current is None:
+        return
+    path = Path(current.removeprefix("file:"))
+    for folder in _TEMPORARY_CHECKPOINTS:
+        if path.is_relative_to(folder):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _factors(frame, rows: int, factors: int) -> np.ndarray:
@@ -250,3 +277,61 @@ def _factors(frame, rows: int, factors: int) -> np.ndarray:
         features = table.column("features").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         out[ids] = features.reshape(len(ids), factors)
     return out
+
+
+def normal_equations_check(model: SparkALSRecommender, train: sp.csr_matrix, *, users: int = 300) -> dict:
+    r"""How exactly a fitted MLlib ALS solves the normal equations of the objective in :class:`SparkALSRecommender`.
+
+    MLlib's last half-step solves every user's factor from the final item factors Y, so for a
+    user u with positive weights r_ui on n_u items (sums over those items)
+
+    .. math::
+        \big(Y^\top Y + \textstyle\sum_i \alpha r_{ui}\, y_i y_i^\top + \lambda n_u I\big)\, x_u
+        = \textstyle\sum_i (1 + \alpha r_{ui})\, y_i
+
+    (confidence 1 + α r, preference 1, λ scaled by n_u), and not implicit's
+    ``(YᵀY + Σ_i (α r_ui − 1) y_i y_iᵀ + λ I) x_u = Σ_i α r_ui y_i``. Both systems are solved in
+    float64 for the ``users`` users with the most positive entries (ties: lower row first) and
+    compared with the collected factors. This is what the study reports for MLlib in place of
+    implicit's check against the NumPy reference (:func:`funnelkit.recommend.explain.reference_check`).
+
+    Parameters
+    ----------
+    model : SparkALSRecommender
+        Fitted on ``train``.
+    train : scipy.sparse matrix
+        The users × items weights it was fitted on.
+    users : int
+        At most this many users are checked.
+
+    Returns
+    -------
+    dict
+        ``users``: users checked (those without a positive entry have no equation);
+        ``max_difference``: the largest |collected − solved| entry of their factors, divided by
+        the largest |entry| of the collected factors (float32 factors: about 1e-6 when MLlib
+        solves these equations); ``implicit_form_difference``: the same against implicit's
+        equations (of order 0.1 or more: the same numbers are not the same model). NaN when no
+        user has a positive entry.
+    """
+    positive = sp.csr_matrix(train, dtype=np.float64, copy=True)
+    positive.data[positive.data < 0] = 0  # MLlib fits positive weights only (see fit)
+    positive.eliminate_zeros()
+    counts = np.diff(positive.indptr)
+    chosen = np.argsort(-counts, kind="stable")[:users]
+    chosen = chosen[counts[chosen] > 0]
+    if not len(chosen):
+        return {"users": 0, "max_difference": float("nan"), "implicit_form_difference": float("nan")}
+    X, Y = model.user_factors_.astype(np.float64), model.item_factors_.astype(np.float64)
+    alpha, lam = float(model.alpha), float(model.regularization)
+    gram, eye = Y.T @ Y, np.eye(Y.shape[1])
+    mllib, implicit = np.empty((len(chosen), Y.shape[1])), np.empty((len(chosen), Y.shape[1]))
+    for row, u in enumerate(chosen):
+        part = slice(positive.indptr[u], positive.indptr[u + 1])
+        r, Yu = positive.data[part], Y[positive.indices[part]]
+        mllib[row] = np.linalg.solve(gram + (Yu.T * (alpha * r)) @ Yu + lam * len(r) * eye, Yu.T @ (1 + alpha * r))
+        implicit[row] = np.linalg.solve(gram + (Yu.T * (alpha * r - 1)) @ Yu + lam * eye, Yu.T @ (alpha * r))
+    got = X[chosen]
+    scale = max(float(np.abs(got).max()), np.finfo(np.float64).tiny)
+    return {"users": len(chosen), "max_difference": float(np.abs(got - mllib).max() / scale),
+            "implicit_form_difference": float(np.abs(got - implicit).max() / scale)}
