@@ -7,10 +7,10 @@ Run from the repository root::
 
 or ``.venv/bin/python -m benchmarks.suite --help``. Every case runs in a child
 process of its own, so a case that runs out of memory or hangs is recorded and
-the suite goes on, and the peak resident memory (``ru_maxrss`` from
-``os.wait4``) belongs to that case alone. The child times
-``benchmarks.workloads.answer`` from before it reads the Parquet to the answer
-and prints one JSON line; the parent collects the rows, compares the checksums
+the suite goes on, and the peak resident memory belongs to that case alone. The
+child times ``benchmarks.workloads.compute`` from before it reads the Parquet to
+the result, measures the peak memory of its process tree meanwhile, and prints
+one JSON line; the parent collects the rows, compares the checksums
 of the implementations, prints a Markdown table, the growth of time with the
 number of events and the runner's overhead, and writes
 ``benchmarks/results/bench-<UTC time>.json`` and ``.png`` (and ``latest.*``).
@@ -174,10 +174,26 @@ def child_answer(spec: dict) -> dict:
     seconds = time.perf_counter() - started
     # the peak up to here: the canonical form below (sorting, dtypes, a copy of a table of
     # millions of rows) is the harness's work, not the implementation's, in time and in memory
-    peak = max(sampler.stop(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = max(sampler.stop(), own_peak_bytes())
     frame = workloads.canonical(spec["workload"], result)
     return {"status": "ok", "seconds": seconds, "checksum": workloads.checksum(frame), "rows": len(frame),
             "peak_mib": peak / 2**20}
+
+
+def own_peak_bytes() -> int:
+    """This process's peak resident memory since it started its program (Linux ``VmHWM``).
+
+    Not ``ru_maxrss``: Linux carries that over exec from the forked parent's memory, so a
+    child of a suite that had just simulated a log would report the suite's peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # elsewhere: the best there is
 
 
 class TreeSampler:
@@ -338,12 +354,12 @@ def run_child(spec: dict, timeout: float) -> dict:
     """Run one case in a child process; its result with ``rss_mib``, its peak resident memory.
 
     A workload's child reports the peak of its computation (without the harness's canonical
-    form of the answer), measured the same way from inside. The child gets a session of its
-    own so that a timeout kills it with every
-    process it started (Jupyter kernels). ``ru_maxrss`` from ``os.wait4`` is exact
-    for one process, but for a child with descendants (Spark's JVM, kernels) it is
-    the *largest* of them, not their sum; so the resident memory of the whole
-    process tree is also sampled every 0.2 s, and the peak is the larger of the two.
+    form of the answer): its own ``VmHWM`` and its process tree sampled every 0.2 s. For
+    other children (run_ci), the resident memory of the child's whole process tree (the
+    Jupyter kernels) is sampled every 0.2 s here. ``ru_maxrss`` from ``os.wait4`` serves
+    neither: it counts a descendant as the largest single process, not a sum, and it
+    includes the suite's own peak from before the exec. The child gets a session of its
+    own so that a timeout kills it with every process it started.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, "-m", "benchmarks.suite", "--child", json.dumps(spec)],
@@ -370,7 +386,8 @@ def run_child(spec: dict, timeout: float) -> dict:
             os.wait4(proc.pid, 0)
             raise
         proc.returncode = code = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-        rss_mib = max(usage.ru_maxrss / 1024, tree_peak / 2**20)
+        # ru_maxrss includes the suite's own peak from before the exec (see own_peak_bytes)
+        rss_mib = tree_peak / 2**20 if tree_peak else usage.ru_maxrss / 1024
         out.seek(0)
         lines = out.read().decode(errors="replace").strip().splitlines()
         err.seek(0)

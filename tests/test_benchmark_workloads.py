@@ -387,3 +387,18 @@ def test_tree_rss_sums_a_process_and_its_descendants():
         parent.wait()
     assert 100 <= own < 150 + 100
     assert total >= own + 150
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux /proc")
+def test_a_childs_own_peak_excludes_the_memory_of_the_suite_that_forked_it():
+    """Linux carries ru_maxrss over exec: a child of a suite that just simulated a log would report the suite's peak."""
+    child = ("import resource; from benchmarks.suite import own_peak_bytes; "
+             "print(own_peak_bytes() >> 20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)")
+    parent = ("import subprocess, sys; held = bytearray(b'1' * (600 << 20)); "
+              f"sys.stdout.write(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True, "
+              "check=True).stdout)")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True, cwd=root)
+    own_mib, inherited_mib = map(int, out.stdout.split())
+    assert inherited_mib >= 600  # what ru_maxrss says
+    assert own_mib < 300
