@@ -136,34 +136,11 @@ def answers(frame: pd.DataFrame, workload: str) -> tuple[pd.DataFrame, pd.DataFr
 RANDOM = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.parametrize("workload", list(WORKLOADS))
 @RANDOM
-@given(random_log())
-def test_funnel_agrees_on_random_logs(frame):
-    assert_same_answer(*answers(frame, "funnel"))
-
-
-@RANDOM
-@given(random_log())
-def test_funnel_limits_agree_on_random_logs(frame):
-    assert_same_answer(*answers(frame, "funnel_limits"))
-
-
-@RANDOM
-@given(random_log())
-def test_breakdown_agrees_on_random_logs(frame):
-    assert_same_answer(*answers(frame, "breakdown"))
-
-
-@RANDOM
-@given(random_log())
-def test_features_agree_on_random_logs(frame):
-    assert_same_answer(*answers(frame, "features"))
-
-
-@RANDOM
-@given(random_log())
-def test_matrix_agrees_on_random_logs(frame):
-    assert_same_answer(*answers(frame, "matrix"))
+@given(frame=random_log())
+def test_workloads_agree_on_random_logs(workload, frame):
+    assert_same_answer(*answers(frame, workload))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -217,9 +217,9 @@ class FunnelResult:
             steps = list(range(n))
             time_expr = "CASE u.depth " + " ".join(f"WHEN {k + 1} THEN u.T{k}" for k in range(n)) + " END"
             matched = "CASE u.depth " + " ".join(f"WHEN {k + 1} THEN e.m{k}" for k in range(n)) + " ELSE FALSE END"
-        flags = ", ".join(f"({match_sql(self.spec.steps[k].events, self.spec.steps[k].filters)}) AS m{k}"
-                          for k in steps)
-        any_step = " OR ".join(f"({match_sql(self.spec.steps[k].events, self.spec.steps[k].filters)})" for k in steps)
+        matches = {k: match_sql(self.spec.steps[k].events, self.spec.steps[k].filters) for k in steps}
+        flags = ", ".join(f"({m}) AS m{k}" for k, m in matches.items())
+        any_step = " OR ".join(f"({m})" for m in matches.values())
         step_events = (f"SELECT {unit_col} AS unit, epoch_us({quote(COLUMNS.event_time)}) AS t, "
                        f"{quote(column)} AS v, {flags} FROM {quote(self.events.table)} WHERE {any_step}")
         # the value at the attributed step's event (simultaneous ones: the smallest), found by
