@@ -2,7 +2,8 @@
 # the virtual environment when missing, installs the package with pinned
 # versions (constraints.txt), and registers the project's Jupyter kernel.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# `make test VENV=.venv-plain` keeps a second environment beside the first (.ci/run does, for the plain path)
+VENV ?= .venv
 PY := $(VENV)/bin/python
 # Extras installed with the package: `make test EXTRAS=dev,spark` adds the Spark engine (CI does)
 EXTRAS ?= dev
@@ -10,6 +11,8 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PARAMS ?= params/default.yaml
 JOBS ?= 1
+# Extra pytest arguments, e.g. `make test TESTS='-m "not spark"'` (the default runs the whole suite)
+TESTS ?=
 
 .PHONY: setup reports test lab clean-reports bench bench-quick
 
@@ -26,7 +29,7 @@ reports: $(STAMP)
 	$(VENV)/bin/funnelkit run --params $(PARAMS) --jobs $(JOBS)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile $(TESTS)
 
 # Benchmark suite (benchmarks/README.md): 1M, 20M and 100M events (simulated on first use
 # into data/bench/, which takes a while), or --quick: 1M events only, about a minute.

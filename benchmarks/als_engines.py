@@ -49,7 +49,7 @@ from funnelkit.spark import spark_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
-    "default": ALSSettings(factors=64, regularization=0.05, alpha=10.0, iterations=15),  # RecommendParams().als
+    "default": ALSSettings(factors=64, regularization=0.05, alpha=10.0, iterations=15),  # the defaults before issue 17
     "sweep-choice": ALSSettings(factors=16, regularization=1.0, alpha=1.0, iterations=15),  # the sweep's best on 50k
 }
 

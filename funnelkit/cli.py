@@ -2,17 +2,22 @@
 
 ``funnelkit run [--params FILE] [--only NAME ...] [--jobs N] [--reports DIR] [--notebooks DIR]``
 executes the notebooks and writes ``reports/``; ``funnelkit validate [--params FILE]``
-checks a params file and prints it resolved (every default filled in) as YAML.
+checks a params file and prints it resolved (every default filled in) as YAML,
+after comment lines with the funnel window in words and, when the params name a
+data source, the loaded time range (the data is loaded and checked as ``run``
+checks it before any notebook starts). Warnings go to stderr.
 
 Exit status: 0 on success, 1 when a notebook failed (the index is still
 written), 2 for the user's mistakes (a :class:`~funnelkit.errors.FunnelkitError`
-printed as ``funnelkit: error: <message>``, or bad arguments). Any other
-exception is a bug of ours and shows its traceback.
+printed as ``funnelkit: error: <message>``, or bad arguments), 128 + the signal
+number when SIGINT (130) or SIGTERM (143) stopped a run. Any other exception is
+a bug of ours and shows its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -92,11 +97,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .params import load_params
+    from .params import describe_duration, load_params
+    from .preflight import params_warnings, preflight
 
     path = _params_path(args.params)
     params = load_params(path)
+    lines = [f"# funnel window: {describe_duration(params.funnel.window)}"]
+    if params.data.source is not None:  # the built-in shop is checked by the simulator, and costly to generate
+        summary = preflight(params, sys.stderr)
+        if summary is not None:
+            lines.append(f"# data: {summary.describe()}")
+    else:
+        for note in params_warnings(params):
+            print(f"funnelkit: warning: {note}", file=sys.stderr)
     print(f"# {path}: valid; resolved parameters:")
+    print("\n".join(lines))
     print(params.to_yaml(), end="")
     return 0
 
@@ -111,11 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    from .runner import RunInterrupted
+
     try:
         return _run(args) if args.command == "run" else _validate(args)
     except FunnelkitError as exc:
         print(f"funnelkit: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        print(f"funnelkit: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:  # before or after the notebooks: nothing half-written to clean up
+        print("funnelkit: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":  # pragma: no cover

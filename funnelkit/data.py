@@ -5,7 +5,9 @@ Formats
 A source is a CSV, gzipped CSV (``.csv.gz``) or Parquet file, or a folder
 holding files of one of these kinds (searched recursively; names starting
 with ``.`` or ``_``, such as ``_SUCCESS``, are skipped). DuckDB reads the
-files and the events never leave it; the input files are only read.
+files and the events never leave it; the input files are only read. A path
+is never a pattern: a file named ``ev[1].csv`` or ``a*b.csv`` is read, and
+only it (the fingerprint covers the same files as the read).
 
 ``canonical``
     Columns named as in :data:`funnelkit.schema.COLUMNS`; any other column
@@ -34,7 +36,12 @@ files and the events never leave it; the input files are only read.
 
 For every format ``data.columns`` overrides column names, ``data.event_names``
 adds to the event name mapping, and ``data.segments`` lists the columns kept
-as segments (null keeps every column not used otherwise).
+as segments (null keeps every column not used otherwise; the
+``__index_level_N__`` columns pandas writes for an index are never segments).
+A mapping onto a name the log's own events already carry (raw ``cart``
+page views and ``add_to_cart: cart``) would merge two kinds of events: it is
+a SchemaError naming both names and their counts, unless
+``data.merge_event_names`` is true.
 
 Output
 ------
@@ -59,24 +66,51 @@ strings with a time zone mixed with strings without one; times without a
 zone when ``data.assume_timezone`` is not set (DuckDB would silently read
 them in its session zone); unparsable timestamps; null or empty user ids
 and source session ids (``null_ids: drop`` drops and counts them);
-unparsable prices. Exact duplicate rows are counted and dropped only with
-``drop_duplicates``. Event names outside view/cart/checkout/purchase are
-kept under their raw name and counted in the :class:`ValidationReport`.
+unparsable or non-finite prices (``inf``, ``nan``). Exact duplicate rows are
+counted and dropped only with ``drop_duplicates``. Event names outside
+view/cart/checkout/purchase are kept under their raw name and counted in the
+:class:`ValidationReport`.
+
+A time written without a zone is any date (``-`` or ``/``) followed by digits,
+colons, dots and spaces only (``2026-03-29  1:5``); it is read in
+``data.assume_timezone``. Anything with a letter, ``+`` or ``-`` after the
+date is read as zoned, and is unparsable when DuckDB cannot read the zone
+(``1:05 PM`` is never read as 01:05).
+
+Plausible times (``data.time_range``): events outside the range are excluded
+before sessions are derived, counted in the report and in
+:meth:`ValidationReport.warnings`, so one stray event in 2099 or 1970 moves
+neither the data end (where conversion windows are censored) nor the first
+trend period. ``auto`` (default) takes the bulk of the log, from the day of
+its 5th percentile event to the day of its 95th, and widens it on each side
+by its own length, at least 7 days; ``{start, end}`` keeps start <= time <
+end; ``all`` keeps everything. Whatever the rule, times pandas cannot hold
+(``infinity``, year 12026; outside 1678-2261) are excluded, or with ``all``
+an error.
+
+Refunds: a purchase with a negative price becomes event type ``refund``
+(:data:`funnelkit.schema.EVENTS`), so it is neither a conversion nor revenue
+(every revenue figure sums purchase prices); the report counts refunds and
+their total apart.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import itertools
+import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from .errors import DataError, ParamsError, SchemaError
-from .eventlog import EventLog, connect, literal, quote
-from .params import DataParams, EngineParams, Params
+from .eventlog import EventLog, connect, literal, quote, timestamp_literal
+from .params import DataParams, EngineParams, Params, describe_duration
 from .schema import COLUMNS, EVENTS
 
 _names = itertools.count()
@@ -85,10 +119,18 @@ _KIND_NAMES = {"csv": "comma-separated CSV with a header row", "parquet": "Parqu
 _EPOCH_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-# a date or date-time and nothing after it: a time without a zone. Anything else (Z, +02:00, UTC,
-# EST, America/Argentina/Buenos_Aires, ...) is read as zoned; what DuckDB cannot read is unparsable.
-_NAIVE_RE = r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d\d(:\d\d(\.\d+)?)?)?"
+# a date, then (after an optional T) no letter, + or -: a time without a zone, whatever its spacing and
+# digits ('2026-03-29  1:5', '2026/03/29 10:05'). Anything else (Z, +02:00, UTC, EST, PM,
+# America/Argentina/Buenos_Aires, ...) is read as zoned; what DuckDB cannot read is unparsable.
+_NAIVE_RE = r"\d+[-/]\d{1,2}[-/]\d{1,2}[Tt]?[^A-Za-z+\-]*"
 _NUMBER_RE = r"-?\d+(\.\d*)?"
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")  # how pandas' to_parquet writes a non-default index
+# times pandas can hold (nanoseconds since 1970 in 64 bits): whatever lies outside is never kept
+TIME_LIMITS = (pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2262-01-01", tz="UTC"))
+AUTO_MARGIN_DAYS = 7
+"""Least widening of the bulk of the log on each side (``data.time_range: auto``), in days."""
+_DAY_US = 86_400_000_000
 
 
 @dataclass(frozen=True)
@@ -149,6 +191,15 @@ class ValidationReport:
         says whether sessions come from the ``session_gap_minutes`` inactivity gap.
     time_zone : str
         How event times were turned into UTC.
+    range_start, range_end : pandas.Timestamp
+        The plausible time range: events at ``range_start`` or later and before
+        ``range_end`` are kept (``data.time_range``); ``range_rule`` says how it was set.
+    excluded_before, excluded_after : int
+        Events dropped for a time before ``range_start`` / at or after ``range_end``
+        (infinite times and years pandas cannot hold included).
+    refunds : int
+        Purchases with a negative price, kept as event type ``refund``: they are neither
+        conversions nor revenue. ``refund_total`` is the sum of their prices (negative).
     """
 
     source: str
@@ -167,12 +218,16 @@ class ValidationReport:
     sessions_derived: bool = False
     session_gap_minutes: float = 30.0
     time_zone: str = ""
+    range_start: pd.Timestamp | None = None
+    range_end: pd.Timestamp | None = None
+    range_rule: str = ""
+    excluded_before: int = 0
+    excluded_after: int = 0
+    refunds: int = 0
+    refund_total: float = 0.0
 
     def to_frame(self) -> pd.DataFrame:
         """The report as a two-column table (``check``, ``value``) of readable strings."""
-        def when(ts):
-            return "–" if ts is None else ts.strftime("%Y-%m-%d %H:%M:%S UTC")
-
         fate = "dropped" if self.duplicates_dropped else "kept (set data.drop_duplicates to drop them)"
         origin = (f"derived: a new session after {self.session_gap_minutes:g} minutes without events"
                   if self.sessions_derived else "as given in the data")
@@ -186,12 +241,58 @@ class ValidationReport:
             ("Event names outside view/cart/checkout/purchase (kept)",
              "; ".join(f"{k}: {v:,}" for k, v in self.unmapped_events.items()) or "none"),
             ("Time zone", self.time_zone),
-            ("First event", when(self.first_event)),
-            ("Last event", when(self.last_event)),
+            ("First event", _when(self.first_event)),
+            ("Last event", _when(self.last_event)),
+            ("Time span", "–" if self.first_event is None or self.last_event is None
+             else describe_duration(self.last_event - self.first_event)),
+            ("Plausible time range", f"{_when(self.range_start)} to {_when(self.range_end)} ({self.range_rule})"
+             if self.range_rule else "–"),
+            ("Events outside the plausible time range (excluded)", self._excluded_text()),
+            ("Refunds (purchases with a negative price)",
+             f"{self.refunds:,}, totalling {self.refund_total:,.2f}: kept as event type {EVENTS.refund!r}, "
+             "not counted as purchases or revenue" if self.refunds else "none"),
             ("Users", f"{self.users:,}"),
             ("Sessions", f"{self.sessions:,} ({origin})"),
         ]
         return pd.DataFrame(rows, columns=["check", "value"])
+
+    def warnings(self) -> list[str]:
+        """What a person should look at before trusting the numbers, one sentence each.
+
+        Events excluded for their time; and a loaded time range that looks like a
+        wrong ``data.timestamp_unit`` or time column: times before 1990 or more than
+        a year after today, or more than 1,000 events within one minute.
+        """
+        notes = []
+        if self.excluded_before or self.excluded_after:
+            total, detail = self._excluded_text().split(": ", 1)
+            notes.append(f"{total} events outside the plausible time range ({self.range_rule}) were excluded: "
+                         f"{detail}; set data.time_range to keep them or to choose the range")
+        if self.first_event is None or self.last_event is None:
+            return notes
+        span = self.last_event - self.first_event
+        odd = []
+        if self.first_event < pd.Timestamp("1990-01-01", tz="UTC"):
+            odd.append("times before 1990")
+        if self.last_event > pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=365):
+            odd.append("times more than a year in the future")
+        if self.rows_kept > 1000 and span < pd.Timedelta(minutes=1):
+            odd.append(f"{self.rows_kept:,} events within {describe_duration(span)}")
+        if odd:
+            notes.append(f"the loaded times run from {_when(self.first_event)} to {_when(self.last_event)}: "
+                         f"{' and '.join(odd)}; check data.timestamp_unit (s, ms or us) and the time column")
+        return notes
+
+    def _excluded_text(self) -> str:
+        total = self.excluded_before + self.excluded_after
+        if not total:
+            return "none"
+        return (f"{total:,}: {self.excluded_before:,} before {_when(self.range_start)}, "
+                f"{self.excluded_after:,} at or after {_when(self.range_end)}")
+
+
+def _when(ts) -> str:
+    return "–" if ts is None else ts.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBPyConnection | None = None,
@@ -227,6 +328,7 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
     path = Path(source)
     files, kind = _input_files(path)
     con = con or connect(engine)
+    _check_read_exactly(con, files)
     fmt, label, n = _FORMATS[schema.format], str(path), next(_names)
     raw, table = f"_fk_raw_{n}", f"loaded_events_{n}"
     try:  # the view over the input goes away whatever happens
@@ -243,31 +345,48 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
         time_sql, checks, notes = _time_sql(con, src[COLUMNS.event_time], types, schema, fmt, label)
         ids = [c for c in (COLUMNS.user_id, COLUMNS.session_id) if c in src]
         checks.update({f"null {c}": _null_sql(src[c]) for c in ids})
-        if COLUMNS.price in src and types[src[COLUMNS.price]] == "VARCHAR":
-            price = quote(src[COLUMNS.price])
-            checks["price"] = f"trim({price}) <> '' AND TRY_CAST({price} AS DOUBLE) IS NULL"
+        checks.update(_price_checks(src, types))
+        if schema.time_range == "all":  # kept means kept: a time pandas cannot hold is an error, not a crash
+            checks["unrepresentable"] = f"NOT ({_within_sql(time_sql, *TIME_LIMITS)})"
         missing_ids = " OR ".join(f"({checks[f'null {c}']})" for c in ids)
+        names = {**fmt.events, **schema.event_names}
+        merges = {} if schema.merge_event_names else _merge_candidates(names)
+        event_text = (literal(schema.event_type) if schema.event_type  # one type for every row: nothing merges
+                      else _id_sql(src[COLUMNS.event_type], types))
+        raw_names = sorted({name for pair in merges.items() for name in pair})
         # every check in one pass over the input: a large CSV is parsed once here and once to load
-        counted = {"rows": "TRUE", **checks, "null ids": missing_ids}
+        counted = {"rows": "TRUE", **checks, "null ids": missing_ids,
+                   **{f"event {name}": f"{event_text} = {literal(name)}" for name in raw_names}}
+        keep = f"NOT ({missing_ids})" if schema.null_ids == "drop" else "TRUE"
+        time_aggregates = _time_aggregates(schema, keep)
         with _wrap_errors(f"{label}: could not be read as {_KIND_NAMES[kind]}"):
-            values = con.execute(f"SELECT {', '.join(f'count(*) FILTER ({c})' for c in counted.values())} FROM {raw}")
-            counts = dict(zip(counted, values.fetchall()[0]))
+            select = ", ".join([f"count(*) FILTER ({c})" for c in counted.values()] + time_aggregates)
+            values = con.execute(f"SELECT {select} FROM (SELECT *, {time_sql} AS _fk_t FROM {raw})").fetchall()[0]
+        counts = dict(zip(counted, values))
         _raise_first_problem(con, files, kind, path, src, checks, counts, schema)
+        _refuse_merges(merges, counts, schema, label, src.get(COLUMNS.event_type, "data.event_type"))
         dropped = counts["null ids"] if schema.null_ids == "drop" else 0
+        span = _plausible_range(schema, values[len(counted):])
+        if span.excluded >= counts["rows"] - dropped:
+            raise DataError(_all_outside_message(label, src[COLUMNS.event_time], counts["rows"] - dropped, span,
+                                                 schema.timestamp_unit or fmt.timestamp_unit))
 
         segments = _segments(schema, fmt, src, types, label)
         select = _select_sql(src, types, fmt, schema, time_sql) + [quote(s) for s in segments]
+        where = ([f"NOT ({missing_ids})"] if dropped else []) + ([_within_sql(time_sql, span.start, span.end)]
+                                                                 if span.excluded else [])
         body = (f"SELECT {'DISTINCT ' if schema.drop_duplicates else ''}{', '.join(select)} FROM {raw}"
-                + (f" WHERE NOT ({missing_ids})" if dropped else ""))
+                + (f" WHERE {' AND '.join(where)}" if where else ""))
         derived = COLUMNS.session_id not in src
-        present = [c for c in COLUMNS.canonical if c in src or (derived and c == COLUMNS.session_id)]
+        present = [c for c in COLUMNS.canonical if c in src or (derived and c == COLUMNS.session_id)
+                   or (schema.event_type and c == COLUMNS.event_type)]
         with _wrap_errors(f"{label}: could not be loaded"):
             _create_table(con, table, body, [*present, *segments], schema.session_gap_minutes if derived else None)
     finally:
         con.execute(f"DROP VIEW IF EXISTS {raw}")
     events = EventLog(con, table, segments=tuple(segments), source=label)
     events.report = _report(events, label, schema, len(files), counts["rows"], dropped, derived,
-                            "; ".join(note for key, note in notes.items() if counts.get(key)))
+                            "; ".join(note for key, note in notes.items() if counts.get(key)), span)
     return events
 
 
@@ -425,8 +544,26 @@ def _check_each_file_has(con, files: list[Path], kind: str, root: Path, columns:
                               f"columns found: {', '.join(found)}")
 
 
+def _duckdb_path(file: Path) -> str:
+    """How to name ``file`` to DuckDB so that it reads that file only: DuckDB takes every path as a
+    glob pattern, so ``*``, ``?`` and ``[`` in a name are escaped as ``[*]``, ``[?]``, ``[[]``."""
+    return glob.escape(os.path.abspath(file))
+
+
+def _check_read_exactly(con, files: list[Path]) -> None:
+    """Each input file whose path holds glob characters must be what its escaped name finds, and only it."""
+    for file in files:
+        text = os.path.abspath(file)
+        if not _GLOB_CHARS.search(text):
+            continue
+        found = [row[0] for row in con.execute("SELECT file FROM glob(?)", [_duckdb_path(file)]).fetchall()]
+        if found != [text]:  # e.g. a backslash before a '[': DuckDB's globbing reads it as an escape
+            raise DataError(f"{file}: DuckDB cannot read a file under this name (it mixes glob characters "
+                            f"*, ? or [ with a backslash); rename the file")
+
+
 def _reader(files: list[Path], kind: str) -> str:
-    names = "[" + ", ".join(literal(str(f)) for f in files) + "]"
+    names = "[" + ", ".join(literal(_duckdb_path(f)) for f in files) + "]"
     if kind == "csv":
         # all text: ids keep leading zeros, and time zones are detected on the raw strings
         # comma-separated with a header, no rows skipped: left to itself the sniffer may take a ragged
@@ -446,20 +583,27 @@ def _map_columns(schema: DataParams, fmt: _Format, types: dict, label: str) -> d
     for canon in COLUMNS.canonical:
         wanted = mapping.get(canon)
         actual = wanted if wanted in types else by_lower.get((wanted or "").lower())
-        if actual:
+        if canon == COLUMNS.event_type and schema.event_type:  # one event type for every row
+            if actual:
+                raise SchemaError(f"{label}: data.event_type {schema.event_type!r} is for a log without an event "
+                                  f"type column, but column {actual!r} is one; remove data.event_type")
+        elif actual:
             present[canon] = actual
         elif canon in COLUMNS.required or canon in schema.columns:
             what = "required column" if canon in COLUMNS.required else "column"
             raise SchemaError(
                 f"{label}: {what} {canon!r} not found: format {schema.format!r} reads it from column {wanted!r}; "
-                f"columns found: {', '.join(types)}. Map it with data.columns: {{{canon}: <column>}}.")
+                f"columns found: {', '.join(types)}. Map it with data.columns: {{{canon}: <column>}}"
+                + (" or, for a log without event types (ratings, orders), give every row one with "
+                   "data.event_type: <type>." if canon == COLUMNS.event_type else "."))
     return present
 
 
 def _segments(schema: DataParams, fmt: _Format, src: dict, types: dict, label: str) -> list[str]:
     if schema.segments is None:
         used = set(src.values()) | {fmt.category_fallback}
-        return [c for c in types if c not in used and c not in fmt.ignored and c not in COLUMNS.canonical]
+        return [c for c in types if c not in used and c not in fmt.ignored and c not in COLUMNS.canonical
+                and not _PANDAS_INDEX.fullmatch(c)]
     for name in schema.segments:
         if name not in types:
             raise SchemaError(f"{label}: segment column {name!r} (data.segments) not found; columns found: "
@@ -479,8 +623,9 @@ def _time_sql(con, column: str, types: dict, schema: DataParams, fmt: _Format, l
         except duckdb.Error:
             raise SchemaError(f"data.assume_timezone: unknown time zone {tz!r}; use an IANA name such as "
                               f"'UTC' or 'Europe/Berlin'") from None
-    epoch = (f"timezone('UTC', make_timestamp(CAST(round(TRY_CAST({col} AS DOUBLE) * {_EPOCH_US[unit]}) AS BIGINT)))"
-             if unit else "NULL")
+    # TRY_CAST: a number beyond 64-bit microseconds is unparsable rather than an overflow error
+    epoch = (f"timezone('UTC', make_timestamp(TRY_CAST(round(TRY_CAST({col} AS DOUBLE) * {_EPOCH_US[unit]}) "
+             f"AS BIGINT)))" if unit else "NULL")
     naive = f"timezone({literal(tz)}, TRY_CAST({col} AS TIMESTAMP))" if tz else "NULL"
     missing = {"timestamp": f"{col} IS NULL"}
     if "TIME ZONE" in dtype or dtype.startswith("TIMESTAMPTZ"):  # e.g. TIMESTAMPTZ_NS from pandas: to µs
@@ -531,6 +676,8 @@ def _select_sql(src: dict, types: dict, fmt: _Format, schema: DataParams, time_s
     if COLUMNS.session_id in src and fmt.session_per_user:
         exprs[COLUMNS.session_id] = f"{exprs[COLUMNS.user_id]} || ':' || {exprs[COLUMNS.session_id]}"
     exprs[COLUMNS.event_time] = time_sql
+    if schema.event_type:
+        exprs[COLUMNS.event_type] = literal(schema.event_type)
     names = {**fmt.events, **schema.event_names}
     if names:
         text = exprs[COLUMNS.event_type]
@@ -540,7 +687,11 @@ def _select_sql(src: dict, types: dict, fmt: _Format, schema: DataParams, time_s
         fallback = _id_sql(fmt.category_fallback, types)
         exprs[COLUMNS.category] = f"coalesce(nullif(trim({exprs[COLUMNS.category]}), ''), {fallback})"
     if COLUMNS.price in src:
-        exprs[COLUMNS.price] = f"TRY_CAST({quote(src[COLUMNS.price])} AS DOUBLE)"
+        price = exprs[COLUMNS.price] = f"TRY_CAST({quote(src[COLUMNS.price])} AS DOUBLE)"
+        kind = exprs[COLUMNS.event_type]
+        # a purchase with a negative price gives money back: not a conversion, not revenue
+        exprs[COLUMNS.event_type] = (f"CASE WHEN ({kind}) = {literal(EVENTS.purchase)} AND {price} < 0 "
+                                     f"THEN {literal(EVENTS.refund)} ELSE {kind} END")
     return [f"{exprs[c]} AS {quote(c)}" for c in COLUMNS.canonical if c in exprs]
 
 
@@ -575,14 +726,129 @@ def _raise_first_problem(con, files, kind, path, src, checks, counts, schema: Da
     elif schema.assume_timezone is None:
         problems.append(("naive", time, SchemaError, "times have no time zone", zone_hint))
     problems.append(("timestamp", time, DataError, "timestamps cannot be parsed", ""))
+    problems.append(("unrepresentable", time, DataError,
+                     f"timestamps are outside {_when(TIME_LIMITS[0])} to {_when(TIME_LIMITS[1])} (what pandas can "
+                     "hold)", "; set data.time_range to auto (or to {start, end}) to exclude them"))
     if schema.null_ids == "error":
         problems += [(f"null {c}", src[c], DataError, f"rows have no {c}", "; set data.null_ids: drop to drop them")
                      for c in (COLUMNS.user_id, COLUMNS.session_id) if c in src]
     problems.append(("price", src.get(COLUMNS.price), DataError, "prices are not numbers", ""))
+    problems.append(("price not finite", src.get(COLUMNS.price), DataError, "prices are not finite numbers",
+                     "; write a number, or leave the price empty when there is none"))
     for key, column, error, what, hint in problems:
         if counts.get(key):
             where, value = _first_row(con, files, kind, path, checks[key], column)
             raise error(f"{path}: column {column!r}: {counts[key]:,} {what}; first at {where}: {value}{hint}")
+
+
+def _price_checks(src: dict, types: dict) -> dict[str, str]:
+    """Conditions on bad price rows: not a number (text columns), not finite (inf, nan)."""
+    if COLUMNS.price not in src:
+        return {}
+    price = quote(src[COLUMNS.price])
+    checks = {"price not finite": f"NOT isfinite(TRY_CAST({price} AS DOUBLE))"}
+    if types[src[COLUMNS.price]] == "VARCHAR":
+        checks["price"] = f"trim({price}) <> '' AND TRY_CAST({price} AS DOUBLE) IS NULL"
+    return checks
+
+
+def _merge_candidates(names: dict[str, str]) -> dict[str, str]:
+    """Mappings ``raw -> target`` whose target is also a name the log's own events keep (not mapped away)."""
+    return {raw: target for raw, target in names.items() if raw != target and names.get(target, target) == target}
+
+
+def _refuse_merges(merges: dict, counts: dict, schema: DataParams, label: str, column: str) -> None:
+    """A mapping onto a name the log already holds merges two kinds of events without a word: refuse it."""
+    found = [(raw, target) for raw, target in merges.items() if counts[f"event {raw}"] and counts[f"event {target}"]]
+    if not found:
+        return
+
+    def events(name):
+        return f"{counts[f'event {name}']:,} event{'s' * (counts[f'event {name}'] != 1)}"
+
+    pairs = "; ".join(
+        f"{'data.event_names' if raw in schema.event_names else f'format {schema.format!r}'} maps {raw!r} "
+        f"({events(raw)}) to {target!r}, a name the log already holds: its own {target!r} ({events(target)}) "
+        f"would be counted as the same event" for raw, target in found)
+    target = found[0][1]
+    raise SchemaError(f"{label}: column {column!r}: {pairs}. Rename the log's own events (e.g. data.event_names: "
+                      f"{{{target}: {target}_page}}), or set data.merge_event_names: true to merge them")
+
+
+@dataclass(frozen=True)
+class _Span:
+    """The plausible time range [start, end) of a load, and the events found outside it."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    rule: str
+    before: int = 0
+    after: int = 0
+    first: str | None = None  # the loaded extremes as DuckDB writes them (they may be beyond pandas)
+    last: str | None = None
+
+    @property
+    def excluded(self) -> int:
+        return self.before + self.after
+
+
+def _fixed_bounds(schema: DataParams) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The range known before reading: ``data.time_range``'s bounds within what pandas can hold."""
+    start, end = TIME_LIMITS
+    if isinstance(schema.time_range, str):
+        return start, end
+    given = schema.time_range
+    return (max(start, pd.Timestamp(given.start)) if given.start else start,
+            min(end, pd.Timestamp(given.end)) if given.end else end)
+
+
+def _within_sql(time_sql: str, start: pd.Timestamp, end: pd.Timestamp) -> str:
+    return f"({time_sql}) >= {timestamp_literal(start)} AND ({time_sql}) < {timestamp_literal(end)}"
+
+
+def _time_aggregates(schema: DataParams, keep: str) -> list[str]:
+    """Aggregates over the parsed time ``_fk_t`` of the rows to ``keep``, for :func:`_plausible_range`:
+    events before and after the fixed bounds, the first and last time, and (``auto``) events per day."""
+    start, end = (timestamp_literal(bound) for bound in _fixed_bounds(schema))
+    t = "_fk_t"
+    aggregates = [f"count(*) FILTER ({keep} AND {t} < {start})", f"count(*) FILTER ({keep} AND {t} >= {end})",
+                  f"CAST(min({t}) FILTER ({keep}) AS VARCHAR)", f"CAST(max({t}) FILTER ({keep}) AS VARCHAR)"]
+    if schema.time_range == "auto":  # a count per day: exact quantiles whatever the log's size, in little memory
+        day = f"CAST(floor(epoch_us({t}) / {_DAY_US}) AS BIGINT)"
+        aggregates.append(f"histogram({day}) FILTER ({keep} AND {t} >= {start} AND {t} < {end})")
+    return aggregates
+
+
+def _plausible_range(schema: DataParams, values) -> _Span:
+    """The range of times kept, from :func:`_time_aggregates`' values.
+
+    ``auto``: the bulk of the log runs from the day of its 5th percentile to the day of its
+    95th; it is widened on each side by its own length, at least :data:`AUTO_MARGIN_DAYS`.
+    A normal log loses nothing (even one whose traffic grows like t³ over a year); a lone
+    event years away, or at an epoch-0 default, is excluded.
+    """
+    before, after, first, last, *histogram = values
+    start, end = _fixed_bounds(schema)
+    if schema.time_range != "auto" or not histogram[0]:  # explicit bounds, all, or no time pandas can hold
+        rule = ("data.time_range" if not isinstance(schema.time_range, str)
+                else "all: every time pandas can hold" if schema.time_range == "all" else "the times pandas can hold")
+        return _Span(start, end, rule, before, after, first, last)
+    days, counts = zip(*sorted(histogram[0].items()))
+    cumulative = np.cumsum(counts)
+    low, high = (days[int(np.searchsorted(cumulative, q * cumulative[-1]))] for q in (0.05, 0.95))
+    margin = max(high - low + 1, AUTO_MARGIN_DAYS)
+    limit_low, limit_high = (bound.value // (_DAY_US * 1000) for bound in TIME_LIMITS)
+    first_day, end_day = max(low - margin, limit_low), min(high + 1 + margin, limit_high)
+    before += sum(n for day, n in zip(days, counts) if day < first_day)
+    after += sum(n for day, n in zip(days, counts) if day >= end_day)
+    return _Span(*(pd.Timestamp(day * _DAY_US, unit="us", tz="UTC") for day in (first_day, end_day)),
+                 "auto: the bulk of the log widened by its span", int(before), int(after), first, last)
+
+
+def _all_outside_message(label: str, column: str, n: int, span: _Span, unit: str | None) -> str:
+    hint = "; check data.timestamp_unit (s, ms or us)" if unit else ""
+    return (f"{label}: column {column!r}: all {n:,} events are outside {span.rule} ({_when(span.start)} to "
+            f"{_when(span.end)}): the loaded times run from {span.first} to {span.last}{hint}")
 
 
 def _create_table(con, table: str, body: str, columns: list[str], gap_minutes: float | None) -> None:
@@ -601,14 +867,19 @@ def _create_table(con, table: str, body: str, columns: list[str], gap_minutes: f
     con.execute(f"CREATE TABLE {table} AS SELECT {selected} FROM ({body}) ORDER BY {user}, {time}")
 
 
-def _report(events: EventLog, label, schema, files, rows_read, dropped, derived, time_note) -> ValidationReport:
+def _report(events: EventLog, label, schema, files, rows_read, dropped, derived, time_note,
+            span: "_Span | None" = None) -> ValidationReport:
     t, time, kind = quote(events.table), quote(COLUMNS.event_time), quote(COLUMNS.event_type)
+    price = quote(COLUMNS.price)
+    refund = (f"sum(CASE WHEN {kind} = {literal(EVENTS.refund)} AND {price} < 0 THEN {{}} ELSE 0 END)"
+              if COLUMNS.price in events.columns else "0")
     # times as integer microseconds: every engine returns those the same way
-    rows, first, last, users, sessions = events.rows(
+    rows, first, last, users, sessions, refunds, refund_total = events.rows(
         f"SELECT count(*), epoch_us(min({time})), epoch_us(max({time})), count(DISTINCT {quote(COLUMNS.user_id)}), "
-        f"count(DISTINCT {quote(COLUMNS.session_id)}) FROM {t}")[0]
+        f"count(DISTINCT {quote(COLUMNS.session_id)}), {refund.format(1)}, {refund.format(price)} FROM {t}")[0]
+    excluded = span.excluded if span else 0
     if schema.drop_duplicates:
-        duplicates = rows_read - dropped - rows
+        duplicates = rows_read - dropped - excluded - rows
     else:  # a derived session id depends on user and time only, so duplicates stay duplicates
         duplicates = rows - events.rows(f"SELECT count(*) FROM (SELECT DISTINCT * FROM {t}) AS d")[0][0]
     known = ", ".join(literal(e) for e in EVENTS.funnel)
@@ -621,4 +892,6 @@ def _report(events: EventLog, label, schema, files, rows_read, dropped, derived,
         duplicates=duplicates, duplicates_dropped=schema.drop_duplicates, null_ids_dropped=dropped,
         unmapped_events=dict(unmapped), first_event=utc(first), last_event=utc(last), users=users,
         sessions=sessions, sessions_derived=derived, session_gap_minutes=schema.session_gap_minutes,
-        time_zone=time_note, rows_kept=rows)
+        time_zone=time_note, rows_kept=rows, refunds=int(refunds or 0), refund_total=float(refund_total or 0),
+        **({} if span is None else {"range_start": span.start, "range_end": span.end, "range_rule": span.rule,
+                                    "excluded_before": span.before, "excluded_after": span.after}))

@@ -22,11 +22,15 @@ from statsmodels.stats.stattools import jarque_bera
 from .eventlog import EventLog, quote
 from .features import INTERCEPT, design_matrix, session_table
 from .regression import LinearSVM, log_relative_error, logit, ols
+from .requirements import require, unavailable
 from .schema import COLUMNS, EVENTS, SEGMENTS
 from .stats import adjust_pvalues
 from .tables import escape_md
 
 BEHAVIOUR = ("log_price", "log_views")
+SOURCES = {"log_price": COLUMNS.price, "price_mean": COLUMNS.price, "distinct_items": COLUMNS.item_id,
+           "distinct_categories": COLUMNS.category}
+"""Features of the step and prediction models that come from an optional column of the log."""
 PREFERRED_BASELINES = {SEGMENTS.device: "desktop", SEGMENTS.channel: "organic", SEGMENTS.customer_type: "new",
                        SEGMENTS.country: "DE"}
 """The built-in shop's reference levels; other data falls back to each segment's most common value."""
@@ -63,6 +67,12 @@ def funnel_steps(events: EventLog) -> list[tuple[str, str | None]]:
     return [(step, chain[i - 1] if i else None) for i, step in enumerate(chain)]
 
 
+def left_out_features(events: EventLog) -> dict[str, str]:
+    """The model features this log cannot give, each with the reason (``{"log_price": "the log has no price
+    column"}``): the step models and the purchase prediction are fitted without them."""
+    return unavailable(events, SOURCES)
+
+
 def baselines(table: pd.DataFrame, segments) -> dict[str, str]:
     """Reference level per segment: the built-in shop's when present, else the most common value."""
     out = {}
@@ -89,13 +99,21 @@ def step_models(events: EventLog, window="1D", segments=None, exclude_users=None
     exclude_users : collection of user ids, optional
         Accounts left out (bots, click farms, fake orders: traffic that does
         not follow any customer's behaviour and would bias every estimate).
+
+    Notes
+    -----
+    The steps are those of :func:`funnel_steps`; a feature the log cannot
+    give (``log_price`` without a price column: :func:`left_out_features`)
+    is left out of every model.
     """
     segments = [s for s in (segments or SEGMENTS.all) if s in events.segments]
+    left_out = left_out_features(events)
+    behaviour = [feature for feature in BEHAVIOUR if feature not in left_out]
     models = []
     for step, given in funnel_steps(events):
         table = session_table(events, label=step, given=given, window=window)
         table = _study_sessions(events, table, window, exclude_users)
-        X, names = design_matrix(table, [*BEHAVIOUR, *segments], baselines=baselines(table, segments))
+        X, names = design_matrix(table, [*behaviour, *segments], baselines=baselines(table, segments))
         y = table.loc[X.index, "label"].to_numpy()
         models.append(StepModel(step, given, len(y), int(y.sum()), logit(X, y, names=names), X, y))
     return models
@@ -193,13 +211,19 @@ def against_statsmodels(X: pd.DataFrame, y, kind: str) -> pd.DataFrame:
     return frame
 
 
+SVM_FEATURES = ("n_view", "dwell_seconds", "price_mean", "returning")
+"""The columns of :func:`purchase_data` the SVM check uses by default (those of them the data has)."""
+
+
 def svm_against_sklearn(X: pd.DataFrame, y, C: float = 0.1, max_rows: int = 1000, seed: int = 0,
-                        tol: float = 1e-8) -> pd.DataFrame:
+                        tol: float = 1e-8, columns=None) -> pd.DataFrame:
     """The derived linear SVM (dual coordinate descent) next to scikit-learn's ``LinearSVC`` (LIBLINEAR).
 
     Both solve the same primal (hinge loss, L2 penalty including the bias) on
     the same standardised sample of at most ``max_rows`` rows (our solver is a
-    plain Python loop); the table gives the primal objective of each solution,
+    plain Python loop) of ``columns`` of ``X`` (default: those of
+    :data:`SVM_FEATURES` in ``X``; a log without prices has no ``price_mean``);
+    the table gives the primal objective of each solution,
     their relative difference, the share of identical predicted classes, our
     support vectors (α > 0) and the points on or inside scikit-learn's margin
     (every support vector must be one; with duplicated rows some margin points
@@ -210,6 +234,7 @@ def svm_against_sklearn(X: pd.DataFrame, y, C: float = 0.1, max_rows: int = 1000
 
     # a class-balanced sample: on rare positives a hinge-loss SVM at small C is w = 0 (all negative),
     # a comparison that would prove nothing
+    X = X[list(columns) if columns is not None else [c for c in SVM_FEATURES if c in X.columns]]
     rng = np.random.default_rng(seed)
     labels_all = np.asarray(y)
     per_class = min(max_rows // 2, *(int((labels_all == c).sum()) for c in (0, 1)))
@@ -292,7 +317,14 @@ def baseline_feature(X: pd.DataFrame) -> str:
 
 def order_values(events: EventLog, window="1D", exclude_users=None) -> pd.DataFrame:
     """One row per purchasing session: its features before the purchase and ``revenue``
-    (sum of the prices of its purchase events, in the data's currency)."""
+    (sum of the prices of its purchase events, in the data's currency).
+
+    Raises
+    ------
+    StudyNotApplicable
+        The log has no price column.
+    """
+    require(events, study="The order-value model", columns=[COLUMNS.price])
     table = session_table(events, label=EVENTS.purchase, window=window)
     table = _study_sessions(events, table, window, exclude_users)
     table = table[table["label"] == 1]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from . import __version__
-from .report import format_metric, metric_label
+from .report import NOT_APPLICABLE, format_metric, metric_label, not_applicable_reason
 from .tables import escape
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +35,7 @@ td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-n
 .ok { color: #1a7f37; font-weight: 600; }
 .failed { color: #cf222e; font-weight: 600; }
 .notrun { color: #57606a; }
+.notapplicable { color: #9a6700; font-weight: 600; }
 .note { color: #57606a; font-size: .85em; }
 .error { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .85em; color: #cf222e; }
 ul.metrics { margin: 0; padding-left: 1rem; }
@@ -67,15 +68,12 @@ def _row_html(name: str, row: NotebookRun | None, last_run: dict, reports_dir: P
                 f"<td class=\"num\"></td><td></td><td></td></tr>")
     title = escape(row.title)
     title_html = f'<a href="{_href(report_file)}">{title}</a>' if has_report else title
-    notes = []
-    if row.name not in last_run.get("notebooks", []):
-        notes.append("from an earlier run")
-    if row.params_sha and row.params_sha != last_run.get("params_sha"):
-        notes.append("other parameters")
-    if row.fingerprint and row.fingerprint != last_run.get("fingerprint"):
-        notes.append(f"other data (fingerprint {escape(row.fingerprint)})")
-    note_html = f'<div class="note">{"; ".join(notes)}</div>' if notes else ""
-    if row.ok:
+    note_html = _provenance_html(row, last_run, has_report)
+    reason = not_applicable_reason(row.metrics) if row.ok else None
+    if reason is not None:  # ran to its end, but the log lacks what the study needs: say so, not "ok"
+        status = f'<span class="notapplicable">not applicable</span><div class="note">{escape(reason)}</div>'
+        metrics = _metrics_html({k: m for k, m in row.metrics.items() if k != NOT_APPLICABLE})
+    elif row.ok:
         status = '<span class="ok">ok</span>'
         metrics = _metrics_html(row.metrics)
     else:
@@ -96,6 +94,36 @@ def _row_html(name: str, row: NotebookRun | None, last_run: dict, reports_dir: P
             metrics = ""
     return (f"<tr><td>{title_html}{file_note}{note_html}</td><td>{status}</td>"
             f'<td class="num">{row.seconds:.1f}</td><td>{escape(_when(row.finished_utc))}</td><td>{metrics}</td></tr>')
+
+
+def _provenance_html(row: NotebookRun, last_run: dict, has_report: bool) -> str:
+    """What made this row's report (data fingerprint, parameters) and where it differs from the latest run.
+
+    A report made from other data or with other parameters than the run the page's header
+    describes (an earlier run kept by ``--only``, or a failed attempt that left the previous
+    report in place) says so, with that report's own data and parameters.
+    """
+    notes = []
+    if row.name not in last_run.get("notebooks", []):
+        notes.append("from an earlier run")
+    if row.params_sha and row.params_sha != last_run.get("params_sha"):
+        notes.append("this attempt used other parameters")
+    if row.fingerprint and row.fingerprint != last_run.get("fingerprint"):
+        notes.append(f"this attempt used other data (fingerprint {escape(row.fingerprint)})")
+    details = ""
+    if has_report and (row.report_fingerprint or row.report_params_sha):
+        label = f"{escape(row.report_source_label)}, " if row.report_source_label else ""
+        details = (f'<div class="file">report made from {label}data {escape(row.report_fingerprint or "?")}, '
+                   f'parameters {escape(row.report_params_sha or "?")}</div>')
+        if row.report_fingerprint and row.report_fingerprint != last_run.get("fingerprint"):
+            notes.append("<strong>report made from other data than the latest run</strong>")
+        if row.report_params_sha and row.report_params_sha != last_run.get("params_sha"):
+            notes.append("<strong>report made with other parameters than the latest run</strong>")
+            if row.report_params_yaml:
+                details += (f"<details><summary>parameters of this report</summary>"
+                            f"<pre>{escape(row.report_params_yaml)}</pre></details>")
+    note_html = f'<div class="note">{"; ".join(notes)}</div>' if notes else ""
+    return note_html + details
 
 
 def render_index(last_run: dict, rows: list[tuple[str, NotebookRun | None]], reports_dir: Path) -> str:

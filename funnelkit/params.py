@@ -11,6 +11,8 @@ file, so ``params/default.yaml`` may say ``cache_dir: ../data/simulated``.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -62,6 +64,32 @@ def _format_duration(td: dt.timedelta) -> str:
     return f"{micros}us"
 
 
+def describe_duration(td: dt.timedelta) -> str:
+    """A duration in words for people: ``7 minutes``, ``1 day 12 hours``, ``1.5 seconds``.
+
+    Parameters
+    ----------
+    td : datetime.timedelta or pandas.Timedelta
+
+    Returns
+    -------
+    str
+        Days, hours, minutes and seconds that are not zero, largest first (fractions of a
+        second as a decimal); ``0 seconds`` for zero and a leading ``minus`` for negatives.
+    """
+    micros = int(pd.Timedelta(td) // pd.Timedelta(microseconds=1))
+    sign, micros = ("minus ", -micros) if micros < 0 else ("", micros)
+    parts = []
+    for unit, size in (("day", 86_400_000_000), ("hour", 3_600_000_000), ("minute", 60_000_000)):
+        count, micros = divmod(micros, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' * (count != 1)}")
+    if micros or not parts:
+        seconds = f"{micros / 1_000_000:.6f}".rstrip("0").rstrip(".")
+        parts.append(f"{seconds} second{'s' * (seconds != '1')}")
+    return sign + " ".join(parts)
+
+
 def _parse_date(value: Any) -> Any:
     """YAML gives a date for 2026-09-01 but a string for '2026-09-01': accept both."""
     if isinstance(value, str):
@@ -73,7 +101,23 @@ def _parse_date(value: Any) -> Any:
 
 
 def _parse_path(value: Any) -> Any:
+    # the OS cannot open a name with a NUL byte: Path() accepts it and the first stat() raises ValueError
+    if isinstance(value, (str, Path)) and "\0" in str(value):
+        raise ValueError("a path cannot contain a NUL byte (\\0)")
     return Path(value) if isinstance(value, str) else value
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` of at most about ``limit`` characters, so that no message echoes a whole huge input.
+
+    ``reprlib`` stops at a few items per level, so even a value that would print as megabytes
+    (shared lists from YAML aliases) is never rendered in full.
+    """
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxtuple, short.maxset = 3, 8, 8, 8, 8
+    short.maxstring = short.maxother = short.maxlong = limit
+    text = short.repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_parse_date)]
@@ -81,10 +125,20 @@ PathValue = Annotated[Path, BeforeValidator(_parse_path)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # nan and inf pass `gt=0` and reach DuckDB or the kernels: no params value needs them
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 Scalar = Union[str, int, float, bool]
+
+
+def _finite_values(value: Any) -> Any:
+    """Reject nan and inf in a filter value with one message (the union's five errors say less)."""
+    values = value if isinstance(value, list) else [value]
+    bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"filter values must be finite numbers or strings, got {bad[0]!r}")
+    return value
 
 
 class FilterSpec(_Strict):
@@ -92,7 +146,7 @@ class FilterSpec(_Strict):
 
     column: str
     op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in"] = "=="
-    value: Union[Scalar, list[Scalar]]
+    value: Annotated[Union[Scalar, list[Scalar]], BeforeValidator(_finite_values)]
 
     @model_validator(mode="after")
     def _value_matches_op(self) -> "FilterSpec":
@@ -128,6 +182,14 @@ def _default_steps() -> list[StepSpec]:
     return [StepSpec(name=e, events=[e]) for e in EVENTS.funnel]
 
 
+FORMAT_STEPS: dict[str, tuple[str, ...]] = {
+    "rees46": (EVENTS.view, EVENTS.cart, EVENTS.purchase),
+    "retailrocket": (EVENTS.view, EVENTS.cart, EVENTS.purchase),
+}
+"""Default funnel steps of formats whose logs have no checkout event (the others: view → cart →
+checkout → purchase). A checkout step on such a log would match nothing and read as 0% conversion."""
+
+
 class FunnelParams(_Strict):
     steps: list[StepSpec] = Field(default_factory=_default_steps, min_length=2)
     window: Duration = dt.timedelta(days=7)
@@ -135,9 +197,15 @@ class FunnelParams(_Strict):
     unit: Literal["user", "session"] = "user"
     exclusions: list[ExclusionSpec] = []
     censoring: Literal["exclude", "naive"] = "exclude"
+    entry: Literal["first", "every"] = "first"
+    """``first``: one window per unit from its first entry (a cohort rate); ``every``: each first-step
+    event opens a window of its own, as ClickHouse's windowFunnel counts (see ``funnelkit.funnel``)."""
     attribution: Literal["first_step", "last_step"] = "first_step"
     breakdowns: list[str] = []
     """Segment columns to break conversion down by (they must exist in the data)."""
+    min_segment_units: int = Field(default=30, ge=0)
+    """In the report's breakdowns, segment values with fewer entrants than this are pooled into one row
+    "other (n values under 30 units)" before the intervals and the test (0 keeps every value)."""
     trend_freq: Literal["day", "week"] = "week"
 
     @model_validator(mode="after")
@@ -155,6 +223,38 @@ class FunnelParams(_Strict):
         return self
 
 
+def _parse_instant(value: Any) -> Any:
+    """A date, a date-time or an ISO string as a UTC date-time (a naive one is taken as UTC)."""
+    if isinstance(value, (str, dt.date)):
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"expected a date or date-time such as 2026-09-01 or '2026-09-01 12:00+02:00', "
+                             f"got {value!r}") from exc
+        if pd.isna(stamp):
+            raise ValueError(f"expected a date or date-time, got {value!r}")
+        return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+    return value
+
+
+Instant = Annotated[dt.datetime, BeforeValidator(_parse_instant),
+                    PlainSerializer(lambda value: value.isoformat(), return_type=str)]
+
+
+class TimeRange(_Strict):
+    """Explicit bounds on event times (UTC when written without a zone): events before ``start`` or
+    at or after ``end`` are excluded from the analysis and counted in the validation report."""
+
+    start: Union[Instant, None] = None
+    end: Union[Instant, None] = None
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> "TimeRange":
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})")
+        return self
+
+
 class DataParams(_Strict):
     """Where the events come from and how to read them."""
 
@@ -163,6 +263,9 @@ class DataParams(_Strict):
     format: Literal["canonical", "rees46", "retailrocket", "ga4", "custom"] = "canonical"
     columns: dict[str, str] = {}
     """Custom mapping: canonical column name -> column name in the source."""
+    event_type: Union[Annotated[str, Field(min_length=1)], None] = None
+    """For a log without an event type column (a ratings or orders log): every row is one event of this
+    type, e.g. ``purchase`` or ``rating``. Null: the log's event type column is required."""
     event_names: dict[str, str] = {}
     """Source event name -> canonical event type (added to the format's own mapping)."""
     segments: Union[list[str], None] = None
@@ -176,6 +279,13 @@ class DataParams(_Strict):
     null_ids: Literal["error", "drop"] = "error"
     currency: str = "EUR"
     """Currency of the price column, for revenue figures in reports."""
+    merge_event_names: bool = False
+    """Allow a mapping (``event_names`` or the format's own) onto an event name the log already
+    holds, merging both; without it such a mapping is an error naming both names and their counts."""
+    time_range: Union[Literal["auto", "all"], TimeRange] = "auto"
+    """Which event times are plausible: ``auto`` keeps the bulk of the log (its 5th to 95th
+    percentile day) widened by that span, at least 7 days, on each side; ``{start, end}`` keeps
+    start <= time < end; ``all`` keeps every event. Events outside are excluded and counted."""
 
 
 class SimulationParams(_Strict):
@@ -198,11 +308,16 @@ class SimulationParams(_Strict):
 
 
 class ALSSettings(_Strict):
-    """Hyperparameters of implicit's ``AlternatingLeastSquares``."""
+    """Hyperparameters of implicit's ``AlternatingLeastSquares``.
 
-    factors: int = Field(default=64, ge=1)
-    regularization: float = Field(default=0.05, ge=0)
-    alpha: float = Field(default=10.0, gt=0)
+    The defaults (16 factors, λ 1, α 1) were the best of the default sweep on both the built-in shop
+    and a MovieLens-shaped ratings log; the former 64 / 0.05 / 10 reached 0.7× and 0.6× of their NDCG@10
+    (README, "Default ALS settings"). The recommendation notebook uses the sweep's choice regardless.
+    """
+
+    factors: int = Field(default=16, ge=1)
+    regularization: float = Field(default=1.0, ge=0)
+    alpha: float = Field(default=1.0, gt=0)
     """Confidence scale: implicit trains on alpha × the weighted counts."""
     iterations: int = Field(default=15, ge=1)
 
@@ -228,6 +343,9 @@ class RecommendParams(_Strict):
     weights: dict[str, Annotated[float, Field(ge=0)]] = {EVENTS.view: 1.0, EVENTS.cart: 4.0,
                                                          EVENTS.checkout: 6.0, EVENTS.purchase: 10.0}
     """Weight of one event of each type; event types not listed are ignored."""
+    weight_column: Union[str, None] = None
+    """A numeric column of the log (a rating, a quantity) whose value multiplies each event's type weight;
+    null = every event weighs its type's weight. Values must be finite and >= 0."""
     decay_half_life: Union[Duration, None] = None
     """Halve an event's weight per this much age at the training cut-off; null = no decay."""
     weighting: Literal["none", "bm25", "tfidf"] = "none"
@@ -236,7 +354,11 @@ class RecommendParams(_Strict):
     """Users with fewer distinct training items are left out of training and evaluation."""
     min_item_interactions: int = Field(default=1, ge=1)
     """Items with fewer distinct training users are left out of the catalogue."""
-    split: Literal["temporal", "leave_last_out"] = "temporal"
+    split: Literal["temporal", "user_temporal", "leave_last_out"] = "temporal"
+    """``temporal``: one cut-off for everyone; ``user_temporal``: each user's last ``test_fraction`` of
+    interactions by time; ``leave_last_out``: each user's last test item (``funnelkit.recommend.split``)."""
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    """Per-user temporal split: the share of each user's interactions (latest first) held out as their test set."""
     test_period: Duration = dt.timedelta(days=14)
     """Temporal split: the last this-long of the log is the test period (unless ``cutoff`` is set)."""
     cutoff: Union[IsoDate, None] = None
@@ -280,6 +402,11 @@ class AnomalyParams(_Strict):
     """Robust z (median/MAD) beyond which robust z and STL raise an alarm; 3-sigma uses 3."""
     rate_alpha: float = Field(default=0.001, gt=0, lt=1)
     """Family-wise false-alarm rate of the rate test over a series (Bonferroni across periods)."""
+    min_sessions_per_period: int = Field(default=10, ge=1)
+    """Fewest sessions behind a period's conversion rate: a step's rate from fewer sessions (one session
+    moves it by 10 points or more) is left out of every detector. A frequency whose median period has
+    fewer sessions entering the funnel is not monitored at all (too sparse: most of its rates would be
+    left out), and the report says so."""
     top_share: float = Field(default=0.005, gt=0, lt=1)
     """Share of users each flagging detector flags (its top scores)."""
     flag_detectors: list[Literal["3-sigma", "IQR", "IsolationForest", "LOF", "k-means distance"]] = Field(
@@ -326,6 +453,22 @@ class Params(_Strict):
     source_file: Union[Path, None] = Field(default=None, exclude=True)
     """The file these params were read from (set by :func:`load_params`)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_steps_fit_the_format(cls, raw: Any) -> Any:
+        """Without ``funnel.steps``, a format without checkout events gets the steps it has."""
+        if not isinstance(raw, dict):
+            return raw
+        section = raw.get("data")
+        fmt = section.get("format") if isinstance(section, dict) else getattr(section, "format", None)
+        steps = FORMAT_STEPS.get(fmt) if isinstance(fmt, str) else None
+        funnel = raw.get("funnel", {})
+        if isinstance(funnel, FunnelParams):  # built in code: its fields set say what was given
+            funnel = {name: getattr(funnel, name) for name in funnel.model_fields_set}
+        if steps is None or not isinstance(funnel, dict) or "steps" in funnel:
+            return raw
+        return {**raw, "funnel": {**funnel, "steps": [{"name": e, "events": [e]} for e in steps]}}
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
@@ -334,7 +477,7 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     """Make relative paths absolute against ``base`` (the params file's folder)."""
     for section, key in (("data", "source"), ("simulation", "cache_dir")):
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and "\0" not in value:  # a NUL byte: the schema says so
             path = Path(value).expanduser()
             raw[section][key] = path if path.is_absolute() else (base / path).resolve()
     return raw
@@ -369,7 +512,8 @@ def format_validation_error(error: ValidationError, source: str) -> str:
             lines.append(f"  key '{key}' is not accepted; accepted keys here: {accepted}")
         else:
             got = item.get("input")
-            lines.append(f"  key '{key}': {item['msg']} (got {type(got).__name__} {got!r})")
+            message = item["msg"] if len(item["msg"]) <= 300 else item["msg"][:300] + "..."
+            lines.append(f"  key '{key}': {message} (got {type(got).__name__} {_short(got)})")
     return "\n".join(lines)
 
 
@@ -399,20 +543,102 @@ def parse_params(raw: Any, source: str = "<params>", base: Path | None = None) -
     return params
 
 
+MAX_PARAMS_BYTES = 1_000_000
+"""A params file is a few kilobytes; anything near this is not one."""
+MAX_YAML_NODES = 100_000
+"""Values a params file may hold once its aliases are expanded (a "billion laughs" file holds 10⁹)."""
+MAX_YAML_DEPTH = 50
+"""Nesting depth of a params file (the schema needs 5; PyYAML recurses once per level)."""
+
+
+class _YamlLimit(yaml.YAMLError):
+    """The YAML is well formed but too deep or too large once its aliases are expanded."""
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, which also stops at :data:`MAX_YAML_DEPTH` levels of nesting and at
+    :data:`MAX_YAML_NODES` values counted with every alias expanded, before building anything."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _YamlLimit(f"nested more than {MAX_YAML_DEPTH} levels deep (line {self.peek_event().start_mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Values under ``node`` with every alias expanded, counted once per shared node (linear time)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise _YamlLimit("an alias refers to a value that contains it (a recursive structure)")
+    open_nodes.add(key)
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    size = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(key)
+    if size > MAX_YAML_NODES:
+        raise _YamlLimit(f"more than {MAX_YAML_NODES:,} values once its aliases (*name) are expanded")
+    sizes[key] = size
+    return size
+
+
+def _read_yaml(path: Path) -> Any:
+    """The content of a params file, read safely: size, depth and alias expansion capped, UTF-8 only."""
+    size = path.stat().st_size
+    if size > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path}: {size:,} bytes is too large for a params file (at most {MAX_PARAMS_BYTES:,})")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                          "save the params file as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except _YamlLimit as exc:
+        raise ParamsError(f"{path}: not accepted as a params file: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:  # a backstop: the depth cap should stop it first
+        raise ParamsError(f"{path}: not accepted as a params file: nested too deeply") from None
+
+
 def load_params(path: str | Path) -> Params:
     """Read and validate a params file (YAML, safe loader).
+
+    The file may hold at most :data:`MAX_PARAMS_BYTES` bytes of UTF-8, nest at most
+    :data:`MAX_YAML_DEPTH` levels and expand to at most :data:`MAX_YAML_NODES` values.
 
     Raises
     ------
     ParamsError
-        If the file is missing, is not valid YAML, or fails validation.
+        If the file is missing, too large, not UTF-8, not valid YAML, over the limits
+        above, or fails validation.
     """
     path = Path(path)
+    if "\0" in str(path):
+        raise ParamsError(f"params file name contains a NUL byte: {_short(str(path))}")
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    raw = _read_yaml(path)
     params = parse_params(raw, source=str(path), base=path.resolve().parent)
     return params.model_copy(update={"source_file": path.resolve()})

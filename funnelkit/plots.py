@@ -40,6 +40,30 @@ def _log_scale(ax, which: str) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _error_bars(value, low, high) -> np.ndarray:
+    """Matplotlib's (2, n) error bar lengths for intervals ``low``–``high`` around ``value``.
+
+    Rounding noise is clipped to 0: an estimate a rounding error outside its own interval (0 of 7
+    converting, whose Wilson bound once came out 2.8e-17 above 0) must draw a bar of length 0, not
+    stop the report ("'xerr' must not contain negative values").
+
+    Raises
+    ------
+    ValueError
+        If an estimate lies outside its interval by more than 1e-9 of the largest of the three
+        magnitudes: that is a wrong interval, and a zero-length bar would hide it.
+    """
+    value, low, high = (np.asarray(v, dtype=float) for v in (value, low, high))
+    bars = np.vstack([value - low, high - value])
+    noise = 1e-9 * np.maximum.reduce([np.abs(value), np.abs(low), np.abs(high)])
+    wrong = np.flatnonzero((bars < -noise).any(axis=0))
+    if len(wrong):
+        i = wrong[0]
+        raise ValueError(f"{len(wrong)} interval(s) do not contain their estimate, the first at position {i}: "
+                         f"{float(value.flat[i])!r} outside [{float(low.flat[i])!r}, {float(high.flat[i])!r}]")
+    return np.clip(bars, 0.0, None)
+
+
 def _axes(ax, figsize=None):
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize or STYLE["figure.figsize"])
@@ -73,7 +97,7 @@ def breakdown_chart(breakdown, ax=None):
     table = breakdown.table
     fig, ax = _axes(ax, (8.0, 0.5 * len(table) + 1.5))
     y = np.arange(len(table))[::-1]
-    err = np.vstack([table["conversion"] - table["ci_low"], table["ci_high"] - table["conversion"]])
+    err = _error_bars(table["conversion"], table["ci_low"], table["ci_high"])
     ax.errorbar(table["conversion"], y, xerr=err, fmt="o", color=PRIMARY, capsize=4)
     ax.set_yticks(y, [f"{v} (n={n:,})" for v, n in zip(table["value"], table["entrants"])])
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
@@ -222,8 +246,8 @@ def odds_ratio_chart(drivers: pd.DataFrame, ax=None):
     for step in steps:
         rows = (drivers["step"] == step).to_numpy()
         ax.errorbar(drivers.loc[rows, "odds_ratio"], y[rows],
-                    xerr=[drivers.loc[rows, "odds_ratio"] - drivers.loc[rows, "odds_low"],
-                          drivers.loc[rows, "odds_high"] - drivers.loc[rows, "odds_ratio"]],
+                    xerr=_error_bars(drivers.loc[rows, "odds_ratio"], drivers.loc[rows, "odds_low"],
+                                     drivers.loc[rows, "odds_high"]),
                     fmt="o", ms=4, capsize=2, color=colours[step], label=step)
     if "planted" in drivers:
         ax.scatter(np.exp(drivers["planted"]), y, marker="x", color="black", s=18, zorder=3, label="planted")
@@ -284,7 +308,7 @@ def ranking_chart(summary: pd.DataFrame, metric: str = "ndcg", ax=None):
     for i, model in enumerate(models):
         part = rows[rows["model"] == model].set_index("k").loc[ks]
         x = np.arange(len(ks)) + (i - (len(models) - 1) / 2) * width
-        err = np.vstack([part["value"] - part["low"], part["high"] - part["value"]])
+        err = _error_bars(part["value"], part["low"], part["high"])
         ax.bar(x, part["value"], width, yerr=err, capsize=3, label=model, alpha=0.9)
     ax.set_xticks(np.arange(len(ks)), [f"k = {k}" for k in ks])
     ax.set_xlabel("length of the recommendation list (items)")

@@ -39,6 +39,8 @@ __all__ = [
     "export_html",
     "format_metric",
     "metric_label",
+    "not_applicable",
+    "not_applicable_reason",
     "notebook_title",
     "read_metrics",
     "record",
@@ -46,6 +48,9 @@ __all__ = [
 
 METRIC_MIME = "application/vnd.funnelkit.metric+json"
 """MIME type of the display outputs written by :func:`record`."""
+
+NOT_APPLICABLE = "not_applicable"
+"""Name of the metric :func:`not_applicable` records; its value is the reason the study cannot run."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -151,6 +156,98 @@ def record(
     display({METRIC_MIME: metric, "text/plain": ""}, raw=True)
 
 
+# --------------------------------------------------------------------------- not applicable
+
+_CARD = ('<div class="funnelkit-not-applicable" style="border-left: 4px solid #bf8700; background: #fff8c5; '
+         'padding: .8rem 1rem; margin: .5rem 0;"><strong>Not applicable to this log.</strong> {reason}'
+         '<br>The rest of this study is skipped; the other notebooks run as usual.</div>')
+
+
+class _SkipCell:
+    """An IPython input transformer that turns every cell into one that prints ``message``.
+
+    A cell that printed nothing would look as if it ran: in JupyterLab, a cell
+    re-run after fixing the params would silently do nothing.
+    """
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __call__(self, lines: list[str]) -> list[str]:
+        return [f"print({self.message!r})\n"]
+
+
+def not_applicable(reason: Any) -> None:
+    """Stop a study the log cannot support: a card with ``reason``, the status for the index, the rest skipped.
+
+    In a notebook this displays one card ("Not applicable to this log." and the
+    reason), records the metric :data:`NOT_APPLICABLE` whose value is the
+    reason (the index page then shows the notebook as *not applicable*, with
+    the reason, instead of *ok*), and makes every later cell of the kernel
+    print one line instead of running ("skipped: <study> is not applicable to
+    this log (<reason>); restart the kernel to run it again"), so the notebook
+    ends without an error (the runner counts it as run). The HTML report ends
+    at the card (:func:`export_html`), without those lines.
+
+    The call must be the last statement of its cell: the statements after it
+    in the same cell still run.
+
+    Parameters
+    ----------
+    reason : str or exception
+        Typically a :class:`funnelkit.requirements.StudyNotApplicable`;
+        shown as text (escaped).
+
+    Raises
+    ------
+    Exception
+        Outside an IPython kernel (a plain script), where later code cannot be
+        skipped: ``reason`` itself when it is an exception, else a
+        :class:`funnelkit.errors.FunnelkitError` with its text.
+
+    Notes
+    -----
+    The cells are skipped by an input transformer of the kernel
+    (``input_transformers_cleanup``) that stays until the kernel ends; in
+    JupyterLab, restart the kernel to run the notebook again with other
+    parameters.
+    """
+    import html
+
+    text = str(reason)
+    metric = _metric(NOT_APPLICABLE, text, unit=None, label="Not applicable", ci=None)
+    shell = _shell()
+    if shell is None:
+        if isinstance(reason, BaseException):
+            raise reason
+        from .errors import FunnelkitError
+
+        raise FunnelkitError(text)
+    from IPython.display import display
+
+    display({"text/html": _CARD.format(reason=html.escape(text)), "text/plain": f"Not applicable to this log. {text}"},
+            raw=True)
+    display({METRIC_MIME: metric, "text/plain": ""}, raw=True)
+    study = getattr(reason, "study", "this study")
+    skip = _SkipCell(f"skipped: {study} is not applicable to this log ({text}); restart the kernel to run it again")
+    if not any(isinstance(t, _SkipCell) for t in shell.input_transformers_cleanup):
+        shell.input_transformers_cleanup.append(skip)
+
+
+def not_applicable_reason(metrics: dict[str, dict]) -> str | None:
+    """The reason a notebook's study was not applicable (from its metrics, :func:`read_metrics`), or None."""
+    metric = metrics.get(NOT_APPLICABLE)
+    return None if metric is None else str(metric.get("value") or "")
+
+
+def _shell():
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of ipykernel
+        return None
+    return get_ipython()
+
+
 # --------------------------------------------------------------------------- read
 
 
@@ -160,13 +257,16 @@ def _read_notebook(notebook: str | os.PathLike | nbformat.NotebookNode) -> nbfor
     return nbformat.read(os.fspath(notebook), as_version=4)
 
 
-def _metric_outputs(nb: nbformat.NotebookNode):
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for output in cell.get("outputs", []):
-            if output.get("output_type") in ("display_data", "execute_result") and METRIC_MIME in output.get("data", {}):
-                yield output
+def _cell_metrics(cell) -> list[dict]:
+    """The metric dicts of one cell's outputs, in output order."""
+    if cell.cell_type != "code":
+        return []
+    found = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") in ("display_data", "execute_result") and METRIC_MIME in output.get("data", {}):
+            data = output["data"][METRIC_MIME]
+            found.append(json.loads(data) if isinstance(data, str) else data)  # JSON stored as text by some writers
+    return found
 
 
 def read_metrics(notebook: str | os.PathLike | nbformat.NotebookNode) -> dict[str, dict]:
@@ -185,13 +285,11 @@ def read_metrics(notebook: str | os.PathLike | nbformat.NotebookNode) -> dict[st
         record's content wins.
     """
     metrics: dict[str, dict] = {}
-    for output in _metric_outputs(_read_notebook(notebook)):
-        data = output["data"][METRIC_MIME]
-        if isinstance(data, str):  # JSON stored as text by some writers
-            data = json.loads(data)
-        metric = {key: data.get(key) for key in ("name", "value", "unit", "label", "ci")}
-        metric = {k: (list(v) if k == "ci" and v is not None else v) for k, v in metric.items()}
-        metrics[metric["name"]] = metric
+    for cell in _read_notebook(notebook).cells:
+        for data in _cell_metrics(cell):
+            metric = {key: data.get(key) for key in ("name", "value", "unit", "label", "ci")}
+            metric = {k: (list(v) if k == "ci" and v is not None else v) for k, v in metric.items()}
+            metrics[metric["name"]] = metric
     return metrics
 
 
@@ -265,11 +363,13 @@ def _report_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     and every metric output, then every code cell left without outputs (with
     inputs hidden it would only render as an empty box). Error outputs are
     kept: nbconvert turns the traceback's ANSI colours into escaped HTML, so a
-    report never hides that a cell failed.
+    report never hides that a cell failed. A study that was not applicable
+    (:func:`not_applicable`) ends at the cell of its card: the headings and
+    prose of the sections it skipped would describe results that are not there.
     """
     nb = copy.deepcopy(nb)
     cells = []
-    for cell in nb.cells:
+    for cell in nb.cells[:_end_of_study(nb)]:
         if HIDDEN_CELL_TAGS & set(cell.get("metadata", {}).get("tags", [])):
             continue
         if cell.cell_type == "code":
@@ -283,6 +383,14 @@ def _report_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cells.append(cell)
     nb.cells = cells
     return nb
+
+
+def _end_of_study(nb: nbformat.NotebookNode) -> int | None:
+    """Index after the cell that recorded :data:`NOT_APPLICABLE`, or None (the whole notebook)."""
+    for i, cell in enumerate(nb.cells):
+        if any(metric.get("name") == NOT_APPLICABLE for metric in _cell_metrics(cell)):
+            return i + 1
+    return None
 
 
 def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike) -> None:
@@ -338,7 +446,11 @@ def _percent(value: float) -> str:
     pct = value * 100
     if pct == 0 or abs(pct) >= 1:
         return f"{pct:,.1f}%"
-    return f"{pct:.2g}%" if abs(pct) >= 0.001 else f"{pct:.1e}%"
+    if abs(pct) >= 0.001:
+        return f"{pct:.2g}%"
+    # never "4.3e-17%": a reader takes scientific notation for a real figure; below a thousandth of a
+    # percent only the side of zero matters
+    return "< 0.001%" if pct > 0 else "> −0.001%"
 
 
 def _number(value: float | int, unit: str | None) -> str:

@@ -50,6 +50,8 @@ class EventTypes:
     cart: str = "cart"
     checkout: str = "checkout"
     purchase: str = "purchase"
+    refund: str = "refund"
+    """A purchase with a negative price (``funnelkit.data`` renames it): not a conversion, not revenue."""
 
     @property
     def funnel(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Intervals and tests shared by the studies, delegated to statsmodels.
+"""Intervals and tests shared by the studies, delegated to statsmodels and scipy.
 
 Rates are proportions of units; intervals are Wilson score intervals, which
 keep their coverage for small counts and rates near 0 or 1 (unlike the
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.contingency_tables import Table
+from scipy.stats import chi2, fisher_exact, random_table
+from scipy.stats.contingency import expected_freq
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
@@ -16,13 +17,21 @@ from statsmodels.stats.proportion import proportion_confint
 def wilson_interval(successes, trials, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for ``successes / trials`` (elementwise).
 
-    Returns NaN bounds where ``trials`` is 0.
+    Returns NaN bounds where ``trials`` is 0. The bounds are clamped exactly:
+    0 successes give ``low == 0.0``, ``trials`` successes give ``high == 1.0``,
+    and always ``0 <= low <= rate <= high <= 1``. statsmodels' closed formula
+    leaves rounding errors of about 1e-17 there (0 of 7 gives a lower bound
+    2.8e-17 *above* the rate), which would draw negative error bars and print
+    as "4.3e-17%".
     """
     successes = np.asarray(successes, dtype=float)
     trials = np.asarray(trials, dtype=float)
-    safe = np.where(trials > 0, trials, 1.0)
-    low, high = proportion_confint(successes, safe, alpha=alpha, method="wilson")
     empty = trials <= 0
+    safe = np.where(empty, 1.0, trials)
+    low, high = proportion_confint(successes, safe, alpha=alpha, method="wilson")
+    rate = successes / safe
+    low = np.where(successes <= 0, 0.0, np.clip(np.minimum(low, rate), 0.0, 1.0))
+    high = np.where(successes >= safe, 1.0, np.clip(np.maximum(high, rate), 0.0, 1.0))
     return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 
@@ -36,29 +45,94 @@ def rate_frame(successes, trials, alpha: float = 0.05, prefix: str = "") -> pd.D
     return pd.DataFrame({f"{prefix}rate": rate, f"{prefix}ci_low": low, f"{prefix}ci_high": high})
 
 
-def chi2_independence(counts: np.ndarray) -> dict:
-    """Pearson chi-square test of independence of a groups x outcomes table.
+#: Below this smallest expected count the chi-square approximation is not trusted (Cochran's rule).
+MIN_EXPECTED = 5.0
+#: Random tables drawn for the Monte-Carlo test (p-values resolve to 1 / 10,000).
+MONTE_CARLO_TABLES = 9_999
+
+TEST_NAMES = {
+    "chi-square": "Pearson chi-square",
+    "fisher": "Fisher's exact test (an expected count is under 5)",
+    "monte-carlo": f"Monte-Carlo exact test, {MONTE_CARLO_TABLES:,} random tables (an expected count is under 5)",
+    "none": "not tested (fewer than two values with units)",
+}
+"""Readable name of each ``method`` that :func:`chi2_independence` returns."""
+
+
+def chi2_independence(counts: np.ndarray, seed: int = 0) -> dict:
+    """Test of independence of a groups x outcomes table: chi-square, or exact when counts are small.
 
     Rows or columns that are all zero are dropped first (they carry no
-    information and would make the expected counts zero). Returns
-    ``{"chi2", "dof", "pvalue", "min_expected"}``; NaN when fewer than two
-    rows or columns remain. ``min_expected`` below 5 means the chi-square
-    approximation is doubtful.
+    information and would make the expected counts zero). The statistic is
+    always Pearson's chi-square; its p-value comes from
+
+    - the chi-square distribution when the smallest expected count is at
+      least :data:`MIN_EXPECTED` (``method="chi-square"``);
+    - otherwise Fisher's exact test for a 2 x 2 table (``"fisher"``,
+      scipy's two-sided test), or for a larger table a Monte-Carlo exact
+      test (``"monte-carlo"``): the share of :data:`MONTE_CARLO_TABLES`
+      random tables with the observed margins (scipy's ``random_table``)
+      whose statistic is at least the observed one, counting the observed
+      table too, so the p-value is never 0. Deterministic for ``seed``.
+
+    Returns
+    -------
+    dict
+        ``chi2``, ``dof``, ``pvalue``, ``min_expected`` (smallest expected
+        count under independence) and ``method`` (a key of
+        :data:`TEST_NAMES`). NaN statistic and p-value, ``method="none"``,
+        when fewer than two rows or columns remain.
     """
     table = np.asarray(counts, dtype=float)
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0] if table.size else table
     if table.ndim != 2 or min(table.shape) < 2:
-        return {"chi2": np.nan, "dof": 0, "pvalue": np.nan, "min_expected": np.nan}
-    # shift_zeros=False: statsmodels would otherwise add 0.5 to every cell of a table with a zero
-    # (common: a small segment with no conversions) and test a different table
-    result = Table(table, shift_zeros=False).test_nominal_association()
-    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
-    return {
-        "chi2": float(result.statistic),
-        "dof": int(result.df),
-        "pvalue": float(result.pvalue),
-        "min_expected": float(expected.min()),
-    }
+        return {"chi2": np.nan, "dof": 0, "pvalue": np.nan, "min_expected": np.nan, "method": "none"}
+    expected = expected_freq(table)
+    statistic = _pearson(table, expected)
+    dof = (table.shape[0] - 1) * (table.shape[1] - 1)
+    min_expected = float(expected.min())
+    if min_expected >= MIN_EXPECTED:
+        method, pvalue = "chi-square", float(chi2.sf(statistic, dof))
+    elif table.shape == (2, 2):
+        method, pvalue = "fisher", float(fisher_exact(table.astype(np.int64)).pvalue)
+    else:
+        method, pvalue = "monte-carlo", _monte_carlo_pvalue(table, expected, statistic, seed)
+    return {"chi2": float(statistic), "dof": int(dof), "pvalue": pvalue, "min_expected": min_expected,
+            "method": method}
+
+
+def _pearson(table: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Pearson's statistic of each table in ``table`` (last two axes) against ``expected``."""
+    return ((table - expected) ** 2 / expected).sum(axis=(-2, -1))
+
+
+def _monte_carlo_pvalue(table: np.ndarray, expected: np.ndarray, statistic: float, seed: int) -> float:
+    rows, cols = table.sum(axis=1).astype(np.int64), table.sum(axis=0).astype(np.int64)
+    draws = random_table(rows, cols, seed=np.random.default_rng(seed)).rvs(MONTE_CARLO_TABLES)
+    # a relative tolerance: a drawn table equal to the observed one must count as "at least as extreme"
+    # even when the two sums of the same terms round differently
+    extreme = np.count_nonzero(_pearson(draws, expected) >= statistic * (1 - 1e-9))
+    return (extreme + 1) / (MONTE_CARLO_TABLES + 1)
+
+
+def pool_small(frame: pd.DataFrame, key: str, size: str, min_size: int, unit: str = "units") -> pd.DataFrame:
+    """Rows of ``frame`` whose ``size`` is under ``min_size`` summed into one row.
+
+    The pooled row comes last; its ``key`` reads ``"other (3 values under 30
+    units)"`` and every numeric column holds the sum over the pooled rows
+    (so column totals are unchanged); other columns are left empty. Nothing
+    changes when no row is under ``min_size``; a single small row is
+    relabelled too, so the reader sees it was small.
+    """
+    small = frame[size] < min_size
+    if not small.any():
+        return frame.reset_index(drop=True)
+    pooled = frame[small].sum(numeric_only=True).to_frame().T
+    count = int(small.sum())
+    pooled[key] = f"other ({count} value{'s' if count > 1 else ''} under {min_size:,} {unit})"
+    pooled = pooled.astype({c: frame[c].dtype for c in pooled.columns if c != key})
+    return pd.concat([frame[~small], pooled[[c for c in frame.columns if c in pooled.columns]]],
+                     ignore_index=True)
 
 
 def adjust_pvalues(pvalues, method: str = "holm") -> np.ndarray:

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .stats import adjust_pvalues
+from .stats import TEST_NAMES, adjust_pvalues
 
 
 def escape(value) -> str:
@@ -51,10 +51,14 @@ def duration(value) -> str:
     return f"{days:.0f} days" if days == round(days) else f"{days:.1f} days"
 
 
-def money(value: float, currency: str = "") -> str:
+def money(value: float, currency: str = "", digits: int = 0, markdown: bool = False) -> str:
+    """``1,234 EUR``: the amount with ``digits`` decimals, then the currency escaped for HTML (for
+    Markdown with ``markdown=True``), since ``data.currency`` is a string from the params file."""
     if value is None or pd.isna(value):
         return "–"
-    return f"{value:,.0f}{(' ' + currency) if currency else ''}"
+    if not currency:
+        return f"{value:,.{digits}f}"
+    return f"{value:,.{digits}f} {escape_md(currency) if markdown else escape(currency)}"
 
 
 def step_table(steps: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
@@ -76,21 +80,30 @@ def step_table(steps: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
 
 
 def breakdown_tests(breakdowns: list, method: str = "holm") -> pd.DataFrame:
-    """One row per breakdown: chi-square test of independence, with p-values
-    adjusted for testing several breakdowns at once (Holm by default)."""
+    """One row per breakdown: the test of independence of segment and conversion, with p-values
+    adjusted for testing several breakdowns at once (Holm by default).
+
+    The ``test`` column says where each p-value comes from: the chi-square distribution, or an exact
+    test when the smallest expected count is under 5 (:func:`funnelkit.stats.chi2_independence`).
+    """
     raw = [b.test["pvalue"] for b in breakdowns]
     adjusted = adjust_pvalues(raw, method)
     return pd.DataFrame(
         {
             "segment": [escape(b.column) for b in breakdowns],
             "values": [len(b.table) for b in breakdowns],
-            "chi-square": [f"{b.test['chi2']:,.1f}" for b in breakdowns],
+            "test": [TEST_NAMES[b.test.get("method", "chi-square")] for b in breakdowns],
+            "chi-square": [_number(b.test["chi2"]) for b in breakdowns],
             "df": [b.test["dof"] for b in breakdowns],
             "p-value": [_p(p) for p in raw],
             f"p-value ({method}-adjusted)": [_p(p) for p in adjusted],
-            "smallest expected count": [f"{b.test['min_expected']:,.1f}" for b in breakdowns],
+            "smallest expected count": [_number(b.test["min_expected"]) for b in breakdowns],
         }
     )
+
+
+def _number(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:,.1f}"
 
 
 def breakdown_overview(breakdowns: list) -> pd.DataFrame:
@@ -167,8 +180,9 @@ def headline(result, revenue: dict | None, unit: str = "users", currency: str = 
     if revenue is not None and not np.isnan(revenue["revenue"]):
         lines.append(
             f"- **Revenue lost there** (if the lost {unit} had then bought like those who passed): about "
-            f"**{money(revenue['revenue'], currency)}** (95% CI {money(revenue['ci_low'], currency)}–"
-            f"{money(revenue['ci_high'], currency)}), at {money(revenue['revenue_per_conversion'], currency)} per converting unit."
+            f"**{money(revenue['revenue'], currency, markdown=True)}** (95% CI "
+            f"{money(revenue['ci_low'], currency, markdown=True)}–{money(revenue['ci_high'], currency, markdown=True)}), "
+            f"at {money(revenue['revenue_per_conversion'], currency, markdown=True)} per converting unit."
         )
     censored = int(result.censored["units"].sum())
     if censored:

@@ -8,7 +8,56 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
 
+import importlib  # noqa: E402
+
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+IN_CI = os.environ.get("CI") == "true"
+
+# Property tests: in CI the examples are a fixed function of each test (derandomize), so a red run
+# reproduces and a green one is not luck; nothing is read from or written to an example database,
+# and a failure prints the blob that replays it (@reproduce_failure). A developer's run draws new
+# examples every time and keeps the failing ones in .hypothesis/ (git-ignored) to replay them first.
+# HYPOTHESIS_PROFILE=ci (or dev) picks one explicitly, e.g. to reproduce CI's examples locally.
+# Both start from hypothesis's "default" profile, not from the current default, which hypothesis itself
+# switches to its own "ci" profile when it sees a CI variable.
+settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True, database=None,
+                          print_blob=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# hypothesis's defaults: random examples, the local example database
+settings.register_profile("dev", parent=settings.get_profile("default"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that uses the ``spark`` or ``sqlglot`` fixture ``spark``.
+
+    ``-m "not spark"`` then selects what runs without the spark extra (.ci/run's plain path) from the
+    fixtures the tests use, with no list of files to keep up to date.
+    """
+    for item in items:
+        if {"spark", "sqlglot"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.spark)
+
+
+def unavailable(message: str, extra: str) -> None:
+    """Skip a test whose optional dependency is missing, or fail it under ``CI=true``.
+
+    CI installs the ``extra``: a skipped test there would turn a green run into one that
+    never ran the test.
+    """
+    if IN_CI:
+        pytest.fail(f"{message} (CI installs the [{extra}] extra; a skipped test would hide this)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def sqlglot():
+    """The ``sqlglot`` module (the ``spark`` extra): skipped without it locally, a failure under ``CI=true``."""
+    try:
+        return importlib.import_module("sqlglot")
+    except ImportError as exc:
+        unavailable(f"sqlglot is not installed: {exc}", "spark")
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +72,6 @@ def spark():
 
         session = spark_session("local[2]", {"spark.driver.memory": "2g"})
     except Exception as exc:  # ImportError, a missing Java, a JVM that does not start
-        message = f"Spark is not available: {type(exc).__name__}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + ' (CI installs the [spark] extra; a skipped Spark test would hide this)')
-        pytest.skip(message)
+        unavailable(f"Spark is not available: {type(exc).__name__}: {exc}", "spark")
     yield session
     session.stop()

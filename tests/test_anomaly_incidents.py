@@ -52,3 +52,102 @@ def test_alarm_days_and_false_alarm_rates():
     assert rates.loc["robust z", "false alarms"] == 1 and rates.loc["3-sigma", "false alarms"] == 0
     unknown = incidents.false_alarm_rates(alarms, days=10).set_index("detector")
     assert unknown.loc["STL", "alarms"] == 2
+
+
+# --- sparse levels, tiny denominators, drops only (issue 17) ------------------------------------------
+
+
+def test_a_frequency_whose_median_period_has_too_few_sessions_is_not_monitored():
+    from funnelkit.funnel import run_funnel
+    from tests.test_anomaly_kpi import CRAFTED_END, CRAFTED_ROWS, CRAFTED_SPEC
+    from tests.test_funnel import log_of
+
+    _, log = log_of(CRAFTED_ROWS)
+    result = run_funnel(log, CRAFTED_SPEC, data_end=CRAFTED_END)
+    # entrants per hour: 3, 0, 3, then 0 until hour 48 (1): median 0; per day 6, 0, 1: median 1
+    skipped = incidents.sparse_frequencies(result, ["hour", "day"], 1)
+    assert list(skipped) == ["hour"]
+    assert skipped["hour"].startswith("the median hour has 0 session(s) entering the funnel, fewer than")
+    assert list(incidents.sparse_frequencies(result, ["hour", "day"], 2)) == ["hour", "day"]
+    assert incidents.sparse_frequencies(result, ["day"], 1) == {}
+    # the sessions behind each value: entrants for traffic, the step's resolved entrants into it for a rate
+    table = incidents.step_alarms(result, "day")
+    assert table["detector"].unique().tolist() == ["3-sigma", "robust z", "rate test"]  # 3 days: too short for STL
+    sessions = table[table["detector"] == "3-sigma"].groupby("series", sort=False)["sessions"].apply(list).to_dict()
+    assert sessions == {"entrants": [6, 0, 1], "cart": [6, 0, 0], "checkout": [4, 0, 0]}
+
+
+def session_log(rates: list[float], sessions: list[int], seed: int = 0):
+    """One view per session, a cart a minute later for a ``rates[d]`` share of day d's ``sessions[d]`` (exactly)."""
+    import numpy as np
+
+    from funnelkit.eventlog import EventLog
+    from funnelkit.schema import COLUMNS
+    from tests.test_funnel import T0
+
+    rows = []
+    for d, (rate, n) in enumerate(zip(rates, sessions)):
+        carts = set(np.random.default_rng(seed + d).permutation(n)[: round(rate * n)])
+        for i in range(n):
+            start = T0 + pd.Timedelta(days=d, minutes=10 + 2 * i)
+            rows.append((f"s{d}_{i}", start, "view"))
+            if i in carts:
+                rows.append((f"s{d}_{i}", start + pd.Timedelta(minutes=1), "cart"))
+    frame = pd.DataFrame(rows, columns=[COLUMNS.session_id, COLUMNS.event_time, COLUMNS.event_type])
+    frame[COLUMNS.user_id] = frame[COLUMNS.session_id]
+    return EventLog.from_frame(frame)
+
+
+def test_step_alarms_leave_out_tiny_days_alarm_on_drops_only_and_carry_the_sessions():
+    from funnelkit.funnel import run_funnel
+    from tests.test_funnel import T0, steps
+
+    rates = [0.3, 0.32, 0.28, 0.3, 0.33, 0.29, 0.27, 0.31, 0.3, 0.26, 0.3, 0.32, 0.29, 0.34, 0.28, 0.3, 0.31, 0.27,
+             0.33, 0.3, 0.29]
+    sessions = [100] * 21
+    rates[4], rates[10], rates[16] = 0.9, 0.04, 0.0   # a rise, a real drop, and a tiny day converting nothing
+    sessions[16] = 3
+    result = run_funnel(session_log(rates, sessions), steps=steps("view", "cart"), unit="session", window="1h",
+                        data_end=T0 + pd.Timedelta(days=22))  # every session resolved
+    table = incidents.step_alarms(result, "day", min_sessions=10)
+    assert sorted(table["series"].unique()) == ["cart", "entrants"]
+    cart = table[table["series"] == "cart"]
+    assert cart.groupby("detector")["sessions"].apply(list).map(lambda s: s == sessions).all()
+    hits = incidents.conversion_alarms({"day": table})
+    assert set(hits["date"]) == {cart["period"].iloc[10].strftime("%Y-%m-%d")}, hits
+    assert (hits["value"] < hits["expected"]).all() and (hits["sessions"] >= 10).all()
+    # the rise is far out for robust z: left in, only its direction keeps it quiet
+    z = cart[cart["detector"] == "robust z"].reset_index(drop=True)
+    assert z.loc[4, "score"] > 3.5 and not z.loc[4, "alarm"]
+    assert pd.isna(z.loc[16, "value"])
+    # without the minimum, the tiny day's 0 of 3 is a "broken day" to robust z
+    loose = incidents.conversion_alarms({"day": incidents.step_alarms(result, "day")})
+    assert cart["period"].iloc[16].strftime("%Y-%m-%d") in set(loose.loc[loose["detector"] == "robust z", "date"])
+    assert "entrants" not in set(incidents.step_alarms(result, "day", traffic=False)["series"])
+
+
+def test_with_every_frequency_skipped_the_tables_are_empty_not_errors():
+    assert incidents.conversion_alarms({}).empty and incidents.alarm_days({}).empty
+    assert list(incidents.score_table({}, INCIDENTS).columns) == [
+        "frequency", "detector", "alarms", "false_alarms", "precision", "recall", "delay_hours"]
+    assert list(incidents.false_alarm_rates({}, days=10).columns) == ["frequency", "detector", "alarms", "per 30 days"]
+
+
+def test_the_headline_says_which_frequency_was_not_monitored_and_why():
+    from funnelkit.anomaly.impact import headline_text
+
+    overall = {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}
+    distortion = {"difference": 0.001, "low": 0.0, "high": 0.002, "kept": overall}
+    text = headline_text(None, incidents.alarm_days({}), {"events": 0.01, "sessions": 0.02}, distortion, 3,
+                         {"hour": "the median hour has 1 session(s) entering the funnel"})
+    assert "- **Not monitored hourly:** the median hour has 1 session(s) entering the funnel." in text
+    assert "0 day(s) with a drop in a step's conversion" in text
+
+
+def test_false_alarm_rates_when_every_alarm_is_a_true_incident():
+    alarms = {"day": alarm_rows([("checkout", "rate test", 5, True), ("checkout", "STL", 30, False)])}
+    rates = incidents.false_alarm_rates(alarms, days=30, incidents=INCIDENTS).set_index("detector")
+    assert rates["false alarms"].to_dict() == {"rate test": 0, "STL": 0}
+    quiet = {"hour": alarm_rows([("checkout", "STL", 5, False), ("entrants", "STL", 6, True)])}  # no conversion alarm
+    rates = incidents.false_alarm_rates(quiet, days=30, incidents=INCIDENTS)
+    assert rates["false alarms"].tolist() == [0]

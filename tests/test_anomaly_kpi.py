@@ -330,3 +330,111 @@ def test_a_large_rise_does_not_hide_a_drop_through_the_overdispersion_estimate()
     assert out["alarm"].tolist().index(True) == 20 and out["alarm"].sum() == 1
     both = rate_test(pd.Series(reached), pd.Series(trials), direction="both")
     assert set(np.flatnonzero(both["alarm"])) == {10, 20}
+
+
+# --- drops must alarm: every detector, known answers ------------------------------------------
+
+
+def test_robust_z_alarms_on_a_drop_with_the_hand_computed_score():
+    # median 10; |x - 10| = 1, 0, 1, 0, 1, 1, 0, 8: MAD 1, scale 1.4826; the drop to 2 scores -8 / 1.4826
+    values = pd.Series([9.0, 10.0, 11.0, 10.0, 9.0, 11.0, 10.0, 2.0])
+    out = robust_z(values)
+    assert out["expected"].tolist() == [10.0] * 8
+    assert out.loc[7, "score"] == pytest.approx(-8 / 1.4826)
+    assert out.index[out["alarm"]].tolist() == [7]  # |-5.40| > 3.5: a drop alarms like a rise
+
+
+def drop_day_frame(days: int = 28, sessions: int = 400, rate: float = 0.3, broken: int = 17,
+                   seed: int = 7) -> pd.DataFrame:
+    """Sessions viewing, then carting a minute later with probability ``rate``, the same traffic every day;
+    on day ``broken`` the cart rate is cut to 15% of itself, as the simulator's incidents are."""
+    from funnelkit.schema import COLUMNS
+
+    rng = np.random.default_rng(seed)
+    day = np.repeat(np.arange(days), sessions)
+    start = T0 + pd.to_timedelta(day, unit="D") + pd.to_timedelta(rng.integers(0, 22 * 60, day.size), unit="min")
+    carts = rng.random(day.size) < np.where(day == broken, 0.15 * rate, rate)
+    ids = np.array([f"s{i}" for i in range(day.size)])
+    return pd.DataFrame({COLUMNS.user_id: np.concatenate([ids, ids[carts]]),
+                         COLUMNS.session_id: np.concatenate([ids, ids[carts]]),
+                         COLUMNS.event_time: np.concatenate([start, start[carts] + pd.Timedelta(minutes=1)]),
+                         COLUMNS.event_type: ["view"] * day.size + ["cart"] * int(carts.sum())})
+
+
+def test_every_detector_of_the_kpi_study_alarms_on_a_planted_drop():
+    """The notebook records only the best detector's score; here each one must find the broken day itself."""
+    from funnelkit.anomaly.incidents import score_incidents, step_alarms
+    from funnelkit.eventlog import EventLog
+
+    log = EventLog.from_frame(drop_day_frame(broken=17))
+    alarms = step_alarms(run_funnel(log, steps=steps("view", "cart"), unit="session", window="1h"), "day")
+    broken = (T0 + pd.Timedelta(days=17)).strftime("%Y-%m-%d")
+    scores = score_incidents(alarms, [{"step": "cart", "date": broken}], "day").set_index("detector")
+    assert sorted(scores.index) == sorted(DETECTORS)
+    assert scores["recall"].tolist() == [1.0] * len(DETECTORS), scores
+    assert scores["false_alarms"].tolist() == [0] * len(DETECTORS), scores
+
+
+# --- only drops alarm on a rate, tiny denominators are left out (issue 17) ----------------------------
+
+
+def daily_cart(kind: str, seed: int = 3) -> pd.DataFrame:
+    """28 days of 400 sessions converting at 0.3; day 17 is an upward ``blip`` (240 of 400), a real
+    ``drop`` (18 of 400) or a ``tiny`` day (0 of 3 sessions)."""
+    rng = np.random.default_rng(seed)
+    trials, reached = np.full(28, 400), rng.binomial(400, 0.3, 28)
+    if kind == "blip":
+        reached[17] = 240
+    elif kind == "drop":
+        reached[17] = 18
+    else:
+        trials[17], reached[17] = 3, 0
+    series = pd.DataFrame({"period": pd.date_range("2026-09-01", periods=28, freq="D", tz="UTC"),
+                           "entrants": trials, "cart_from": trials, "cart_reached": reached})
+    series["cart_rate"] = series["cart_reached"] / series["cart_from"]
+    return series
+
+
+def alarmed(table: pd.DataFrame) -> dict[str, list[int]]:
+    return {name: np.flatnonzero(part["alarm"]).tolist() for name, part in table.groupby("detector", sort=False)}
+
+
+def test_an_upward_blip_in_a_conversion_rate_is_no_alarm_for_any_detector():
+    out = detect(daily_cart("blip"), "day", "cart_rate")
+    assert alarmed(out) == {name: [] for name in DETECTORS}
+    day = out[out["period"] == out["period"].iloc[17]].set_index("detector")
+    # the blip is far out for the z-score detectors: only its direction keeps it from alarming
+    assert (day.loc[["3-sigma", "robust z", "STL"], "score"] > 4).all()
+    # traffic still alarms both ways: the same blip as a count is an alarm
+    traffic = detect(daily_cart("blip").assign(entrants=lambda f: f["cart_reached"]), "day", "entrants",
+                     detectors=("robust z",))
+    assert np.flatnonzero(traffic["alarm"]).tolist() == [17]
+
+
+def test_a_real_drop_in_a_conversion_rate_alarms_on_every_detector():
+    out = detect(daily_cart("drop"), "day", "cart_rate", min_trials=10)
+    assert alarmed(out) == {name: [17] for name in DETECTORS}
+
+
+def test_a_rate_from_too_few_sessions_is_left_out_of_every_detector():
+    series = daily_cart("tiny")
+    kept = detect(series, "day", "cart_rate")  # min_trials=1: 0 of 3 is a "drop" to the z-scores
+    assert alarmed(kept) == {"3-sigma": [17], "robust z": [17], "STL": [17], "rate test": []}
+    left_out = detect(series, "day", "cart_rate", min_trials=10)
+    assert alarmed(left_out) == {name: [] for name in DETECTORS}
+    day = left_out[left_out["period"] == series["period"].iloc[17]]
+    assert day["value"].isna().all() and day["score"].isna().all()
+    # the rate test leaves the day out of the pooled rate and of the Bonferroni count (27 days)
+    enough = series["cart_from"] >= 10
+    alone = rate_test(series["cart_reached"].where(enough), series["cart_from"].where(enough))
+    test = left_out[left_out["detector"] == "rate test"]
+    assert test["expected"].iloc[0] == pytest.approx(alone.attrs["p0"])
+    assert alone.attrs["p0"] == pytest.approx(series["cart_reached"].drop(17).sum() / (27 * 400))
+    assert alone.attrs["threshold"] == pytest.approx(0.001 / 27)
+
+
+def test_detect_skips_stl_on_a_series_too_short_for_it():
+    short = daily_cart("drop").iloc[8:21].reset_index(drop=True)  # 13 days, fewer than two weeks; the drop is day 9
+    out = detect(short, "day", "cart_rate")
+    assert out["detector"].unique().tolist() == ["3-sigma", "robust z", "rate test"]
+    assert alarmed(out) == {"3-sigma": [9], "robust z": [9], "rate test": [9]}

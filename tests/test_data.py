@@ -562,3 +562,249 @@ def test_simulated_shop_loads_as_canonical_events(tmp_path):
     assert events.columns[:4] == [C.user_id, C.session_id, C.event_time, C.event_type]
     assert column_types(events)[C.event_time] == "TIMESTAMP WITH TIME ZONE"
     assert np.isin(list(events.report.unmapped_events), list(EVENTS.funnel)).sum() == 0
+
+
+# ---------------------------------------------------------------- issue 17: silent wrong answers in loading
+
+
+def test_a_mapping_onto_an_event_name_the_log_already_holds_is_refused(tmp_path):
+    """Raw ``cart`` (a cart-page view) and ``add_to_cart -> cart`` would be counted as one step."""
+    path = canonical_csv(tmp_path / "e.csv", [("u", "2026-01-01T00:00:00Z", "cart")] * 2
+                         + [("u", "2026-01-01T00:01:00Z", "add_to_cart")] * 3 + [("u", "2026-01-01T00:02:00Z", "view")])
+    with pytest.raises(SchemaError) as info:
+        load_events(path, DataParams(event_names={"add_to_cart": EVENTS.cart}))
+    message = str(info.value)
+    assert "'add_to_cart' (3 events)" in message and "'cart' (2 events)" in message
+    assert "data.merge_event_names" in message and "e.csv" in message
+    merged = load_events(path, DataParams(event_names={"add_to_cart": EVENTS.cart}, merge_event_names=True))
+    assert sorted(frame_of(merged)[C.event_type]) == [EVENTS.cart] * 5 + [EVENTS.view]
+
+
+def test_a_format_mapping_onto_a_raw_event_name_is_refused_too(tmp_path):
+    path = write(tmp_path / "events.csv", ["timestamp,visitorid,event,itemid,transactionid",
+                                           "1433221332117,1,addtocart,2,", "1433221332118,1,cart,2,",
+                                           "1433221332119,1,cart,2,"])
+    with pytest.raises(SchemaError, match=r"format 'retailrocket' maps 'addtocart' \(1 events?\) to 'cart'.*"
+                                          r"'cart' \(2 events\)"):
+        load_events(path, DataParams(format="retailrocket"))
+
+
+def test_a_mapping_onto_a_name_the_format_maps_to_itself_is_refused(tmp_path):
+    """REES46 maps its own ``cart`` to cart: mapping ``remove_from_cart`` there too would merge them."""
+    path = write(tmp_path / "r.csv", [REES46_HEADER, *REES46_ROWS])
+    with pytest.raises(SchemaError, match=r"data.event_names maps 'remove_from_cart' \(1 event\) to 'cart'.*"
+                                          r"'cart' \(1 event\)"):
+        load_events(path, DataParams(format="rees46", event_names={"remove_from_cart": EVENTS.cart}))
+
+
+def test_a_raw_name_mapped_away_is_no_merge(tmp_path):
+    path = canonical_csv(tmp_path / "e.csv", [("u", "2026-01-01T00:00:00Z", "cart"),
+                                              ("u", "2026-01-01T00:01:00Z", "add_to_cart")])
+    events = load_events(path, DataParams(event_names={"cart": "cart_page", "add_to_cart": EVENTS.cart}))
+    assert sorted(frame_of(events)[C.event_type]) == [EVENTS.cart, "cart_page"]
+    # two raw names the user sends to one new name on purpose are no surprise either
+    both = load_events(path, DataParams(event_names={"cart": "basket", "add_to_cart": "basket"}))
+    assert frame_of(both)[C.event_type].tolist() == ["basket", "basket"]
+
+
+@pytest.mark.parametrize("name, decoy", [("ev[1].csv", "ev1.csv"), ("a*b.csv", "aXb.csv"), ("q?.csv", "qq.csv")])
+def test_a_file_name_with_glob_characters_is_read_exactly(tmp_path, name, decoy):
+    canonical_csv(tmp_path / decoy, [("decoy", "2026-01-01T00:00:00Z", "view")])
+    path = canonical_csv(tmp_path / name, [("mine", "2026-01-01T00:00:00Z", "view")])
+    events = load_events(path)
+    assert frame_of(events)[C.user_id].tolist() == ["mine"]
+    assert events.report.files == 1 and events.report.rows_read == 1
+    # and the fingerprint covers that same file: changing the decoy changes nothing
+    before = source_fingerprint(path)
+    canonical_csv(tmp_path / decoy, [("decoy", "2026-01-02T00:00:00Z", "cart")])
+    assert source_fingerprint(path) == before
+
+
+def test_a_folder_with_glob_characters_in_its_names_is_read_file_by_file(tmp_path):
+    canonical_csv(tmp_path / "logs[1]" / "a*.csv", [("u1", "2026-01-01T00:00:00Z", "view")])
+    canonical_csv(tmp_path / "logs[1]" / "d[2]" / "b.csv", [("u2", "2026-01-02T00:00:00Z", "cart")])
+    canonical_csv(tmp_path / "logs1" / "a.csv", [("decoy", "2026-01-01T00:00:00Z", "view")])
+    events = load_events(tmp_path / "logs[1]")
+    assert frame_of(events)[C.user_id].tolist() == ["u1", "u2"] and events.report.files == 2
+
+
+def test_a_name_duckdb_cannot_read_exactly_is_an_error_not_another_file(tmp_path):
+    canonical_csv(tmp_path / "b[c.csv", [("decoy", "2026-01-01T00:00:00Z", "view")])
+    path = canonical_csv(tmp_path / "b\\[c.csv", [("mine", "2026-01-01T00:00:00Z", "view")])
+    with pytest.raises(DataError, match=r"b\\\[c\.csv: DuckDB cannot read a file under this name.*rename"):
+        load_events(path)
+
+
+def bulk_rows(n: int = 200, days: int = 10, start: str = "2026-03-01") -> list[tuple]:
+    """``n`` events spread evenly over ``days`` days, for logs with a few odd times added."""
+    t0 = pd.Timestamp(start, tz="UTC")
+    return [(f"u{i % 40}", (t0 + pd.Timedelta(days=days) * i / n).strftime("%Y-%m-%dT%H:%M:%SZ"), "view")
+            for i in range(n)]
+
+
+def test_a_lone_event_far_from_the_bulk_is_excluded_counted_and_does_not_move_the_data_end(tmp_path):
+    rows = bulk_rows() + [("late", "2099-01-01T00:00:00Z", "purchase"), ("early", "1970-01-01T00:00:00Z", "view")]
+    events = load_events(canonical_csv(tmp_path / "e.csv", rows))
+    report = events.report
+    assert (report.rows_read, report.rows_kept) == (202, 200)
+    assert (report.excluded_before, report.excluded_after) == (1, 1)
+    last = max(pd.Timestamp(t) for _, t, _ in bulk_rows())
+    assert events.data_end == last == report.last_event
+    assert report.first_event == utc("2026-03-01")
+    assert set(frame_of(events)[C.user_id]) == {f"u{i}" for i in range(40)}
+    values = dict(zip(*report.to_frame().T.values))
+    assert values["Events outside the plausible time range (excluded)"].startswith("2: 1 before 2026-")
+    assert any("2 events outside" in w for w in report.warnings())
+    kept = load_events(canonical_csv(tmp_path / "e.csv", rows), DataParams(time_range="all"))
+    assert kept.report.rows_kept == 202 and kept.data_end == utc("2099-01-01")
+
+
+def test_a_lone_far_event_in_a_small_log_is_excluded(tmp_path):
+    events = load_events(canonical_csv(tmp_path / "e.csv", bulk_rows(20) + [("late", "2031-01-01T00:00:00Z", "view")]))
+    assert (events.report.rows_kept, events.report.excluded_after) == (20, 1)
+
+
+def test_the_auto_range_starts_and_ends_at_midnight_and_counts_exactly_what_it_drops(tmp_path):
+    """Bulk 2026-03-01 to 03-10 (10 days), widened by 10 days: kept from 02-19 00:00 up to 03-21 00:00."""
+    edges = [("a", "2026-02-18T23:59:59Z", "view"), ("b", "2026-02-19T00:00:00Z", "view"),
+             ("c", "2026-03-20T23:59:59Z", "view"), ("d", "2026-03-21T00:00:00Z", "view")]
+    events = load_events(canonical_csv(tmp_path / "e.csv", bulk_rows() + edges))
+    assert {"b", "c"} <= set(frame_of(events)[C.user_id]) and not {"a", "d"} & set(frame_of(events)[C.user_id])
+    report = events.report
+    assert (report.excluded_before, report.excluded_after, report.rows_kept) == (1, 1, 202)
+    assert (report.range_start, report.range_end) == (utc("2026-02-19"), utc("2026-03-21"))
+
+
+@pytest.mark.parametrize("shape", ["uniform", "growing", "two_bursts", "single_day"])
+def test_a_normal_log_loses_nothing_to_the_time_range(tmp_path, shape):
+    rng = np.random.default_rng(3)
+    u = rng.random(2000)
+    days = {"uniform": 90 * u, "growing": 365 * u ** 0.25,  # traffic grows like t³ over a year
+            "two_bursts": np.where(u < 0.5, u, 59 + u), "single_day": u}[shape]
+    times = pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(np.sort(days), unit="D")
+    rows = [(f"u{i % 97}", t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "view") for i, t in enumerate(times)]
+    events = load_events(canonical_csv(tmp_path / "e.csv", rows))
+    assert events.report.rows_kept == 2000 and events.report.excluded_before == events.report.excluded_after == 0
+
+
+@pytest.mark.parametrize("odd", ["infinity", "-infinity", "12026-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+def test_infinite_and_unrepresentable_times_are_excluded_not_a_crash(tmp_path, odd):
+    events = load_events(canonical_csv(tmp_path / "e.csv", bulk_rows() + [("odd", odd, "view")]))
+    assert events.report.rows_kept == 200 and events.report.excluded_before + events.report.excluded_after == 1
+    assert "odd" not in set(frame_of(events)[C.user_id])  # pandas can hold every kept time
+
+
+def test_unrepresentable_times_are_an_error_when_every_event_is_kept(tmp_path):
+    path = canonical_csv(tmp_path / "e.csv", bulk_rows() + [("odd", "infinity", "view")] * 2)
+    with pytest.raises(DataError, match=r"'event_time': 2 timestamps are outside .*1678.*2262.*first at row 201 "
+                                        r"\(line 202\): 'infinity'"):
+        load_events(path, DataParams(time_range="all"))
+
+
+def test_an_explicit_time_range_keeps_start_up_to_end(tmp_path):
+    rows = [("u", f"2026-01-0{d}T00:00:00Z", "view") for d in range(1, 6)]
+    events = load_events(canonical_csv(tmp_path / "e.csv", rows),
+                         DataParams(time_range={"start": "2026-01-02", "end": "2026-01-04"}))
+    assert frame_of(events)[C.event_time].tolist() == [utc("2026-01-02"), utc("2026-01-03")]
+    assert (events.report.excluded_before, events.report.excluded_after) == (1, 2)
+
+
+def test_every_event_outside_the_range_is_an_error_naming_the_loaded_range(tmp_path):
+    path = canonical_csv(tmp_path / "e.csv", [("u", "2026-01-01T00:00:00Z", "view")])
+    with pytest.raises(DataError, match="all 1 events are outside data.time_range.*2026-01-01"):
+        load_events(path, DataParams(time_range={"start": "2027-01-01"}))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-03-29 1:5", "2026-03-29 05:05"), ("2026-03-29  10:05:00", "2026-03-29 14:05"),
+    ("2026-03-29T1:05:07", "2026-03-29 05:05:07"), ("2026-3-9 10:05", "2026-03-09 14:05"),
+    ("2026/03/29 10:05", "2026-03-29 14:05"), ("2026-03-29", "2026-03-29 04:00"),
+])
+def test_every_naive_time_is_read_in_the_assumed_zone(tmp_path, text, expected):
+    path = canonical_csv(tmp_path / "e.csv", [("u", text, "view")])
+    events = load_events(path, DataParams(assume_timezone="America/New_York"))
+    assert frame_of(events)[C.event_time].tolist() == [utc(expected)]
+    with pytest.raises(SchemaError, match="assume_timezone"):
+        load_events(path)
+
+
+def test_a_twelve_hour_clock_is_unparsable_not_misread(tmp_path):
+    path = canonical_csv(tmp_path / "e.csv", [("u", "2026-03-29 1:05:07 PM", "view")])
+    with pytest.raises(DataError, match="cannot be parsed"):
+        load_events(path, DataParams(assume_timezone="UTC"))
+
+
+def test_report_gives_the_loaded_time_range_and_the_plausible_one(tmp_path):
+    report = load_events(canonical_csv(tmp_path / "e.csv", bulk_rows())).report
+    values = dict(zip(*report.to_frame().T.values))
+    assert values["First event"] == "2026-03-01 00:00:00 UTC" and values["Last event"] == "2026-03-10 22:48:00 UTC"
+    assert values["Time span"] == "9 days 22 hours 48 minutes"
+    # the bulk (5th to 95th percentile day) is 2026-03-01 to 03-10: 10 days, widened by 10 days on each side
+    assert values["Plausible time range"] == ("2026-02-19 00:00:00 UTC to 2026-03-21 00:00:00 UTC "
+                                              "(auto: the bulk of the log widened by its span)")
+    assert values["Events outside the plausible time range (excluded)"] == "none"
+    assert report.warnings() == []
+
+
+def test_warnings_flag_a_timestamp_unit_off_by_a_thousand(tmp_path):
+    seconds = [1_772_000_000 + 3_600 * i for i in range(100)]  # March 2026, read as milliseconds: January 1970
+    path = write(tmp_path / "e.csv", ["user_id,event_time,event_type"] + [f"u,{s},view" for s in seconds])
+    report = load_events(path, DataParams(timestamp_unit="ms")).report
+    assert report.first_event.year == 1970
+    (warning,) = report.warnings()
+    assert "1970-01-21" in warning and "before 1990" in warning and "data.timestamp_unit" in warning
+    assert load_events(path, DataParams(timestamp_unit="s")).report.warnings() == []
+    # read as microseconds in the wrong direction: year 58,000 and beyond, nothing pandas can hold
+    with pytest.raises(DataError, match="all 100 events are outside.*data.timestamp_unit"):
+        load_events(write(tmp_path / "ms.csv", ["user_id,event_time,event_type"]
+                          + [f"u,{s * 1000},view" for s in seconds]), DataParams(timestamp_unit="s"))
+
+
+def test_warnings_flag_many_events_within_a_minute(tmp_path):
+    rows = [("u", f"2026-01-01T00:00:{i % 50:02d}Z", "view") for i in range(1001)]
+    (warning,) = load_events(canonical_csv(tmp_path / "e.csv", rows)).report.warnings()
+    assert "1,001 events" in warning and "49 seconds" in warning
+
+
+def test_warnings_flag_times_far_in_the_future(tmp_path):
+    rows = [("u", f"2090-01-{d:02d}T00:00:00Z", "view") for d in range(1, 20)]
+    (warning,) = load_events(canonical_csv(tmp_path / "e.csv", rows)).report.warnings()
+    assert "2090-01-19" in warning and "in the future" in warning
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "Infinity", "NaN"])
+def test_non_finite_prices_are_refused_naming_column_count_and_first_row(tmp_path, bad):
+    rows = [REES46_ROWS[0], REES46_ROWS[1].replace("33.20", bad), REES46_ROWS[2].replace("33.20", bad)]
+    with pytest.raises(DataError, match=rf"'price': 2 prices are not finite numbers; first at row 2 \(line 3\): "
+                                        rf"'{bad}'"):
+        load_events(write(tmp_path / "r.csv", [REES46_HEADER, *rows]), DataParams(format="rees46"))
+
+
+def test_non_finite_prices_in_parquet_are_refused(tmp_path):
+    pd.DataFrame({C.user_id: ["u", "u"], C.event_time: pd.to_datetime(["2026-01-01", "2026-01-02"], utc=True),
+                  C.event_type: ["view", "purchase"], C.price: [1.0, np.inf]}).to_parquet(tmp_path / "e.parquet")
+    with pytest.raises(DataError, match=r"'price': 1 prices are not finite numbers; first at row 2: 'inf'"):
+        load_events(tmp_path / "e.parquet")
+
+
+def test_negative_purchase_prices_are_refunds_kept_apart_from_purchases(tmp_path):
+    header = (C.user_id, C.event_time, C.event_type, C.price)
+    path = canonical_csv(tmp_path / "e.csv", [
+        ("u", "2026-01-01T00:00:00Z", "view", "-3"), ("u", "2026-01-01T00:01:00Z", "purchase", "20"),
+        ("u", "2026-01-02T00:00:00Z", "purchase", "-20"), ("v", "2026-01-02T00:00:00Z", "purchase", "-5.5"),
+        ("v", "2026-01-02T00:01:00Z", "purchase", "0")], header=header)
+    events = load_events(path)
+    frame = frame_of(events).sort_values([C.event_time, C.user_id])
+    assert frame[C.event_type].tolist() == ["view", "purchase", "refund", "refund", "purchase"]
+    assert (frame.loc[frame[C.event_type] == EVENTS.purchase, C.price] >= 0).all()
+    assert (events.report.refunds, events.report.refund_total) == (2, -25.5)
+    values = dict(zip(*events.report.to_frame().T.values))
+    assert values["Refunds (purchases with a negative price)"].startswith("2, totalling -25.50")
+
+
+def test_pandas_index_columns_in_parquet_are_not_segments(tmp_path):
+    frame = pd.DataFrame({C.user_id: ["u", "v", "w"], C.event_time: pd.to_datetime(["2026-01-01"] * 3, utc=True),
+                          C.event_type: ["view"] * 3, "device": ["m", "d", "m"]})
+    frame[frame[C.user_id] != "v"].to_parquet(tmp_path / "e.parquet")  # a filtered frame keeps its index
+    events = load_events(tmp_path / "e.parquet")
+    assert events.segments == ("device",) and "__index_level_0__" not in events.columns

@@ -126,3 +126,46 @@ def test_a_log_without_checkouts_chains_purchase_to_cart():
                           "event_time": [t0, t0 + pd.Timedelta("1min"), t0 + pd.Timedelta("2min"), t0],
                           "event_type": ["view", "cart", "purchase", "view"]})
     assert drivers.funnel_steps(EventLog.from_frame(frame)) == [("cart", None), ("purchase", "cart")]
+
+
+# --------------------------------------------------------------------------- logs without prices
+
+
+@pytest.fixture(scope="module")
+def no_prices(shop):
+    events, anomalous = shop
+    return events.derive(f"SELECT * EXCLUDE (price) FROM {events.table}"), anomalous
+
+
+def test_a_log_without_prices_fits_the_step_models_without_price_features(no_prices):
+    events, anomalous = no_prices
+    assert drivers.left_out_features(events) == {"log_price": "the log has no price column",
+                                                 "price_mean": "the log has no price column"}
+    models = drivers.step_models(events, exclude_users=anomalous)
+    assert [m.step for m in models] == ["cart", "checkout", "purchase"]
+    from funnelkit.features import session_table
+    for model in models:
+        assert "log_price" not in model.X.columns and "log_views" in model.X.columns
+        # the same model by statsmodels on the session table: rows are dropped for missing views only
+        table = session_table(events, label=model.step, given=model.given, window="1D")
+        table = table[(table["start"] + pd.Timedelta("1D") <= events.data_end) & ~table["user_id"].isin(anomalous)]
+        table = table.dropna(subset=["log_views"])
+        assert model.sessions == len(table)
+        design = pd.get_dummies(table[["log_views", "device", "channel", "country", "customer_type"]],
+                                dtype=float).drop(columns=["device_desktop", "channel_organic", "country_DE",
+                                                           "customer_type_new"])
+        reference = sm.Logit(table["label"].to_numpy(), sm.add_constant(design)).fit(disp=0)
+        np.testing.assert_allclose(model.results.params["log_views"], reference.params["log_views"], rtol=1e-6)
+
+
+def test_a_log_without_prices_predicts_without_price_mean_and_has_no_order_value(no_prices):
+    from funnelkit.requirements import StudyNotApplicable
+
+    events, anomalous = no_prices
+    X, y, _ = drivers.purchase_data(events, exclude_users=anomalous)
+    assert "price_mean" not in X.columns and not X.isna().any().any()
+    check = drivers.svm_against_sklearn(X, y, max_rows=300).set_index("quantity")["ours"]
+    assert check["relative difference of objectives"] < 1e-6
+    with pytest.raises(StudyNotApplicable, match=r"The order-value model needs the column price; your log has "
+                                                 r"columns user_id, session_id, event_time"):
+        drivers.order_values(events)

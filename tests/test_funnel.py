@@ -242,6 +242,79 @@ def test_missing_columns_give_clear_errors():
         result.breakdown("channel")
 
 
+# --- entry: every (each first-step event opens a window of its own) ----------------------
+
+def test_every_entry_lets_a_later_view_open_the_window_that_converts():
+    """The second view starts the window that reaches purchase: a conversion only under ``every``.
+
+    Ordered mode without limits is where the engine's first-attempt shortcut applies to ``first``;
+    ``every`` must not take it.
+    """
+    rows = [(1, 0, "view"), (1, 100, "view"), (1, 110, "cart"), (1, 120, "checkout"), (1, 130, "purchase"),
+            (2, 0, "view"), (2, 30, "cart")]
+    _, log = log_of(rows)
+    spec = FunnelParams(steps=FOUR, window="1h")
+    first = run_funnel(log, spec, data_end=END)
+    every = run_funnel(log, spec.model_copy(update={"entry": "every"}), data_end=END)
+    assert depths(first) == {1: 1, 2: 2} and depths(every) == {1: 4, 2: 2}
+    assert every.steps["entrants"].tolist() == [2, 2, 1, 1]
+    unit1 = every.unit_frame().set_index("unit").loc[1]
+    # entered with the first view, result and times from the second
+    assert unit1["entry"] == at(0).value // 1000 and unit1["start"] == at(100).value // 1000
+    assert unit1["T3"] - unit1["T0"] == 30 * 60 * 1_000_000
+
+
+@pytest.mark.parametrize("mode", ["ordered", "strict", "any_order"])
+def test_every_entry_counts_a_late_attempt_in_every_mode(mode):
+    # the cart at minute 61 is past the unit's window (first) but within the second view's (every)
+    _, log = log_of([(1, 0, "view"), (1, 30, "view"), (1, 61, "cart")])
+    spec = FunnelParams(steps=steps("view", "cart"), window="1h", mode=mode)
+    assert depths(run_funnel(log, spec, data_end=END)) == {1: 1}
+    assert depths(run_funnel(log, spec.model_copy(update={"entry": "every"}), data_end=END)) == {1: 2}
+
+
+def test_every_entry_counts_only_closed_attempts_of_resolved_units():
+    """An open attempt is neither a conversion nor a drop-off; a unit with none closed is censored.
+
+    The window is closed when it ends exactly at the data end (``t0 + window == data_end``).
+    """
+    end = at(200)
+    rows = [
+        (1, 0, "view"), (1, 150, "view"), (1, 151, "cart"),   # the converting attempt is open at 200
+        (2, 0, "view"), (2, 140, "view"), (2, 141, "cart"),   # ... and this one closes exactly at 200
+        (3, 150, "view"), (3, 151, "cart"),                   # only open attempts: censored
+        (4, 0, "view"),                                       # a closed drop-off
+    ]
+    _, log = log_of(rows)
+    spec = FunnelParams(steps=steps("view", "cart"), window="1h", entry="every")
+    result = run_funnel(log, spec, data_end=end)
+    frame = result.unit_frame().set_index("unit")
+    assert frame["depth"].to_dict() == {1: 1, 2: 2, 3: 2, 4: 1}
+    assert frame["censored"].to_dict() == {1: False, 2: False, 3: True, 4: False}
+    assert result.steps["entrants"].tolist() == [3, 1] and result.censored["units"].tolist() == [0, 1]
+    naive = run_funnel(log, spec.model_copy(update={"censoring": "naive"}), data_end=end)
+    assert depths(naive) == {1: 2, 2: 2, 3: 2, 4: 1}
+
+
+def test_every_entry_checks_exclusions_to_the_attempts_own_window_end():
+    spec = FunnelParams(steps=steps("view", "cart"), window="1h", entry="every",
+                        exclusions=[ExclusionSpec(name="x", events=["leave"])])
+    _, log = log_of([
+        # the leave at 30 drops the first attempt; the second one's window ends at 110
+        (1, 0, "view"), (1, 30, "leave"), (1, 50, "view"), (1, 110, "leave"),  # dropped too: no unit left
+        (2, 0, "view"), (2, 30, "leave"), (2, 50, "view"), (2, 111, "leave"),  # kept: the result is the second
+    ])
+    frame = run_funnel(log, spec, data_end=END).unit_frame().set_index("unit")
+    assert frame["depth"].to_dict() == {2: 1} and frame.loc[2, "start"] == at(50).value // 1000
+
+
+def test_every_entry_attributes_the_segment_of_the_attempt_that_gave_the_result():
+    _, log = log_of([(1, 0, "view", "desktop"), (1, 100, "view", "mobile"), (1, 110, "cart", "mobile")])
+    spec = FunnelParams(steps=steps("view", "cart"), window="1h", entry="every")
+    table = run_funnel(log, spec, data_end=END).breakdown("device").table.set_index("value")
+    assert table["converted"].to_dict() == {"mobile": 1}
+
+
 def test_transition_matrix_and_dropoff_paths():
     _, log = log_of([(1, 0, "view"), (1, 1, "cart"), (1, 2, "view"), (1, 3, "view"), (2, 0, "view"), (2, 1, "cart")])
     counts = transition_matrix(log, unit="user", normalize=False)
@@ -259,12 +332,24 @@ TYPES = ["a", "b", "c", "d", "x"]
 
 
 @st.composite
-def random_case(draw):
+def random_case(draw, entry: str = "first", mode: str | None = None):
+    """A small random log and funnel; with ``entry="every"`` units come in visits (a few events
+    close together, visits minutes apart), so units make several attempts with windows of their own."""
     n_units = draw(st.integers(1, 5))
     rows = []
+
+    def event():
+        return draw(st.sampled_from(TYPES)), draw(st.sampled_from(["m", "d"]))
+
     for unit in range(n_units):
-        for _ in range(draw(st.integers(0, 10))):
-            rows.append((unit, draw(st.integers(0, 40)), draw(st.sampled_from(TYPES)), draw(st.sampled_from(["m", "d"]))))
+        if entry == "first":
+            for _ in range(draw(st.integers(0, 10))):
+                rows.append((unit, draw(st.integers(0, 40)), *event()))
+            continue
+        for _ in range(draw(st.integers(1, 3))):
+            start = draw(st.integers(0, 40))
+            offsets = draw(st.lists(st.integers(0, 6), min_size=1, max_size=5))
+            rows += [(unit, start + offset, *event()) for offset in offsets]
     n_steps = draw(st.integers(2, 4))
     step_specs = []
     for k in range(n_steps):
@@ -281,12 +366,17 @@ def random_case(draw):
         exclusions.append(ExclusionSpec(name="x", events=events, between=[f"s{a}", f"s{b}"]))
     spec = FunnelParams(
         steps=step_specs,
-        window=draw(st.sampled_from(["5min", "15min", "1h"])),
-        mode=draw(st.sampled_from(["ordered", "strict", "any_order"])),
+        # with "every", windows shorter than the log's 40 minutes give units several attempts of their own
+        window=draw(st.sampled_from(["5min", "15min", "1h"] if entry == "first" else ["5min", "10min", "15min"])),
+        mode=mode or draw(st.sampled_from(["ordered", "strict", "any_order"])),
+        entry=entry,
         exclusions=exclusions,
         censoring=draw(st.sampled_from(["exclude", "naive"])),
     )
     data_end = at(draw(st.integers(0, 60)))
+    if entry == "every" and rows and draw(st.booleans()):
+        # the data ends exactly when some attempt's window closes: the edge between closed and open
+        data_end = at(draw(st.sampled_from(sorted({r[1] for r in rows})))) + spec.window
     return rows, spec, data_end
 
 
@@ -298,7 +388,21 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_case())
 def test_engine_agrees_with_brute_force(case):
-    rows, spec, data_end = case
+    _check_against_brute_force(*case)
+
+
+@pytest.mark.parametrize("mode", ["ordered", "strict", "any_order"])
+def test_every_entry_agrees_with_brute_force(mode):
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(random_case(entry="every", mode=mode))
+    def check(case):
+        _check_against_brute_force(*case)
+
+    check()
+
+
+def _check_against_brute_force(rows, spec, data_end):
+    """Per-unit table, step counts and both breakdown attributions equal the brute force's."""
     if not rows:
         return
     frame, log = log_of(rows)

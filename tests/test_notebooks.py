@@ -1,17 +1,38 @@
 """Every notebook, executed through the runner on params/ci.yaml, against the planted truth."""
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import pandas as pd
 
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+from benchmarks.workloads import _pandas_funnel_answer
 from funnelkit import runner
+from funnelkit.params import load_params
 from funnelkit.report import read_metrics
+from funnelkit.schema import COLUMNS
+from funnelkit.simulate import ensure_dataset
 
 from tests.reference.ranking_bruteforce import user_metrics
 
+pytestmark = pytest.mark.notebooks  # slow: .ci/run's plain path leaves them to the full run
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+USER = COLUMNS.user_id
+
+
+def pandas_overall(events, spec) -> tuple[int, int]:
+    """(entrants, converted) of ``spec``'s funnel over ``events`` (a Parquet path or a frame), by pandas."""
+    if isinstance(events, pd.DataFrame):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "events.parquet"
+            events.to_parquet(path, index=False)
+            return pandas_overall(path, spec)
+    steps = _pandas_funnel_answer(str(events), spec)
+    return int(steps["entrants"].iloc[0]), int(steps["entrants"].iloc[-1])
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +59,13 @@ def test_funnel_eda_recovers_the_planted_step_rates(reports):
     assert metrics["planted_steps_total"]["value"] == 3
     assert metrics["planted_steps_inside_ci"]["value"] == 3
     assert metrics["planted_max_abs_z"]["value"] < 3
+    # the overall conversion and its Wilson interval, recomputed from the shop's events by the pandas funnel of
+    # benchmarks/workloads.py (checked against the brute force, independent of the engine) and statsmodels
+    params = load_params(ROOT / "params" / "ci.yaml")
+    entrants, converted = pandas_overall(ensure_dataset(params.simulation).events_path, params.funnel)
     overall = metrics["overall_conversion"]
-    low, high = overall["ci"]
-    assert 0 < low < overall["value"] < high < 0.2
+    assert overall["value"] == pytest.approx(converted / entrants, rel=1e-12)
+    assert overall["ci"] == pytest.approx(list(proportion_confint(converted, entrants, method="wilson")), rel=1e-9)
     assert metrics["worst_step"]["value"] == "cart"  # planted: view → cart loses most
     assert metrics["events"]["value"] > 10_000
 
@@ -105,8 +130,26 @@ def test_anomaly_study_finds_the_planted_incident_days_and_bots_on_the_default_s
     assert m["best_bot_pr_auc"]["value"] >= 0.95
     # flags are leads: fewer than 1% of the 50,000 customers among them
     assert m["humans_flagged"]["value"] < 500
-    low, high = m["conversion_distortion"]["ci"]
-    assert low <= m["conversion_distortion"]["value"] <= high
+    # the distortion recomputed from flagged_users.csv by the pandas funnel (independent of the engine): the
+    # difference of two conversions, and Newcombe's interval of removed vs kept units scaled by their share
+    params = load_params(ROOT / "params" / "default.yaml")
+    dataset = ensure_dataset(params.simulation)
+    events = pd.read_parquet(dataset.events_path)
+    flagged = set(pd.read_csv(default_reports / "04_anomaly_studies_files" / "flagged_users.csv")[USER].astype(str))
+    n_all, c_all = pandas_overall(events, params.funnel)
+    n_kept, c_kept = pandas_overall(events[~events[USER].astype(str).isin(flagged)], params.funnel)
+    distortion = m["conversion_distortion"]
+    assert distortion["value"] == pytest.approx(c_all / n_all - c_kept / n_kept, rel=1e-9)
+    low, high = confint_proportions_2indep(c_all - c_kept, n_all - n_kept, c_kept, n_kept, method="newcomb",
+                                           compare="diff")
+    share = (n_all - n_kept) / n_all
+    assert distortion["ci"] == pytest.approx([share * low, share * high], rel=1e-9)
+    # the planted truth: without every planted bot, click-farm and fake-order account conversion is lower; the
+    # flagged users account for part of that (the study flags few of the fake-order ring), never more
+    humans = set(dataset.labels().query("label == 'human'")[USER].astype(str))
+    n_humans, c_humans = pandas_overall(events[events[USER].astype(str).isin(humans)], params.funnel)
+    planted = c_all / n_all - c_humans / n_humans
+    assert 0 < distortion["value"] < planted
 
 
 def test_anomaly_study_finds_bots_and_writes_the_flagged_files(reports):

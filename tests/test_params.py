@@ -82,3 +82,120 @@ def test_yaml_round_trip_keeps_every_value(window, text):
 def test_memory_limit_must_be_a_size():
     with pytest.raises(ParamsError, match="engine.memory_limit"):
         parse_params({"engine": {"memory_limit": "1GB'; CREATE TABLE x AS SELECT 1; SET memory_limit='1GB"}})
+
+
+# --------------------------------------------------------------------------- hostile params files
+
+
+def test_billion_laughs_is_refused_with_a_short_message(tmp_path):
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        levels.append(f"{name}: &{name} [{','.join(['*' + prev] * 9)}]")
+    path = write(tmp_path, "\n".join(levels) + "\n")
+    assert path.stat().st_size < 400
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert "aliases" in str(err.value) and len(str(err.value)) < 500
+
+
+def test_a_few_aliases_are_still_fine(tmp_path):
+    text = ("funnel:\n  steps:\n    - {name: view, events: [view], filters: &f [{column: device, value: mobile}]}\n"
+            "    - {name: cart, events: [cart], filters: *f}\n")
+    params = load_params(write(tmp_path, text))
+    assert params.funnel.steps[1].filters[0].value == "mobile"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 50 levels"),
+    ("a: &a [*a]\n", "recursive"),
+])
+def test_deep_or_recursive_yaml_is_a_params_error(tmp_path, text, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(write(tmp_path, text))
+
+
+def test_non_utf8_and_huge_files_are_params_errors(tmp_path):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("data:\n  currency: \u20ac\n".encode("cp1252"))
+    with pytest.raises(ParamsError, match=r"not UTF-8 text \(byte 0x80 at offset 18\)"):
+        load_params(latin)
+    huge = write(tmp_path, "# padding\n" * 200_000, name="huge.yaml")
+    with pytest.raises(ParamsError, match="too large for a params file"):
+        load_params(huge)
+
+
+def test_nul_byte_in_source_is_a_params_error(tmp_path):
+    with pytest.raises(ParamsError, match=r"'data.source'.*NUL byte"):
+        load_params(write(tmp_path, 'data:\n  source: "ev\\0.csv"\n'))
+
+
+def test_a_huge_value_is_not_echoed_whole():
+    with pytest.raises(ParamsError) as err:
+        parse_params({"funnel": {"window": "x" * 1_000_000}})
+    assert len(str(err.value)) < 1000 and "'funnel.window'" in str(err.value)
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"data": {"session_gap_minutes": float("inf")}}, "data.session_gap_minutes"),
+    ({"data": {"session_gap_minutes": float("nan")}}, "data.session_gap_minutes"),
+    ({"funnel": {"steps": [{"name": "a", "events": ["view"], "filters": [{"column": "price", "op": "<",
+                                                                          "value": float("nan")}]},
+                           {"name": "b", "events": ["cart"]}]}}, "funnel.steps.0.filters.0.value"),
+    ({"funnel": {"steps": [{"name": "a", "events": ["view"], "filters": [{"column": "price", "op": "in",
+                                                                          "value": [1.0, float("inf")]}]},
+                           {"name": "b", "events": ["cart"]}]}}, "funnel.steps.0.filters.0.value"),
+])
+def test_nan_and_inf_are_rejected_by_the_schema(raw, key):
+    with pytest.raises(ParamsError, match=f"'{key}'") as err:
+        parse_params(raw)
+    assert "finite" in str(err.value) and str(err.value).count("\n") == 1  # one line per bad key
+
+
+# --------------------------------------------------------------------------- defaults that fit the format
+
+
+@pytest.mark.parametrize("fmt, steps", [
+    ("rees46", ["view", "cart", "purchase"]),
+    ("retailrocket", ["view", "cart", "purchase"]),
+    ("ga4", ["view", "cart", "checkout", "purchase"]),
+    ("canonical", ["view", "cart", "checkout", "purchase"]),
+])
+def test_default_steps_fit_the_format(fmt, steps):
+    params = parse_params({"data": {"format": fmt}, "funnel": {"window": "2D"}})
+    assert [s.name for s in params.funnel.steps] == steps
+    assert params.funnel.window == dt.timedelta(days=2)
+    assert parse_params(yaml.safe_load(params.to_yaml())) == params
+
+
+def test_explicit_steps_are_kept_for_any_format():
+    given = [{"name": "view", "events": ["view"]}, {"name": "checkout", "events": ["checkout"]}]
+    params = parse_params({"data": {"format": "rees46"}, "funnel": {"steps": given}})
+    assert [s.name for s in params.funnel.steps] == ["view", "checkout"]
+
+
+def test_default_steps_fit_the_format_when_built_in_code():
+    from funnelkit.params import DataParams, FunnelParams, Params
+
+    params = Params(data=DataParams(format="retailrocket"), funnel=FunnelParams(window=dt.timedelta(hours=2)))
+    assert [s.name for s in params.funnel.steps] == ["view", "cart", "purchase"]
+    assert params.funnel.window == dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize("td, words", [
+    (dt.timedelta(minutes=7), "7 minutes"),
+    (dt.timedelta(days=1, hours=12), "1 day 12 hours"),
+    (dt.timedelta(hours=36), "1 day 12 hours"),
+    (dt.timedelta(seconds=90), "1 minute 30 seconds"),
+    (dt.timedelta(milliseconds=1500), "1.5 seconds"),
+    (dt.timedelta(seconds=1), "1 second"),
+    (dt.timedelta(days=7), "7 days"),
+    (dt.timedelta(0), "0 seconds"),
+])
+def test_describe_duration_in_words(td, words):
+    from funnelkit.params import describe_duration
+
+    assert describe_duration(td) == words
+
+
+def test_window_7m_is_seven_minutes():
+    assert parse_params({"funnel": {"window": "7m"}}).funnel.window == dt.timedelta(minutes=7)

@@ -138,3 +138,107 @@ def test_anomaly_charts_are_labelled_and_mark_the_alarms():
                           "type": ["bot", "any"] * 2, "pr_auc": [0.1, 0.2, 1.0, 0.9]})
     fig = plots.detector_scores_chart(table)
     assert labelled(fig) and sorted(round(p.get_height(), 2) for p in fig.axes[0].patches) == [0.1, 0.2, 0.9, 1.0]
+
+
+# --- error bars are the intervals they are given (read back from matplotlib's artists) ----------------
+
+def error_segments(ax) -> list[tuple[float, float, float]]:
+    """(position, low end, high end) of every error bar drawn on ``ax`` by errorbar() or bar(yerr=...)
+    (bar() draws its error bars through errorbar(), whose container joins the axes' own)."""
+    from matplotlib.container import ErrorbarContainer
+
+    out = []
+    for container in ax.containers:
+        if not isinstance(container, ErrorbarContainer):
+            continue
+        (bars,) = container.lines[2]
+        vertical = not container.has_xerr
+        for (x0, y0), (x1, y1) in bars.get_segments():
+            out.append((x0, min(y0, y1), max(y0, y1)) if vertical else (y0, min(x0, x1), max(x0, x1)))
+    return sorted(out)
+
+
+def test_breakdown_error_bars_span_exactly_the_wilson_intervals(case):
+    _, result = case
+    bd = result.breakdown("device")
+    ax = bd.plot().axes[0]
+    table = bd.table.iloc[::-1]  # drawn bottom-up: the first row at the top
+    expected = sorted(zip(range(len(table)), table["ci_low"], table["ci_high"]))
+    assert (table["ci_high"] - table["ci_low"] > 0.05).all()  # intervals wide enough that zeroing shows
+    assert np.allclose(error_segments(ax), expected, rtol=0, atol=1e-12)
+
+
+def test_odds_ratio_error_bars_span_exactly_the_intervals():
+    import pandas as pd
+
+    drivers = pd.DataFrame({"step": ["cart", "cart", "purchase"], "term": ["mobile", "email", "mobile"],
+                            "odds_ratio": [0.8, 1.5, 2.0], "odds_low": [0.6, 1.1, 1.2],
+                            "odds_high": [1.1, 2.2, 3.5]})
+    ax = plots.odds_ratio_chart(drivers).axes[0]
+    expected = sorted(zip([2, 1, 0], drivers["odds_low"], drivers["odds_high"]))
+    assert np.allclose(error_segments(ax), expected, rtol=1e-12, atol=0)
+
+
+def test_ranking_error_bars_span_exactly_the_bootstrap_intervals():
+    summary = _ranking_summary()  # every interval is (0.8, 1.2) × its value
+    ax = plots.ranking_chart(summary).axes[0]
+    ndcg = summary[summary["metric"] == "ndcg"]
+    got = error_segments(ax)
+    assert sorted((round(low, 12), round(high, 12)) for _, low, high in got) == sorted(
+        (round(low, 12), round(high, 12)) for low, high in zip(ndcg["low"], ndcg["high"]))
+    # each bar carries its own interval: the error bar at a bar's centre spans 0.8 to 1.2 × its height
+    bars = sorted((p.get_x() + p.get_width() / 2, p.get_height()) for p in ax.patches)
+    assert np.allclose(got, [(x, 0.8 * h, 1.2 * h) for x, h in bars], rtol=1e-12, atol=0)
+
+
+def test_trend_band_spans_exactly_the_intervals(case):
+    _, result = case
+    trend = result.trend("day")
+    ax = plots.trend_chart(trend, freq="day").axes[0]
+    (band,) = ax.collections
+    heights = band.get_paths()[0].vertices[:, 1]
+    assert sorted(set(np.round(heights, 12))) == sorted(set(np.round(np.r_[trend["ci_low"], trend["ci_high"]], 12)))
+    assert (trend["ci_high"] - trend["ci_low"] > 0.05).any()
+
+
+def test_breakdown_error_bars_reach_the_interval_and_are_never_negative():
+    """0 of 7 and 7 of 7 converting: statsmodels' Wilson bounds were 1e-17 on the wrong side of the rate."""
+    import pandas as pd
+
+    from funnelkit.funnel import Breakdown
+    from funnelkit.stats import rate_frame
+
+    table = pd.DataFrame({"value": ["none", "all", "some"], "entrants": [7, 7, 30], "converted": [0, 7, 9]})
+    table = pd.concat([table, rate_frame(table["converted"], table["entrants"]).rename(columns={"rate": "conversion"})],
+                      axis=1)
+    raw = table.assign(ci_low=[2.8e-17, 0.6, table["ci_low"][2]])  # a bound a rounding error above its rate
+    for frame in (table, raw):
+        fig = plots.breakdown_chart(Breakdown(column="device", attribution="first_step", table=frame, test={}))
+        (bars,) = fig.axes[0].containers[0].lines[2]
+        ends = np.array([[segment[0][0], segment[1][0]] for segment in bars.get_segments()])
+        assert (ends[:, 1] >= ends[:, 0]).all()
+        expected_low = np.minimum(frame["ci_low"], frame["conversion"])
+        assert np.allclose(ends[:, 0], expected_low) and np.allclose(ends[:, 1], frame["ci_high"])
+
+
+def test_error_bars_clip_rounding_noise_and_refuse_a_really_inverted_interval():
+    """A bound 1e-17 (or 1e-9 of the value) on the wrong side is noise; 1e-6 is a wrong interval, not a 0 bar."""
+    from funnelkit.plots import _error_bars
+
+    bars = _error_bars([0.0, 1.0, 0.3, 250.0], [2.8e-17, 0.6, 0.2, 250.0 + 1e-7], [0.35, 1.0 - 1e-16, 0.5, 260.0])
+    np.testing.assert_array_equal(bars, [[0.0, 0.4, 0.3 - 0.2, 0.0], [0.35, 0.0, 0.5 - 0.3, 10.0]])
+    with pytest.raises(ValueError, match=r"1 interval\(s\) do not contain their estimate.*position 1"):
+        _error_bars([0.0, 0.3], [0.0, 0.3 + 1e-6], [0.35, 0.5])
+    with pytest.raises(ValueError, match="0.7 outside"):
+        _error_bars([0.7], [0.2], [0.5])
+
+
+def test_breakdown_chart_refuses_an_interval_that_excludes_its_rate():
+    import pandas as pd
+
+    from funnelkit.funnel import Breakdown
+
+    table = pd.DataFrame({"value": ["a", "b"], "entrants": [10, 10], "converted": [3, 5], "conversion": [0.3, 0.5],
+                          "ci_low": [0.1, 0.55], "ci_high": [0.6, 0.8]})
+    with pytest.raises(ValueError, match="do not contain their estimate"):
+        plots.breakdown_chart(Breakdown(column="device", attribution="first_step", table=table, test={}))

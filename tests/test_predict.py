@@ -41,8 +41,48 @@ def test_baselines_sit_where_they_must(comparison):
     assert table.loc["logistic", "roc_auc"] > table.loc["one feature", "roc_auc"] + 0.02
     assert table.loc["gradient boosting", "roc_auc"] > table.loc["logistic", "roc_auc"] + 0.02
     assert comparison.best() == "gradient boosting"
-    low, high = table.loc["logistic", ["roc_auc_low", "roc_auc_high"]]
-    assert low < table.loc["logistic", "roc_auc"] < high
+
+
+def population(n: int = 1_000_000, seed: int = 99) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A large fresh sample of the ``data`` fixture's population: features, true logit, label."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({name: rng.normal(size=n) for name in ("strong", "weak", "noise", "interaction")})
+    logit = -2.0 + 1.5 * X["strong"] + 0.7 * X["weak"] + 2.0 * X["strong"] * X["interaction"]
+    return X, logit.to_numpy(), (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).to_numpy().astype(int)
+
+
+def test_auc_intervals_hold_the_population_auc_computed_from_a_million_fresh_draws(comparison):
+    """The one-feature model ranks by ``strong`` alone (a logistic of one feature is monotone in it), so its
+    out-of-fold ROC AUC estimates the population AUC of ``strong``; no model can beat the true logit's AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    X, logit, y = population()
+    strong_auc, bayes_auc = roc_auc_score(y, X["strong"]), roc_auc_score(y, logit)
+    table = comparison.table().set_index("model")
+    low, high = table.loc["one feature", ["roc_auc_low", "roc_auc_high"]]
+    assert low < strong_auc < high
+    assert high - low < 0.25  # an interval, not the whole range
+    assert table.loc["gradient boosting", "roc_auc_low"] < bayes_auc
+    assert table.loc["majority class", ["roc_auc_low", "roc_auc_high"]].tolist() == [0.5, 0.5]
+
+
+def test_corrected_interval_covers_a_known_mean_as_often_as_theory_says():
+    """Fold scores drawn independently from N(0.7, 0.02²), 4 folds: the Nadeau–Bengio interval is the
+    t-interval widened by sqrt(1 + k·test/(1 - test)) = sqrt(1 + 4/3), so it covers 0.7 with probability
+    P(|t_3| < t_{0.975,3}·sqrt(7/3)), about 98.3% (the uncorrected t-interval: 95%); 400 seeded draws."""
+    from scipy import stats
+
+    from funnelkit.predict import ModelComparison
+
+    covered = []
+    for seed in range(400):
+        scores = np.random.default_rng(seed).normal(0.7, 0.02, size=4)
+        folds = pd.DataFrame({"model": "m", "fold": range(4), "roc_auc": scores, "pr_auc": scores,
+                              "brier": scores})
+        row = ModelComparison(folds, {}, np.array([]), test_share=0.25).table().iloc[0]
+        covered.append(row["roc_auc_low"] <= 0.7 <= row["roc_auc_high"])
+    theory = 2 * stats.t.cdf(stats.t.ppf(0.975, 3) * np.sqrt(7 / 3), 3) - 1
+    assert abs(np.mean(covered) - theory) < 0.02, (np.mean(covered), theory)
 
 
 def test_class_weights_change_calibration_not_ranking(comparison):

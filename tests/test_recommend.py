@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,8 @@ from funnelkit.params import ALSSettings, FunnelParams, RecommendParams, Simulat
 from funnelkit.recommend import (ALSRecommender, BPRRecommender, Evaluation, ItemKNNRecommender,
                                  PopularityRecommender, RandomRecommender, chosen_settings, confidence_matrix,
                                  default_cutoff, evaluate, evaluation_users, leave_last_out, make_split,
-                                 models_from_params, sweep, temporal_split, top_k, validation_split)
+                                 models_from_params, sweep, temporal_split, top_k, user_temporal_split,
+                                 validation_split)
 from funnelkit.recommend import explain, metrics
 from funnelkit.simulate import simulate
 from tests.reference import recommend_bruteforce as brute
@@ -945,3 +948,231 @@ def test_bm25_never_gives_a_negative_weight_to_an_item_every_user_has():
     log = EventLog.from_frame(frame_of([("u1", "view", "x", 0), ("u2", "view", "x", 0), ("u1", "view", "y", 1)]))
     matrix = confidence_matrix(log, RecommendParams(weighting="bm25")).matrix
     assert (matrix.data >= 0).all() and matrix.nnz == 3
+
+
+# ---------------------------------------------------------------------------
+# a weight column (a rating, a quantity) multiplies the event type's weight
+# ---------------------------------------------------------------------------
+#   weights {rating: 2}: u1 rates a 4 and b 2.5; u2 rates a 5, then a again 1 (a re-rating adds: 2 × 6)
+WEIGHTED_ROWS = [("u1", "rating", "a", 0, "4"), ("u1", "rating", "b", 1, "2.5"), ("u2", "rating", "a", 2, "5"),
+                 ("u2", "rating", "a", 3, "1"), ("u2", "view", "b", 4, "3")]
+
+
+def weighted_frame(rows) -> pd.DataFrame:
+    frame = frame_of([row[:4] for row in rows])
+    frame["stars"] = [row[4] for row in rows]  # text, as a CSV segment column is loaded
+    return frame
+
+
+def brute_weighted_pairs(frame: pd.DataFrame, spec, as_of=None) -> dict:
+    """{(user, item): Σ type weight × float(weight column) × decay} row by row."""
+    out: dict = {}
+    for row in frame.to_dict("records"):
+        weight = spec.weights.get(row["event_type"], 0.0)
+        if weight <= 0 or row["item_id"] is None:
+            continue
+        factor = 1.0 if spec.decay_half_life is None else 0.5 ** (
+            max((as_of - row["event_time"]) / pd.Timedelta(spec.decay_half_life), 0.0))
+        key = (row["user_id"], row["item_id"])
+        out[key] = out.get(key, 0.0) + weight * float(row[spec.weight_column]) * factor
+    return out
+
+
+def test_weight_column_multiplies_each_events_type_weight_known_answer():
+    log = EventLog.from_frame(weighted_frame(WEIGHTED_ROWS))
+    interactions = confidence_matrix(log, RecommendParams(weights={"rating": 2.0}, weight_column="stars"))
+    assert interactions.user_ids.tolist() == ["u1", "u2"] and interactions.item_ids.tolist() == ["a", "b"]
+    np.testing.assert_allclose(dense(interactions), [[8, 5], [12, 0]])  # the view of b has no weight
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_weight_column_with_decay_equals_the_row_by_row_sum(seed):
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{rng.integers(4)}", str(rng.choice(["view", "cart", "purchase", "click"])),
+             str(rng.choice(["i0", "i1", "i2"])), int(rng.integers(0, 48)), f"{rng.integers(0, 13) / 2:g}")
+            for _ in range(30)]
+    frame = weighted_frame(rows)
+    spec = RecommendParams(weight_column="stars", decay_half_life=dt.timedelta(hours=12))
+    interactions = confidence_matrix(EventLog.from_frame(frame), spec, as_of=at(48))
+    expected = brute_weighted_pairs(frame, spec, as_of=at(48))
+    got = {(str(interactions.user_ids[r]), str(interactions.item_ids[c])): v
+           for r, c, v in zip(*sp.find(interactions.matrix))}
+    assert set(got) <= set(expected)  # sp.find leaves out stored zeros (a weight of 0 is allowed)
+    for pair, value in expected.items():
+        assert got.get(pair, 0.0) == pytest.approx(value, rel=1e-6)
+    assert interactions.matrix.nnz == len(expected)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "1e400", "", "three"])
+def test_weight_column_without_a_finite_non_negative_number_is_a_data_error_naming_the_row(value):
+    rows = WEIGHTED_ROWS + [("u3", "rating", "b", 5, value)]
+    log = EventLog.from_frame(weighted_frame(rows).replace({"stars": {"": None}}))
+    with pytest.raises(DataError, match=r"weight_column 'stars': 1 weighted event.*user u3, item b"):
+        confidence_matrix(log, RecommendParams(weights={"rating": 1.0}, weight_column="stars"))
+
+
+def test_a_bad_weight_on_an_unweighted_event_type_is_ignored():
+    rows = WEIGHTED_ROWS + [("u3", "click", "b", 5, "-1")]
+    log = EventLog.from_frame(weighted_frame(rows))
+    confidence_matrix(log, RecommendParams(weights={"rating": 1.0}, weight_column="stars"))
+
+
+@pytest.mark.parametrize("column", ["quantity", "item_id"])
+def test_weight_column_that_is_not_a_value_column_of_the_log_is_a_schema_error(column):
+    log = EventLog.from_frame(weighted_frame(WEIGHTED_ROWS))
+    with pytest.raises(SchemaError, match=rf"recommend.weight_column: '{column}'.*\['stars'\]"):
+        confidence_matrix(log, RecommendParams(weights={"rating": 1.0}, weight_column=column))
+
+
+# ---------------------------------------------------------------------------
+# the per-user temporal split
+# ---------------------------------------------------------------------------
+#   test_fraction 0.5, weights default (view 1, cart 4, checkout 6, purchase 10), test events cart/purchase
+#   u1: view a 1, view b 2, cart b 3, purchase c 4 -> n 4, last 2 held (cart b, purchase c); b is seen
+#   u2: view c 1 and purchase c 1 (a tie: same item, 'purchase' < 'view' orders the purchase first),
+#       cart a 5 -> n 3, last floor(1.5) = 1 held (cart a); trains on c = 10 + 1
+#   u3: view a 2 -> n 1, nothing to hold out: training only (a short user)
+#   u4: click d 1 -> no interaction at all
+#   u5: purchase b 6 and view a 6 (a tie: a before b) -> n 2, held: purchase b
+USER_TEMPORAL_ROWS = [
+    ("u1", "view", "a", 1), ("u1", "view", "b", 2), ("u1", "cart", "b", 3), ("u1", "purchase", "c", 4),
+    ("u2", "view", "c", 1), ("u2", "purchase", "c", 1), ("u2", "cart", "a", 5),
+    ("u3", "view", "a", 2), ("u4", "click", "d", 1),
+    ("u5", "purchase", "b", 6), ("u5", "view", "a", 6),
+]
+
+
+def test_user_temporal_split_known_answer():
+    log = EventLog.from_frame(frame_of(USER_TEMPORAL_ROWS))
+    split = user_temporal_split(log, RecommendParams(split="user_temporal", test_fraction=0.5))
+    assert split.kind == "user_temporal" and split.cutoff is None
+    assert split.train.user_ids.tolist() == ["u1", "u2", "u3", "u5"]
+    assert split.train.item_ids.tolist() == ["a", "b", "c"]
+    np.testing.assert_allclose(dense(split.train), [[1, 1, 0], [0, 0, 11], [1, 0, 0], [1, 0, 0]])
+    assert truth_pairs(split) == {("u1", "c"), ("u2", "a"), ("u5", "b")}
+    assert split.counts == {"test_pairs": 4, "cold_user_pairs": 0, "cold_item_pairs": 0, "seen_pairs": 1,
+                            "kept_pairs": 3, "test_users": 3, "cold_users": 0, "short_users": 1}
+    assert split.counts_frame()["count"].tolist() == [4, 0, 0, 1, 3, 3, 0, 1]
+    assert "last 50% of each user's interactions" in split.describe(RecommendParams(test_fraction=0.5))
+    assert make_split(log, RecommendParams(split="user_temporal", test_fraction=0.5)).counts == split.counts
+
+
+def test_user_temporal_split_holds_out_the_floor_of_the_fraction_exactly():
+    # 0.29 × 100 is 28.999999999999996 in binary floating point: 29 interactions must still be held out
+    rows = [("u1", "view", f"i{n:03d}", n) for n in range(100)] + [("u2", "view", f"i{99 - n:03d}", n) for n in range(100)]
+    split = user_temporal_split(EventLog.from_frame(frame_of(rows)), RecommendParams(
+        split="user_temporal", test_fraction=0.29, test_events=["view"]))
+    held = {item for user, item in truth_pairs(split) if user == "u1"}
+    assert held == {f"i{n:03d}" for n in range(71, 100)}
+    assert split.counts["short_users"] == 0
+
+
+def test_user_temporal_split_at_one_third_holds_out_a_third():
+    # 0.3333333333333333 is just under 1/3: without a tolerance 3 interactions would hold out 0 and 300 only 99
+    # (u2 and the reversed u300r train on the items u3 and u300 hold out, so these can be scored)
+    rows = ([("u3", "view", f"i{n}", n) for n in range(3)] + [("u2", "view", f"i{2 - n}", n) for n in range(2)]
+            + [("u300", "view", f"i{n:03d}", n) for n in range(300)]
+            + [("u300r", "view", f"i{299 - n:03d}", n) for n in range(300)])
+    spec = RecommendParams(split="user_temporal", test_fraction=1 / 3, test_events=["view"])
+    split = user_temporal_split(EventLog.from_frame(frame_of(rows)), spec)
+    held = {user: {item for u, item in truth_pairs(split) if u == user} for user in ("u2", "u3", "u300")}
+    assert held == {"u2": set(), "u3": {"i2"}, "u300": {f"i{n:03d}" for n in range(200, 300)}}
+    assert split.counts["short_users"] == 1
+    assert "1 users with fewer than 3 interactions train only" in split.describe(spec)
+
+
+@pytest.mark.parametrize("fraction", [1 / 3, 0.29, 0.2, 0.1, 1 / 7, 0.7, 0.999, 1e-4])
+def test_the_fewest_interactions_described_are_the_fewest_that_hold_one_out(fraction):
+    from funnelkit.recommend.split import _min_interactions
+
+    fewest = next(n for n in itertools.count(1) if int(Fraction(str(fraction)) * n + Fraction(1, 10**9)) >= 1)
+    assert _min_interactions(fraction) == fewest
+
+
+def brute_user_temporal(frame: pd.DataFrame, spec) -> tuple[pd.DataFrame, set, int]:
+    """Training rows, held-out test pairs and short users, following the module notes literally."""
+    kinds = {t for t, w in spec.weights.items() if w > 0} | set(spec.test_events)
+    rows = [r for r in frame.to_dict("records") if r["event_type"] in kinds and r["item_id"] is not None]
+    by_user: dict = {}
+    for r in rows:
+        by_user.setdefault(r["user_id"], []).append(r)
+    train, test, short = [], set(), 0
+    for events in by_user.values():
+        events.sort(key=lambda r: (r["event_time"], r["item_id"], r["event_type"]))
+        # floor of the exact decimal product, with the documented tolerance of 1e-9
+        held = int(Fraction(str(spec.test_fraction)) * len(events) + Fraction(1, 10**9))
+        short += held == 0
+        train += events[:len(events) - held]
+        test |= {(r["user_id"], r["item_id"]) for r in events[len(events) - held:]
+                 if r["event_type"] in spec.test_events}
+    return pd.DataFrame(train, columns=frame.columns), test, short
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.3, 1 / 3, 0.5, 0.7])
+@pytest.mark.parametrize("seed", range(8))
+def test_user_temporal_split_equals_the_brute_force_on_random_logs(seed, fraction):
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{rng.integers(5)}", str(rng.choice(["view", "cart", "purchase", "click"])),
+             rng.choice(["i0", "i1", "i2", "i3", "i4", None]), int(rng.integers(0, 12))) for _ in range(60)]
+    frame = frame_of(rows)
+    spec = RecommendParams(split="user_temporal", test_fraction=fraction, exclude_seen=bool(seed % 2),
+                           decay_half_life=dt.timedelta(hours=6) if seed % 3 == 0 else None)
+    log = EventLog.from_frame(frame)
+    train_frame, test, short = brute_user_temporal(frame, spec)
+    expected_train, users, items, _ = brute.confidence(train_frame, spec, as_of=log.data_end)
+    expected, counts = brute.truth(test, expected_train, users, items, spec.exclude_seen)
+    if not expected:
+        with pytest.raises(DataError, match="no test interaction"):
+            user_temporal_split(log, spec)
+        return
+    split = user_temporal_split(log, spec)
+    assert_matches_brute(split.train, train_frame, spec, as_of=log.data_end)
+    assert truth_pairs(split) == expected
+    assert split.counts == {**counts, "short_users": short}
+
+
+def test_user_temporal_validation_split_applies_the_protocol_to_the_training_interactions():
+    rng = np.random.default_rng(0)
+    rows = [(f"u{rng.integers(6)}", str(rng.choice(["view", "cart", "purchase"])), f"i{rng.integers(8)}",
+             int(rng.integers(0, 100))) for _ in range(200)]
+    frame = frame_of(rows)
+    spec = RecommendParams(split="user_temporal", test_fraction=0.25)
+    log = EventLog.from_frame(frame)
+    split = user_temporal_split(log, spec)
+    validation = validation_split(log, spec, split)
+    train_frame, _, _ = brute_user_temporal(frame, spec)
+    inner_train, inner_test, short = brute_user_temporal(train_frame, spec)
+    expected_train, users, items, _ = brute.confidence(inner_train, spec)
+    expected, counts = brute.truth(inner_test, expected_train, users, items, spec.exclude_seen)
+    assert validation.kind == "user_temporal"
+    np.testing.assert_array_equal(validation.train.user_ids, users)
+    np.testing.assert_allclose(dense(validation.train), expected_train, rtol=1e-6)
+    assert truth_pairs(validation) == expected and validation.counts == {**counts, "short_users": short}
+
+
+def test_split_descriptions_name_the_protocol_and_its_leakage(split_log):
+    _, log = split_log
+    spec = RecommendParams(cutoff=dt.date(2026, 3, 6))
+    assert "before 2026-03-06 00:00 UTC" in make_split(log, spec).describe(spec)
+    loo = RecommendParams(split="leave_last_out")
+    assert "last cart or purchase item" in make_split(log, loo).describe(loo)
+    assert "future of the crowd" in make_split(log, loo).describe(loo)
+
+
+def test_user_temporal_split_with_a_weight_column_is_the_same_on_spark(spark):
+    """The split's SQL (window ranks, a DECIMAL fraction, the weight range check) translated to Spark SQL."""
+    from funnelkit.spark import SparkEventLog
+
+    rng = np.random.default_rng(4)
+    rows = [(f"u{rng.integers(6)}", str(rng.choice(["view", "cart", "purchase"])), f"i{rng.integers(8)}",
+             int(rng.integers(0, 100)), f"{rng.integers(1, 11) / 2:g}") for _ in range(150)]
+    frame = weighted_frame(rows)
+    spec = RecommendParams(split="user_temporal", test_fraction=0.3, weight_column="stars")
+    duck, on_spark = (make_split(log, spec) for log in (EventLog.from_frame(frame),
+                                                        SparkEventLog.from_frame(frame, spark)))
+    np.testing.assert_array_equal(on_spark.train.user_ids, duck.train.user_ids)
+    np.testing.assert_allclose(dense(on_spark.train), dense(duck.train), rtol=1e-6)
+    assert truth_pairs(on_spark) == truth_pairs(duck) and on_spark.counts == duck.counts
+    bad = frame.assign(stars=frame["stars"].where(frame.index != 3, "nan"))
+    with pytest.raises(DataError, match="1 weighted event"):
+        make_split(SparkEventLog.from_frame(bad, spark), spec)

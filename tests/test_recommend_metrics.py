@@ -237,10 +237,20 @@ def test_implicit_style_equals_implicit_ranking_metrics(als_case, k):
 # ---------------------------------------------------------------------------
 
 
-def test_bootstrap_interval_contains_mean_and_is_deterministic():
+def test_bootstrap_interval_covers_a_known_mean_about_95_times_in_100():
+    """200 seeded samples of 200 exponential values (mean 1, skewed as per-user metrics are): the percentile
+    interval misses the true mean 1 in about 5% of them (a bit more for a skewed mean at this n)."""
+    covered = []
+    for seed in range(200):
+        values = np.random.default_rng(seed).exponential(size=200)
+        low, high = metrics.bootstrap_interval(values, n_boot=500, seed=seed)
+        covered.append(low <= 1.0 <= high)
+    assert 0.88 <= np.mean(covered) <= 0.98, np.mean(covered)
+
+
+def test_bootstrap_interval_is_deterministic_and_widens_with_the_level():
     values = np.random.default_rng(1).exponential(size=500)
     low, high = metrics.bootstrap_interval(values, seed=3)
-    assert low < values.mean() < high
     assert metrics.bootstrap_interval(values, seed=3) == (low, high)
     assert metrics.bootstrap_interval(values, seed=4) != (low, high)
     wider = metrics.bootstrap_interval(values, seed=3, level=0.99)
@@ -286,11 +296,16 @@ def test_bootstrap_of_a_constant_is_that_constant():
 def test_bootstrap_million_users_is_fast():
     # per-user ranking metrics take few distinct values (ndcg@k of binary relevance)
     rng = np.random.default_rng(8)
-    values = rng.choice(rng.random(300), size=1_000_000)
+    support = rng.random(300)
+    values = rng.choice(support, size=1_000_000)
     start = time.perf_counter()
     low, high = metrics.bootstrap_interval(values, n_boot=1000)
     assert time.perf_counter() - start < 5
-    assert low < values.mean() < high
+    # the multinomial path draws the true bootstrap distribution: the normal-theory interval, with the
+    # standard deviation of the known support
+    half = 1.96 * support.std() / math.sqrt(values.size)
+    assert low == pytest.approx(values.mean() - half, abs=0.1 * half)
+    assert high == pytest.approx(values.mean() + half, abs=0.1 * half)
 
 
 def test_bootstrap_memory_is_bounded():
@@ -315,9 +330,21 @@ def test_paired_difference():
     b = a + rng.normal(scale=0.01, size=a.size)
     estimate, low, high = metrics.paired_difference(a, b, seed=1)
     assert estimate == pytest.approx(a.mean() - b.mean())
-    assert low < estimate < high
     unpaired = metrics.bootstrap_interval(a)
     assert high - low < (unpaired[1] - unpaired[0]) / 10
+
+
+def test_paired_difference_covers_a_known_difference_about_95_times_in_100():
+    """Two models sharing each user's spread (exponential), one better by 0.1 plus its own noise: over 200
+    seeded samples of 300 users the paired interval holds the true difference 0.1 in about 95% of them."""
+    covered = []
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        shared = rng.exponential(size=300)
+        a, b = shared + 0.1 + rng.normal(scale=0.05, size=300), shared
+        _, low, high = metrics.paired_difference(a, b, n_boot=500, seed=seed)
+        covered.append(low <= 0.1 <= high)
+    assert 0.88 <= np.mean(covered) <= 0.98, np.mean(covered)
 
 
 # ---------------------------------------------------------------------------
@@ -337,7 +364,19 @@ def test_summarize():
     assert (ndcg5["low"], ndcg5["high"]) == metrics.bootstrap_interval(per_user["ndcg@5"].to_numpy(), n_boot=200,
                                                                        seed=4)
     assert (table["users"] == 3).all()
-    assert (table["low"] <= table["value"]).all() and (table["value"] <= table["high"]).all()
+    for row in table.itertuples():  # every mean against the hand-computed per-user answers
+        assert row.value == pytest.approx(sum(EXPECTED[(u, row.metric, row.k)] for u in range(3)) / 3), row
+
+
+def test_summarize_intervals_of_three_users_are_their_smallest_and_largest_values():
+    """With 3 users, all 3 resampled from the lowest (or the highest) has probability at least 1/27 > 2.5%:
+    the exact bootstrap interval is [min, max] of the per-user values (hand-computed in EXPECTED); 4000
+    resamples put about 148 means at each end, far more than the 100 the 2.5% quantile reads."""
+    per_user = metrics.per_user_metrics(RECOMMENDED, crafted_truth(), [3, 5])
+    table = metrics.summarize(per_user, n_boot=4000, seed=4)
+    for row in table.itertuples():
+        users = [EXPECTED[(u, row.metric, row.k)] for u in range(3)]
+        assert (row.low, row.high) == pytest.approx((min(users), max(users)), abs=1e-12), row
 
 
 def test_summarize_rejects_unnamed_columns():

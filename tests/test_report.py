@@ -199,6 +199,10 @@ def test_notebook_title_is_the_first_heading(source, title):
     ({"value": 0.0234, "unit": "share", "ci": [0.021, 0.025]}, "2.3% (95% CI 2.1%–2.5%)"),
     ({"value": 0.0234, "unit": "share of entrants", "ci": [0.021, 0.025]}, "2.3% of entrants (95% CI 2.1%–2.5%)"),
     ({"value": 0.00123, "unit": "share"}, "0.12%"),
+    ({"value": 0.0000123, "unit": "share"}, "0.0012%"),
+    # a rounding error of an interval bound is not a figure: no scientific notation
+    ({"value": 0.0, "unit": "share of entrants", "ci": [4.3e-19, 0.35]}, "0.0% of entrants (95% CI < 0.001%–35.0%)"),
+    ({"value": -2e-18, "unit": "share"}, "> −0.001%"),
     ({"value": 1.0, "unit": "share"}, "100.0%"),
     ({"value": 1234567, "unit": "users"}, "1,234,567 users"),
     ({"value": 1234567.0, "unit": "events"}, "1,234,567 events"),

@@ -22,10 +22,20 @@ from funnelkit.report import read_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 PREVIOUS_HTML = b"<html><body>previous report of 02_fails</body></html>"
+PREVIOUS_ROW = {  # the runs.json row of that earlier report: other data, other parameters
+    "name": "02_fails", "title": "Failing fixture", "status": "ok", "seconds": 3.0,
+    "finished_utc": "2026-01-02T03:04:05+00:00", "report_utc": "2026-01-02T03:04:05+00:00",
+    "metrics": {"kept_share": {"name": "kept_share", "value": 0.125, "unit": "share", "label": "Kept share"}},
+    "params_sha": "0123456789ab", "source_label": "older shop", "fingerprint": "olderfingerprint",
+}
 
 
 def fake_prepare(params):
     return "test data <b>label</b>", "abc123"
+
+
+def no_check(params, stream, **sections):
+    """The fixture notebooks read no data: skip the preflight (tests/test_preflight.py covers it)."""
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +56,10 @@ def first_run(tmp_path_factory, params_file):
     (reports / "01_metric_files").mkdir()
     (reports / "01_metric_files" / "stale.csv").write_text("from an older run\n")
     (reports / "failed" / "01_metric.ipynb").write_text("{}")
+    (reports / "runs.json").write_text(json.dumps({"notebooks": {"02_fails": PREVIOUS_ROW}}))
     stream = io.StringIO()
     summary = runner.run(params_file, jobs=2, notebooks_dir=FIXTURES, reports_dir=reports, prepare=fake_prepare,
-                         progress=False, stream=stream)
+                         check=no_check, progress=False, stream=stream)
     return summary, reports, stream.getvalue()
 
 
@@ -120,7 +131,7 @@ def test_failure_message_names_notebook_cell_and_error(first_run):
 def test_no_temporary_files_are_left(first_run):
     _, reports, _ = first_run
     names = sorted(str(p.relative_to(reports)) for p in reports.rglob("*"))
-    assert names == ["01_metric.html", "01_metric.ipynb", "01_metric_files", "01_metric_files/table.csv",
+    assert names == [".funnelkit.lock", "01_metric.html", "01_metric.ipynb", "01_metric_files", "01_metric_files/table.csv",
                      "02_fails.html", "02_fails_files", "02_fails_files/previous.csv", "failed",
                      "failed/02_fails.ipynb", "index.html", "runs.json"]
 
@@ -147,6 +158,23 @@ def test_index_escapes_strings_from_notebooks_and_data(first_run):
     assert "test data &lt;b&gt;label&lt;/b&gt;" in page
 
 
+def test_failed_attempt_keeps_the_previous_reports_metrics_and_provenance(first_run):
+    """The HTML left in place is the earlier report: its row keeps that report's metrics, time, data and params."""
+    summary, reports, _ = first_run
+    row = json.loads((reports / "runs.json").read_text())["notebooks"]["02_fails"]
+    assert row["status"] == "failed" and row["fingerprint"] == "abc123"  # the attempt
+    assert row["metrics"] == PREVIOUS_ROW["metrics"] and row["report_utc"] == PREVIOUS_ROW["report_utc"]
+    assert (row["report_fingerprint"], row["report_params_sha"]) == ("olderfingerprint", "0123456789ab")
+    page = (reports / "index.html").read_text(encoding="utf-8")
+    failing_row = page[page.index("Failing fixture"):].split("</tr>")[0]
+    assert "from the previous report" in failing_row and "Kept share: <strong>12.5%</strong>" in failing_row
+    assert "report made from other data than the latest run" in failing_row
+    assert "report made with other parameters than the latest run" in failing_row
+    assert "olderfingerprint" in failing_row and "older shop" in failing_row
+    ok_row = page[page.index("Metric fixture"):].split("</tr>")[0]
+    assert "report made from" in ok_row and "abc123" in ok_row and "other data" not in ok_row
+
+
 def test_manifest_records_every_notebook(first_run):
     _, reports, _ = first_run
     manifest = json.loads((reports / "runs.json").read_text())
@@ -159,7 +187,7 @@ def test_only_run_keeps_the_other_notebooks_rows(first_run, params_file, tmp_pat
     copy = tmp_path / "reports"
     shutil.copytree(reports, copy)
     summary = runner.run(params_file, only=["01"], notebooks_dir=FIXTURES, reports_dir=copy, prepare=fake_prepare,
-                         progress=False, stream=io.StringIO())
+                         check=no_check, progress=False, stream=io.StringIO())
     assert summary.ok and [r.name for r in summary.runs] == ["01_metric"]
     page = (copy / "index.html").read_text(encoding="utf-8")
     assert "Failing fixture" in page and "from an earlier run" in page
@@ -236,6 +264,7 @@ def test_cli_validate_prints_the_resolved_params(params_file, capsys):
 
 def test_cli_failing_notebook_returns_1_after_writing_the_index(params_file, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, "_describe_source", fake_prepare)
+    monkeypatch.setattr(runner, "_preflight", no_check)
     reports = tmp_path / "reports"
     code = cli.main(["run", "--params", str(params_file), "--notebooks", str(FIXTURES), "--reports", str(reports),
                      "--only", "02", "--no-progress"])
@@ -256,3 +285,84 @@ def test_replacing_files_swaps_whole_folders_and_clears_stale_ones(tmp_path):
     runner._replace_folder(tmp_path / "absent", target)  # the notebook wrote nothing this time
     assert not target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_index_escapes_every_string_of_a_row_and_the_run(tmp_path):
+    """Error text, failed cell, titles, metric labels and values, data label, fingerprints and params YAML."""
+    from funnelkit.index_page import render_index
+
+    evil = "<script>alert(1)</script>"
+    (tmp_path / "02_b.html").write_text("previous")
+    failed = runner.NotebookRun(
+        name="02_b", title=f"B {evil}", status="failed", seconds=1.0, finished_utc="2026-01-01T00:00:00+00:00",
+        error=f"ValueError: {evil}", failed_cell=f"cell 3 (In [2]): x = '{evil}'",
+        metrics={"m": {"name": "m", "label": f"L {evil}", "value": evil}}, report_utc="2026-01-01T00:00:00+00:00",
+        params_sha=evil, fingerprint=evil, source_label=evil, report_params_sha=evil, report_params_yaml=evil,
+        report_source_label=evil, report_fingerprint=evil)
+    ok = runner.NotebookRun(name="01_a", title=evil, status="ok", seconds=1.0, finished_utc=evil,
+                            metrics={"m": {"name": evil, "value": 1, "unit": evil}}, report_fingerprint=evil)
+    last_run = {"started_utc": evil, "source_label": evil, "fingerprint": "fp", "params_file": evil,
+                "params_yaml": evil, "params_sha": "sha", "notebooks": ["01_a", "02_b"]}
+    page = render_index(last_run, [("01_a", ok), ("02_b", failed)], tmp_path)
+    assert "<script>" not in page
+    assert "ValueError: &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "x = &#x27;&lt;script&gt;" in page or "x = '&lt;script&gt;" in page
+
+
+# --------------------------------------------------------------------------- a signal as a notebook finishes
+
+
+def test_a_notebook_put_in_place_as_a_signal_arrives_is_in_the_interrupted_runs(tmp_path, params_file, monkeypatch):
+    """The row of a report that went in place must reach the index even when the signal is handled before the
+    worker thread gets to run again: here the worker stalls in its cleanup until the main thread has given up."""
+    import _thread
+    import threading
+
+    import papermill
+
+    from funnelkit.params import load_params
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    main_gave_up = threading.Event()
+    row = runner.NotebookRun(name="01_metric", title="t", status="ok", seconds=1.0,
+                             finished_utc="2026-01-01T00:00:00+00:00")
+
+    def placed(*args, **kwargs):  # the outputs are in place; the signal arrives right now
+        _thread.interrupt_main()
+        return row
+
+    real_rmtree = shutil.rmtree
+
+    def stalling_rmtree(path, *args, **kwargs):  # the worker's cleanup, after the outputs went in place
+        if threading.current_thread() is not threading.main_thread():
+            main_gave_up.wait(10)
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(papermill, "inspect_notebook", lambda path: {})
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "_put_in_place", placed)
+    monkeypatch.setattr(shutil, "rmtree", stalling_rmtree)
+    ctx = runner._Context(load_params(params_file), params_file, reports, "label", "fp", False, 1, io.StringIO())
+    try:
+        with pytest.raises(runner._Interrupted) as caught:
+            runner._execute_all([FIXTURES / "01_metric.ipynb"], ctx)
+    finally:
+        main_gave_up.set()
+    assert caught.value.runs == [row]
+
+
+@pytest.mark.parametrize("bad", [{"metrics": {"a": "b"}}, {"seconds": "x"}, {"finished_utc": 5}],
+                         ids=["metric-not-a-mapping", "seconds-text", "finished-a-number"])
+def test_manifest_rows_the_index_cannot_show_are_left_out_with_a_warning(tmp_path, bad):
+    from funnelkit.index_page import render_index
+
+    good = dict(PREVIOUS_ROW, name="01_metric")
+    (tmp_path / "runs.json").write_text(json.dumps({"notebooks": {"01_metric": good,
+                                                                  "02_fails": {**PREVIOUS_ROW, **bad}}}))
+    stream = io.StringIO()
+    manifest = runner._read_manifest(tmp_path, stream)
+    assert list(manifest["notebooks"]) == ["01_metric"]
+    assert "the row of '02_fails' is not valid; leaving it out" in stream.getvalue()
+    rows = [(name, runner.NotebookRun.from_json(row)) for name, row in manifest["notebooks"].items()]
+    assert "Kept share" in render_index({"notebooks": ["02_fails"]}, rows, tmp_path)

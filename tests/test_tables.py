@@ -121,3 +121,164 @@ def test_incident_and_detector_views_format_rates_and_escape_names():
                           "precision_at_k": [0.25, 0.5], "recall_at_fpr": [1.0, 1.0]})
     view = tables.detector_view(table).iloc[0]
     assert (view["PR-AUC bot"], view["PR-AUC any"], view["bots: precision@k"]) == ("0.123", "0.500", "25.0%")
+
+
+# --- every view and every Markdown helper, with hostile text in the data and in the params -------
+
+HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "{0} {x!r:>{y}}", "*star* _u_", "a|b|c",
+           "`tick`", "[l](javascript:alert(1))", "$x$ & \\"]
+"""Strings from a log or a params file: HTML, str.format fields, and Markdown's own syntax."""
+
+
+def _breakdown(text):
+    from funnelkit.funnel import Breakdown
+    from funnelkit.stats import chi2_independence, rate_frame
+
+    table = pd.DataFrame({"value": [text, "desktop"], "entrants": [7, 40], "converted": [0, 12]})
+    table = pd.concat([table, rate_frame(table["converted"], table["entrants"]).rename(
+        columns={"rate": "conversion"})], axis=1)
+    table["share"] = table["entrants"] / table["entrants"].sum()
+    test = chi2_independence(table[["converted"]].assign(lost=table["entrants"] - table["converted"]).to_numpy())
+    return Breakdown(column=text, attribution="first_step", table=table, test=test)
+
+
+def _steps(text):
+    log = _log()
+    spec = FunnelParams(steps=[StepSpec(name=text, events=["view"]), StepSpec(name=text + " 2", events=["cart"])],
+                        window="1D")
+    return run_funnel(log, spec, data_end=pd.Timestamp("2026-02-01", tz="UTC"))
+
+
+def _views(text):
+    """Every view of ``funnelkit.tables`` built on inputs whose every text field is ``text``."""
+    trend = pd.DataFrame({"period": pd.to_datetime(["2026-01-05"], utc=True), "entrants": [10], "converted": [0],
+                          "conversion": [0.0], "ci_low": [0.0], "ci_high": [0.28], "censored": [1], "complete": [False]})
+    drivers = pd.DataFrame({"step": [text], "given": [text], "term": [text], "odds_ratio": [1.5], "odds_low": [1.1],
+                            "odds_high": [2.0], "effect": [0.01], "effect_low": [0.0], "effect_high": [0.02],
+                            "p_adjusted": [0.01], "planted": [0.4], "coef": [0.41], "coef_low": [0.1],
+                            "coef_high": [0.7], "inside": [True]})
+    scores = pd.DataFrame({"model": [text], **{f"{m}{s}": [0.5] for m in ("roc_auc", "pr_auc", "brier")
+                                                for s in ("", "_low", "_high")}})
+    coefficients = pd.DataFrame({"coef": [0.1], "std_err": [0.01], "ci_lower": [0.08], "ci_upper": [0.12],
+                                 "p_value": [0.001]}, index=[text])
+    accuracy = pd.DataFrame({"n": [100], "p": [3], "log10_cond": [2.0], "log10_cond_raw": [5.0], "lre_normal": [10.0],
+                             "lre_qr": [14.0], "lre_qr_plain": [13.0]}, index=[text])
+    summary = pd.DataFrame([{"model": text, "metric": m, "k": 10, "value": 0.1, "low": 0.05, "high": 0.15, "users": 9}
+                            for m in ("ndcg", "ap", "precision", "recall", "hit", "coverage", "novelty")])
+    sweep = pd.DataFrame({"factors": [16], "regularization": [1.0], "alpha": [10.0], "ndcg@10": [0.05],
+                          "low": [0.04], "high": [0.06], "fit_seconds": [1.0]})
+    scored = pd.DataFrame({"frequency": [text], "detector": [text], "alarms": [2], "false_alarms": [0],
+                           "precision": [1.0], "recall": [0.5], "delay_hours": [24.0]})
+    detectors = pd.DataFrame({"detector": [text, text], "type": ["bot", text], "pr_auc": [0.1, 0.5],
+                              "precision_at_k": [0.25, 0.5], "recall_at_fpr": [1.0, 1.0]})
+    check = pd.DataFrame({"step": [text], "sessions": [1200], "expected": [0.1], "observed": [0.11], "ci_low": [0.095],
+                          "ci_high": [0.127], "inside": [True], "z": [1.234]})
+    report = ValidationReport(source=text, format="canonical", files=1, rows_read=10, rows_kept=9, duplicates=1,
+                              duplicates_dropped=True, null_ids_dropped=0, unmapped_events={text: 3},
+                              first_event=None, last_event=None, users=2, sessions=3, sessions_derived=True,
+                              session_gap_minutes=30.0, time_zone="UTC")
+    mix = pd.DataFrame({"event_type": [text], "events": [3], "users": [2], "share_of_events": [1.0]})
+    paths = pd.DataFrame({"path": [text], "units": [3], "share": [1.0]})
+    breakdown = _breakdown(text)
+    return {
+        "step_table": tables.step_table(_steps(text).steps),
+        "breakdown_tests": tables.breakdown_tests([breakdown]),
+        "breakdown_overview": tables.breakdown_overview([breakdown]),
+        "breakdown_table": tables.breakdown_table(breakdown),
+        "trend_table": tables.trend_table(trend),
+        "planted_table": tables.planted_table(check),
+        "quality_table": tables.quality_table(report),
+        "event_mix_table": tables.event_mix_table(mix),
+        "paths_table": tables.paths_table(paths),
+        "drivers_view": tables.drivers_view(drivers),
+        "scores_view": tables.scores_view(scores),
+        "coefficients_view": tables.coefficients_view(coefficients),
+        "digits_view": tables.digits_view(pd.DataFrame({"term": [text], "ours": [0.1], "digits": [12.0]})),
+        "accuracy_view": tables.accuracy_view(accuracy),
+        "ranking_view": tables.ranking_view(summary, 10),
+        "sweep_view": tables.sweep_view(sweep),
+        "escaped": tables.escaped(pd.DataFrame({"id": [text], "n": [1]})),
+        "incident_view": tables.incident_view(scored),
+        "detector_view": tables.detector_view(detectors),
+    }
+
+
+#: Views with no text from the data or the params to escape.
+NUMBERS_ONLY = {"trend_table", "sweep_view"}
+#: Functions of ``funnelkit.tables`` that make strings, not tables (tested for escaping below).
+TEXT_HELPERS = {"escape", "escape_md", "pct", "pct_ci", "duration", "money", "data_note", "headline"}
+
+
+def test_every_table_view_is_in_the_escaping_test():
+    import inspect
+
+    public = {name for name, f in inspect.getmembers(tables, inspect.isfunction)
+              if f.__module__ == tables.__name__ and not name.startswith("_")}
+    assert public - TEXT_HELPERS == set(_views("x")), "a new view must be added to _views"
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_every_table_view_shows_hostile_text_as_text(text):
+    for name, frame in _views(text).items():
+        rendered = frame.style.hide(axis="index").to_html()  # as the notebooks display them
+        assert "<script" not in rendered and "<img" not in rendered, name
+        if name not in NUMBERS_ONLY:
+            assert html.escape(text) in rendered, f"{name} must show the text, escaped"
+
+
+def test_step_table_escapes_step_names():
+    view = tables.step_table(_steps(EVIL).steps)
+    assert view["step"].tolist() == [html.escape(EVIL), html.escape(EVIL + " 2")]
+
+
+def _render(markdown: str) -> str:
+    """``markdown`` as HTML, by nbconvert's Markdown renderer."""
+    import mistune
+
+    return mistune.html(markdown)
+
+
+def _plain_text(markdown: str) -> str:
+    """What a reader sees of ``markdown`` once rendered (tags removed, entities decoded)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", _render(markdown)))
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_headline_keeps_hostile_currency_and_step_names_as_plain_text(text):
+    result = _steps(text)
+    revenue = {"revenue": 1234.5, "ci_low": 1000.0, "ci_high": 1500.0, "revenue_per_conversion": 12.0}
+    markdown = tables.headline(result, revenue, currency=text)
+    rendered = _render(markdown)
+    assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered and "<code" not in rendered
+    assert "<em" not in rendered and rendered.count("<strong>") == 5  # only the headline's own bold
+    seen = _plain_text(markdown)
+    assert f"1,234 {text}" in seen and f"12 {text} per converting unit" in seen and f"{text} → {text} 2" in seen
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_data_note_keeps_a_hostile_source_path_as_plain_text(text):
+    from types import SimpleNamespace
+
+    params = SimpleNamespace(data=SimpleNamespace(source=f"/data/{text}.csv", format="canonical"))
+    note = tables.data_note(params)
+    assert "<script" not in _render(note) and "<img" not in _render(note)
+    assert _plain_text(note) == f"Data: /data/{text}.csv, read as format canonical.\n"
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_money_escapes_the_currency_and_is_no_format_string(text):
+    assert tables.money(1234.5, text) == f"1,234 {html.escape(text)}"
+    assert tables.money(1234.5, text, digits=2) == f"1,234.50 {html.escape(text)}"
+    assert _plain_text(tables.money(1.0, text, markdown=True)).strip() == f"1 {text}"
+
+
+def test_breakdown_tests_say_which_test_gave_the_pvalue():
+    view = tables.breakdown_tests([_breakdown("mobile")]).iloc[0]
+    # 0 of 7 against 12 of 40: an expected count under 5 in a 2 x 2 table
+    assert view["test"].startswith("Fisher's exact test") and view["smallest expected count"] == "1.8"
+    single = _breakdown("mobile")
+    single.table, single.test = single.table.iloc[:1], {"chi2": float("nan"), "dof": 0, "pvalue": float("nan"),
+                                                         "min_expected": float("nan"), "method": "none"}
+    row = tables.breakdown_tests([single]).iloc[0]
+    assert (row["chi-square"], row["p-value"], row["smallest expected count"]) == ("–", "–", "–")
+    assert row["test"].startswith("not tested")

@@ -52,10 +52,11 @@ from sklearn.preprocessing import FunctionTransformer, RobustScaler
 
 from ..errors import DataError, ParamsError, SchemaError
 from ..eventlog import EventLog, literal, quote
+from ..requirements import unavailable
 from ..schema import COLUMNS, EVENTS
 from .kpi import MAD_SCALE, MEAN_AD_SCALE
 
-__all__ = ["FEATURES", "LOG_FEATURES", "DETECTION_FEATURES", "RULES", "UNSUPERVISED", "NORMAL", "ANY", "REASON_Z", "user_features",
+__all__ = ["FEATURES", "SOURCES", "unavailable_features", "LOG_FEATURES", "DETECTION_FEATURES", "RULES", "UNSUPERVISED", "NORMAL", "ANY", "REASON_Z", "user_features",
            "preparation", "prepared", "rule_scores", "detector_scores", "classifier", "supervised_scores",
            "score_detectors", "flag_users"]
 
@@ -80,6 +81,10 @@ FEATURES: dict[str, str] = {
     "purchases": "purchase events (count)",
 }
 """Feature name → one-line definition with its unit, in the column order of :func:`user_features`."""
+
+SOURCES: dict[str, str] = {"distinct_items": COLUMNS.item_id, "distinct_categories": COLUMNS.category,
+                           "top_item_purchase_share": COLUMNS.item_id}
+"""Features that come from an optional column of the log: NaN for every user when the log lacks it."""
 
 LOG_FEATURES: tuple[str, ...] = (
     "events", "sessions", "events_per_minute", "median_gap_seconds", "views_per_purchase", "distinct_items",
@@ -238,6 +243,12 @@ def _features_sql(table: str, has_item: bool, has_cat: bool) -> str:
     select = ", ".join(f"CAST({expr} AS DOUBLE) AS {quote(name)}" for name, expr in out.items())
     return (f"WITH {', '.join(ctes)} SELECT a.uid AS {quote(COLUMNS.user_id)}, {select} FROM agg a "
             f"JOIN sess s USING (uid) JOIN gap_stats g USING (uid) LEFT JOIN top_item ti USING (uid) ORDER BY a.uid")
+
+
+def unavailable_features(events: EventLog) -> dict[str, str]:
+    """The features :func:`user_features` cannot compute on this log (NaN for every user: the detectors
+    see them as typical, :func:`prepared`), each with the reason (``"the log has no item_id column"``)."""
+    return unavailable(events, SOURCES)
 
 
 # --------------------------------------------------------------------------- the matrix detectors see

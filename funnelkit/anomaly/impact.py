@@ -109,19 +109,24 @@ def distortion_table(distortion: dict) -> pd.DataFrame:
     return pd.DataFrame([row("all", distortion["all"]), row("without flagged users", distortion["kept"]), difference])
 
 
+_ADJECTIVE = {"hour": "hourly", "day": "daily"}
+
+
 def headline_text(scored: pd.DataFrame | None, alarm_days: pd.DataFrame, traffic: dict, distortion: dict,
-                  n_flagged: int) -> str:
+                  n_flagged: int, skipped: dict[str, str] | None = None) -> str:
     """The study's findings in plain language (Markdown).
 
     ``scored`` is ``incidents.score_table`` (built-in shop) or None;
-    ``alarm_days`` the days with alarms on a step (``incidents.alarm_days``).
+    ``alarm_days`` the days with alarms on a step (``incidents.alarm_days``);
+    ``skipped`` the KPI frequencies not monitored, with the reason
+    (``incidents.sparse_frequencies``).
     """
     lines = []
     if scored is not None and len(scored):
         from .incidents import best_detector
 
         best = best_detector(scored)
-        adjective = {"hour": "hourly", "day": "daily"}.get(best["frequency"], best["frequency"])
+        adjective = _ADJECTIVE.get(best["frequency"], best["frequency"])
         if not best["recall"] > 0:
             lines.append("- **Broken days:** no detector found a planted incident day.")
         else:
@@ -131,7 +136,9 @@ def headline_text(scored: pd.DataFrame | None, alarm_days: pd.DataFrame, traffic
                          "hours after the day began.")
     else:
         days = alarm_days["date"].nunique() if len(alarm_days) else 0
-        lines.append(f"- **Broken days:** {days} day(s) with an alarm on a step's conversion (table below).")
+        lines.append(f"- **Broken days:** {days} day(s) with a drop in a step's conversion (table below).")
+    for freq, reason in (skipped or {}).items():
+        lines.append(f"- **Not monitored {_ADJECTIVE.get(freq, freq)}:** {reason}.")
     lines.append(f"- **Flagged accounts:** {n_flagged:,} users, who produced {traffic['events']:.1%} of all events "
                  f"and {traffic['sessions']:.1%} of sessions.")
     direction = "raise" if distortion["difference"] > 0 else "lower"

@@ -1,26 +1,71 @@
 """Broken-step days: every detector on every step's conversion series, scored against known incidents."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
 import pandas as pd
 
 from ..funnel import FunnelResult
 from . import kpi
 
 
-def step_alarms(result: FunnelResult, freq: str, *, z_threshold: float = 3.5, rate_alpha: float = 0.001) -> pd.DataFrame:
+def step_alarms(result: FunnelResult, freq: str, *, z_threshold: float = 3.5, rate_alpha: float = 0.001,
+                min_sessions: int = 1, traffic: bool = True) -> pd.DataFrame:
     """Alarms of every detector on traffic and on each step's conversion series at ``freq``.
 
     Returns the long table of :func:`kpi.detect` with a ``series`` column:
     ``entrants`` (traffic) or a step name (conversion into that step from
-    the previous one).
+    the previous one), and ``sessions``: the period's sessions behind the
+    value (entrants for traffic, the step's ``{s}_from`` for a rate). A
+    step's rate from fewer than ``min_sessions`` sessions is left out of
+    every detector (``kpi.detect``'s ``min_trials``), and only drops of a
+    rate alarm. ``traffic=False`` leaves out the traffic series.
     """
     series = kpi.kpi_series(result, freq)
-    tables = [kpi.detect(series, freq, "entrants", z_threshold=z_threshold, rate_alpha=rate_alpha)
-              .assign(series="entrants")]
-    for step in result.step_names[1:]:
-        tables.append(kpi.detect(series, freq, f"{step}_rate", z_threshold=z_threshold, rate_alpha=rate_alpha)
-                      .assign(series=step))
+    columns = (["entrants"] if traffic else []) + [f"{step}_rate" for step in result.step_names[1:]]
+    tables = []
+    for column in columns:
+        name = column.removesuffix("_rate")
+        sessions = series["entrants" if column == "entrants" else f"{name}_from"]
+        table = kpi.detect(series, freq, column, z_threshold=z_threshold, rate_alpha=rate_alpha,
+                           min_trials=min_sessions)
+        detectors_run = len(table) // max(len(series), 1)  # detect stacks one full series per detector
+        tables.append(table.assign(series=name, sessions=np.tile(sessions.to_numpy(), detectors_run)))
     return pd.concat(tables, ignore_index=True)
+
+
+def sparse_frequencies(result: FunnelResult, freqs: Iterable[str], min_sessions: int) -> dict[str, str]:
+    """The frequencies too sparse to monitor, each with the reason in words.
+
+    A frequency is too sparse when its median period (on the complete
+    calendar of :func:`kpi.kpi_series`, empty periods included) has fewer
+    than ``min_sessions`` sessions entering the funnel: most of its
+    conversion rates would come from too few sessions to be left in
+    (:func:`step_alarms`), and on a long log its STL fits are the slowest
+    part of the study.
+    """
+    skipped = {}
+    for freq in freqs:
+        entrants = kpi.kpi_series(result, freq)["entrants"]
+        median = float(entrants.median()) if len(entrants) else 0.0
+        if median < min_sessions:
+            skipped[freq] = (f"the median {freq} has {median:g} session(s) entering the funnel, fewer than "
+                             f"`anomaly.min_sessions_per_period` ({min_sessions})")
+    return skipped
+
+
+def conversion_alarms(alarms: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The alarms on the steps' conversion series, one row each: ``frequency``, ``period``, ``date`` (UTC),
+    ``step``, ``detector``, ``value``, ``expected``, ``score`` and ``sessions`` (as :func:`step_alarms`)."""
+    columns = ["frequency", "period", "date", "step", "detector", "value", "expected", "score", "sessions"]
+    frames = [table[table["alarm"] & (table["series"] != "entrants")].assign(frequency=freq)
+              for freq, table in alarms.items()]
+    hits = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if hits.empty:
+        return pd.DataFrame(columns=columns)
+    hits["date"] = pd.to_datetime(hits["period"]).dt.strftime("%Y-%m-%d")
+    return hits.rename(columns={"series": "step"}).reindex(columns=columns)
 
 
 def score_incidents(alarms: pd.DataFrame, incidents: list[dict], freq: str) -> pd.DataFrame:
@@ -62,20 +107,19 @@ def best_detector(scored: pd.DataFrame) -> pd.Series:
 
 def score_table(alarms: dict[str, pd.DataFrame], incidents: list[dict]) -> pd.DataFrame:
     """:func:`score_incidents` for every frequency of ``alarms`` ({freq: step_alarms table})."""
-    return pd.concat([score_incidents(table, incidents, freq) for freq, table in alarms.items()], ignore_index=True)
+    columns = ["frequency", "detector", "alarms", "false_alarms", "precision", "recall", "delay_hours"]
+    tables = [score_incidents(table, incidents, freq) for freq, table in alarms.items()]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
 
 
 def alarm_days(alarms: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Days (UTC) with at least one alarm on a step's conversion: which steps, detectors and frequencies."""
-    frames = [table[table["alarm"] & (table["series"] != "entrants")].assign(frequency=freq)
-              for freq, table in alarms.items()]
-    hits = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    hits = conversion_alarms(alarms)
     if hits.empty:
         return pd.DataFrame(columns=["date", "steps", "detectors", "alarms"])
-    hits["date"] = pd.to_datetime(hits["period"]).dt.strftime("%Y-%m-%d")
     return (hits.groupby("date")
-            .agg(steps=("series", lambda s: ", ".join(sorted(set(s)))),
-                 detectors=("detector", lambda s: ", ".join(sorted(set(s)))), alarms=("alarm", "size"))
+            .agg(steps=("step", lambda s: ", ".join(sorted(set(s)))),
+                 detectors=("detector", lambda s: ", ".join(sorted(set(s)))), alarms=("detector", "size"))
             .reset_index())
 
 
@@ -91,10 +135,12 @@ def false_alarm_rates(alarms: dict[str, pd.DataFrame], days: float, incidents: l
         steps["date"] = pd.to_datetime(steps["period"]).dt.strftime("%Y-%m-%d")
         if incidents:
             true = {(i["step"], i["date"]) for i in incidents}
-            steps = steps[[(s, d) not in true for s, d in zip(steps["series"], steps["date"])]]
+            # a boolean array, not a list: an empty list would select no columns instead of no rows
+            steps = steps[np.array([(s, d) not in true for s, d in zip(steps["series"], steps["date"])], dtype=bool)]
         for detector in table["detector"].unique():
             count = int((steps["detector"] == detector).sum())
             rows.append({"frequency": freq, "detector": detector,
                          "false alarms" if incidents else "alarms": count,
                          "per 30 days": round(count * 30 / max(days, 1e-9), 1)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["frequency", "detector", "false alarms" if incidents else "alarms",
+                                       "per 30 days"])

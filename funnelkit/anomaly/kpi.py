@@ -298,6 +298,12 @@ def _robust_scores(residual: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return (residual - centre) / scale if scale > 0 else np.zeros(len(residual))
 
 
+def _long_enough_for_stl(n: int, periods: Sequence[int]) -> bool:
+    """Two full cycles of the longest period for STL; MSTL (several periods) needs more than two."""
+    longest = max(periods)
+    return n >= 2 * longest and (len(periods) == 1 or n > 2 * longest)
+
+
 def stl_residual(values: pd.Series, periods: Sequence[int], threshold: float = 3.5) -> pd.DataFrame:
     """Robust z-score of the residual of a seasonal-trend decomposition fitted without the anomalies.
 
@@ -380,7 +386,7 @@ def stl_residual(values: pd.Series, periods: Sequence[int], threshold: float = 3
     if not periods or min(periods) < 2:
         raise ValueError(f"stl_residual needs seasonal periods of at least 2 values, got {periods}")
     longest, n = max(periods), len(values)
-    if n < 2 * longest or (len(periods) > 1 and n <= 2 * longest):
+    if not _long_enough_for_stl(n, periods):
         raise ValueError(
             f"stl_residual needs at least two full cycles of the longest period ({longest} values"
             f"{', more than ' if len(periods) > 1 else ', at least '}{2 * longest} values); "
@@ -575,7 +581,7 @@ DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
 
 def detect(series: pd.DataFrame, freq: str, column: str,
            detectors: Sequence[str] = ("3-sigma", "robust z", "STL", "rate test"), *,
-           z_threshold: float = 3.5, rate_alpha: float = 0.001) -> pd.DataFrame:
+           z_threshold: float = 3.5, rate_alpha: float = 0.001, min_trials: int = 1) -> pd.DataFrame:
     """Run detectors on one column of :func:`kpi_series`.
 
     Parameters
@@ -591,10 +597,18 @@ def detect(series: pd.DataFrame, freq: str, column: str,
         Names in :data:`DETECTORS`. The rate test applies to rate columns
         only (it reads ``{s}_reached`` and ``{s}_from``) and is skipped for
         other columns; it runs one-sided (a drop) with the beta-binomial.
+        STL is skipped when the series is shorter than it needs
+        (:func:`stl_residual`: two cycles of the longest period).
     z_threshold : float
         Threshold of robust z and STL (3-sigma keeps its 3).
     rate_alpha : float
         Family-wise alpha of the rate test.
+    min_trials : int, default 1
+        Rate columns: a period whose ``{s}_from`` is below it has no rate
+        for any detector (value NaN, no alarm; the rate test leaves it out
+        of the pooled rate and of the Bonferroni count). A rate from two
+        sessions is 0, 0.5 or 1: the z-score detectors would take its
+        swing for an incident.
 
     Returns
     -------
@@ -606,8 +620,15 @@ def detect(series: pd.DataFrame, freq: str, column: str,
     Raises
     ------
     ValueError
-        For an unknown frequency, column or detector name, and from
-        :func:`stl_residual` when the series is too short for its periods.
+        For an unknown frequency, column or detector name.
+
+    Notes
+    -----
+    On a rate column only a *drop* alarms (a step breaking): the z-score
+    detectors' alarms are kept where the score is negative, and the rate
+    test is one-sided. A conversion rising far above its usual level is
+    no broken step; its score is still in the table. Traffic
+    (``entrants``) alarms both ways: a sale day is news too.
     """
     if freq not in STL_PERIODS:
         raise ValueError(f"freq must be 'hour' or 'day', got {freq!r}")
@@ -617,19 +638,28 @@ def detect(series: pd.DataFrame, freq: str, column: str,
     if unknown:
         raise ValueError(f"unknown detector(s) {unknown}; known: {list(DETECTORS)}")
     values = series[column]
+    is_rate = column.endswith("_rate")
+    if is_rate:
+        step = column[: -len("_rate")]
+        enough = series[f"{step}_from"] >= min_trials
+        values = values.where(enough)
+        reached, trials = series[f"{step}_reached"].where(enough), series[f"{step}_from"].where(enough)
     frames = []
     for name in detectors:
         if name == "STL":
+            if not _long_enough_for_stl(len(values), STL_PERIODS[freq]):
+                continue
             out = stl_residual(values, STL_PERIODS[freq], threshold=z_threshold)
         elif name == "rate test":
-            if not column.endswith("_rate"):
+            if not is_rate:
                 continue
-            step = column[: -len("_rate")]
-            out = rate_test(series[f"{step}_reached"], series[f"{step}_from"], alpha=rate_alpha)
+            out = rate_test(reached, trials, alpha=rate_alpha)
         elif name == "robust z":
             out = robust_z(values, threshold=z_threshold)
         else:
             out = DETECTORS[name](values)
+        if is_rate:  # only a falling conversion is a broken step (the rate test is one-sided already)
+            out["alarm"] &= out["score"].lt(0) | (name == "rate test")
         frames.append(out.assign(period=series["period"].to_numpy(), detector=name))
     columns = ["period", "detector", *_RESULT_COLUMNS]
     if not frames:

@@ -29,31 +29,49 @@ Step times within an attempt, by mode
                  happened. The time of reaching step *k* is when the prefix
                  ``0..k`` became complete (the latest of those first events).
 
-Entry and window
+Entry and window (``entry``)
     The unit *enters* the funnel with its first attempt that finds the
     first step within ``window`` of the attempt's start (``ordered`` and
-    ``strict``: its first first-step event). Its window runs from the entry
-    to ``entry + window``: whatever happens after it is a new story, not a
-    conversion, so every unit has the same time to convert.
+    ``strict``: its first first-step event); its entry time ``e0`` dates it
+    for censoring and trends under both rules.
+
+    ``first``    (default) the unit has one window, from its entry to
+                 ``e0 + window``: every step of every attempt must happen by
+                 then. Whatever happens after it is a new story, not a
+                 conversion, so every unit has the same time to convert and
+                 the rate is that of a cohort.
+    ``every``    every attempt has a window of its own, from its start ``t0``
+                 to ``t0 + window``, and nothing else bounds it: a return
+                 visit a month later starts an attempt that can convert.
+                 This is what ClickHouse's ``windowFunnel`` and PostHog count.
+                 A unit's result then depends on how long it was watched and
+                 how often it came: more data or more visits give more
+                 attempts, so rates are comparable only over periods of equal
+                 length, and frequent visitors look better than under
+                 ``first``.
 
 Depth
     The attempt reaches step *k* while every step up to *k* was found
     within ``window`` of the attempt's start (every event it uses is at most
-    ``window`` after it), by the end of the unit's window, and within the
-    step's ``max_time`` of the previous step (``T_k - T_{k-1} <= max_time``).
-    Depth = number of steps reached (an attempt that reaches nothing is not
-    an attempt).
+    ``window`` after it), with ``entry: first`` also by the end of the
+    unit's window, and within the step's ``max_time`` of the previous step
+    (``T_k - T_{k-1} <= max_time``). Depth = number of steps reached (an
+    attempt that reaches nothing is not an attempt).
 
 Exclusions
     An exclusion (events + filters, between steps *a* and *b*) drops an
     attempt that reached step *a* when an exclusion event happens strictly
     after ``T_a`` and strictly before ``T_b``, or, when step *b* was not
-    reached, at or before the end of the unit's window (``entry + window``).
+    reached, at or before the end of the attempt's window: the unit's
+    (``e0 + window``) with ``entry: first``, the attempt's own
+    (``t0 + window``) with ``entry: every``.
 
 Unit result
     The unit's depth is the furthest depth of its remaining attempts; its
     step times come from the earliest attempt (by start) reaching that
-    depth. A unit all of whose attempts are dropped is not counted.
+    depth. A unit all of whose attempts are dropped is not counted. With
+    ``entry: every`` and ``censoring="exclude"`` only the unit's *closed*
+    attempts count (below).
 
 Censoring (which the popular analytics tools get wrong)
     A unit is *censored* when its conversion window, counted from its entry,
@@ -68,11 +86,27 @@ Censoring (which the popular analytics tools get wrong)
     data_end``, so every resolved unit had the same time to convert and the
     rates of closed cohorts are comparable.
 
+    With ``entry: every`` an attempt is *closed* when its own window ended by
+    the end of the data (``t0 + window <= data_end``) and *open* otherwise.
+    A resolved unit's result is the furthest step of its closed attempts;
+    its open attempts (started in the data's last ``window``) are left out,
+    neither conversions nor drop-offs. A unit with no closed attempt, that
+    is one whose first attempt is open (``e0 + window > data_end``), is
+    censored: the same units as with ``entry: first``. Only start times
+    decide what counts: taking an open attempt when it has converted but not
+    when it has not yet would favour converters, and counting it as lost
+    would call an open window a drop-off. So a resolved unit's result counts
+    its attempts started by ``data_end - window`` and may grow as data
+    arrives. ``censoring="naive"`` counts every attempt, open or not, as
+    ``windowFunnel`` does.
+
 Breakdown attribution
     A unit's segment value is taken from the event of its first step
     (``first_step``, default) or of the last step it reached
-    (``last_step``) in the attempt that gave its result; simultaneous events
-    of one step with different values take the smallest value.
+    (``last_step``) in the attempt that gave its result (with ``entry:
+    every`` possibly a later attempt than the entry); simultaneous events of
+    one step with different values take the smallest value. Trends count a
+    unit in the period of its entry under both rules.
 
 A brute-force reference of these rules lives in ``tests/reference`` and the
 engine is checked against it on random logs with hypothesis.

@@ -51,16 +51,18 @@ def _hits(table: str, unit: str, event_types, filters, distinct: bool = True) ->
 
 
 def _first_attempt_decides(spec: FunnelParams) -> bool:
-    """Whether the unit's first attempt alone gives its result (ordered mode, no max_time, no exclusion).
+    """Whether the unit's first attempt alone gives its result (ordered, ``entry: first``, no limits).
 
     The first attempt starts at the entry ``e0``. Every later attempt's greedy
     step times are at least the first attempt's (the next hit at or after a
     later time is no earlier), and all must fall by ``e0 + window``, which for
     the first attempt is also its own window; so no later attempt gets further,
     and on a tie the earliest attempt wins anyway. A per-step ``max_time`` or an
-    exclusion can favour a later start, so those take every attempt.
+    exclusion can favour a later start, so those take every attempt; so does
+    ``entry: every``, where a later attempt's own window reaches further.
     """
-    return spec.mode == "ordered" and not spec.exclusions and all(s.max_time is None for s in spec.steps)
+    return (spec.entry == "first" and spec.mode == "ordered" and not spec.exclusions
+            and all(s.max_time is None for s in spec.steps))
 
 
 def _ordered(events: EventLog, spec: FunnelParams, n: int) -> tuple[list[str], str]:
@@ -74,6 +76,8 @@ def _ordered(events: EventLog, spec: FunnelParams, n: int) -> tuple[list[str], s
     attempt's start and a window later, that is only if its start lies between the unit's
     first step-2 hit minus the window and its last one; only these candidates take part in
     the first join. (Attempts need not be distinct here: equal ones give equal results.)
+    With ``entry: every`` the cut still holds: an attempt is closed when its start is early
+    enough, so if the earliest depth-1 attempt is open, so are all the later ones.
     """
     window = micros(spec.window)
     ctes = ["a0 AS (SELECT unit, t AS st, t AS T0 FROM h0)"]
@@ -146,13 +150,14 @@ def _entry_cte(spec: FunnelParams, attempts: str) -> str:
 def _depth_sql(spec: FunnelParams, mode: str) -> str:
     """CASE cascade: the first step that fails stops the attempt.
 
-    A step counts when found within the window of the attempt's start and by
-    the end of the unit's window (entry ``e0`` + window)."""
+    A step counts when found within the window of the attempt's start and, with
+    ``entry: first``, by the end of the unit's window (entry ``e0`` + window)."""
     window = micros(spec.window)
     n = len(spec.steps)
 
     def in_window(found: str) -> str:
-        return f"e0 IS NOT NULL AND {found} IS NOT NULL AND {found} - st <= {window} AND {found} <= e0 + {window}"
+        unit_bound = f" AND {found} <= e0 + {window}" if spec.entry == "first" else ""
+        return f"e0 IS NOT NULL AND {found} IS NOT NULL AND {found} - st <= {window}{unit_bound}"
 
     cases = [f"WHEN NOT ({in_window(_first_found(mode))}) THEN 0"]
     for k in range(1, n):
@@ -172,7 +177,7 @@ def _exclusion_ctes(events: EventLog, spec: FunnelParams, source: str) -> tuple[
     exclusion events, take part in the join; the others get no exclusion time.
     """
     names = [s.name for s in spec.steps]
-    window = micros(spec.window)
+    window_end = _window_end(spec)
     ctes, flags, current = [], [], source
     for i, exc in enumerate(spec.exclusions):
         a, b = _exclusion_bounds(exc, names)
@@ -185,21 +190,40 @@ def _exclusion_ctes(events: EventLog, spec: FunnelParams, source: str) -> tuple[
         current = f"x{i}_j"
         flags.append(
             f"(depth > {a} AND X{i} IS NOT NULL AND "
-            f"CASE WHEN depth > {b} THEN X{i} < T{b} ELSE X{i} <= e0 + {window} END)"
+            f"CASE WHEN depth > {b} THEN X{i} < T{b} ELSE X{i} <= {window_end} END)"
         )
     return ctes, current, " OR ".join(flags) if flags else "FALSE"
+
+
+def _window_end(spec: FunnelParams) -> str:
+    """SQL for the end of an attempt's window: the unit's (``entry: first``) or its own (``every``)."""
+    return f"{'e0' if spec.entry == 'first' else 'st'} + {micros(spec.window)}"
+
+
+def _closed_attempts(spec: FunnelParams, data_end_us: int) -> str:
+    """SQL condition keeping the attempts that may decide a unit's result.
+
+    With ``entry: every`` and censoring, a resolved unit (``e0 + window <= data_end``) counts
+    only its attempts whose own window closed by the data end; a censored unit keeps all of
+    them for its depth so far. Otherwise every attempt counts.
+    """
+    if spec.entry == "first" or spec.censoring == "naive":
+        return "TRUE"
+    window = micros(spec.window)
+    return f"(e0 + {window} > {data_end_us} OR st + {window} <= {data_end_us})"
 
 
 def _best_attempt_key(spec: FunnelParams) -> str:
     """An integer that orders a unit's valid attempts by depth, then by earliest start.
 
-    A valid attempt starts in the unit's window, ``0 <= st - e0 <= window``, so
-    ``depth * (window + 1) + window - (st - e0)`` ranks it exactly; a plain BIGINT
-    key makes the final arg_max several times cheaper than a struct key. Windows
-    so long that the key could overflow keep the struct.
+    With ``entry: first`` a valid attempt starts in the unit's window,
+    ``0 <= st - e0 <= window``, so ``depth * (window + 1) + window - (st - e0)`` ranks
+    it exactly; a plain BIGINT key makes the final arg_max several times cheaper than
+    a struct key. With ``entry: every`` attempts start anywhere in the data, so it
+    keeps the struct, as do windows so long that the key could overflow.
     """
     window, n = micros(spec.window), len(spec.steps)
-    if (n + 1) * (window + 1) >= 2**62:
+    if spec.entry == "every" or (n + 1) * (window + 1) >= 2**62:
         return "struct_pack(d := depth, neg_start := -st)"
     return f"CAST(depth AS BIGINT) * {window + 1} + {window} - (st - e0)"
 
@@ -276,7 +300,8 @@ def build_units_sql(events: EventLog, spec: FunnelParams, data_end_us: int) -> s
             _entry_cte(spec, attempts),
             f"scored AS (SELECT *, {depth} AS depth FROM entered)",
             *exc_ctes,
-            f"valid AS (SELECT unit, st, e0, depth, {clean_times} FROM {with_x} WHERE depth > 0 AND NOT ({excluded}))",
+            f"valid AS (SELECT unit, st, e0, depth, {clean_times} FROM {with_x} "
+            f"WHERE depth > 0 AND {_closed_attempts(spec, data_end_us)} AND NOT ({excluded}))",
             f"units AS (SELECT unit, min(e0) AS entry, arg_max(st, {best}) AS start, max(depth) AS depth, {picks} "
             f"FROM valid GROUP BY unit)",
         ]
@@ -294,7 +319,7 @@ def run_funnel(events: EventLog, spec: FunnelParams | None = None, *, data_end=N
     events : EventLog
         Canonical events (see ``funnelkit.data.load_events``).
     spec : FunnelParams, optional
-        Steps, window, mode, unit, exclusions, censoring and attribution
+        Steps, window, mode, unit, entry, exclusions, censoring and attribution
         (``funnelkit.params.FunnelParams``); keyword ``overrides`` replace
         fields, e.g. ``run_funnel(log, unit="session")``.
     data_end : timestamp, optional

@@ -12,14 +12,14 @@ from ..eventlog import EventLog, quote
 from ..params import FunnelParams
 from ..schema import COLUMNS
 from .sql import match_sql, micros, unit_column
-from ..stats import chi2_independence, rate_frame
+from ..stats import chi2_independence, pool_small, rate_frame
 
 MISSING_SEGMENT = "(missing)"
 
 
 @dataclass
 class Breakdown:
-    """Conversion by segment value, with Wilson intervals and a chi-square test.
+    """Conversion by segment value, with Wilson intervals and a test of independence.
 
     Attributes
     ----------
@@ -31,10 +31,13 @@ class Breakdown:
         One row per value: ``entrants`` (units that entered), ``converted``
         (reached the last step), ``conversion`` = converted / entrants and its
         95% Wilson interval ``ci_low``/``ci_high``, ``share`` of entrants, and
-        ``reached_<step>`` counts for every step.
+        ``reached_<step>`` counts for every step. With ``min_units``, values
+        with fewer entrants are one last row "other (n values under m units)".
     test : dict
-        Pearson chi-square test of independence of value and conversion:
-        ``chi2``, ``dof``, ``pvalue``, ``min_expected``.
+        Test of independence of value and conversion
+        (:func:`funnelkit.stats.chi2_independence`: chi-square, or an exact
+        test when an expected count is under 5): ``chi2``, ``dof``,
+        ``pvalue``, ``min_expected``, ``method``.
     """
 
     column: str
@@ -200,8 +203,14 @@ class FunnelResult:
             "ci_high": lost * rates["ci_high"] * value,
         }
 
-    def breakdown(self, column: str, attribution: str | None = None) -> Breakdown:
-        """Conversion by the values of a segment column (see :class:`Breakdown`)."""
+    def breakdown(self, column: str, attribution: str | None = None, min_units: int = 0) -> Breakdown:
+        """Conversion by the values of a segment column (see :class:`Breakdown`).
+
+        Values with fewer than ``min_units`` entrants are pooled into one row
+        before the intervals and the test (the notebook passes
+        ``funnel.min_segment_units``): a value seen on 7 units has an interval
+        as wide as the axis and makes the test's expected counts tiny.
+        """
         if column not in self.events.columns:
             raise SchemaError(
                 f"breakdown column {column!r} (funnel.breakdowns) is not in the events; "
@@ -234,6 +243,7 @@ class FunnelResult:
         )
         table["value"] = table["value"].fillna(MISSING_SEGMENT)
         table = table.rename(columns={f"reached_{k}": f"reached_{name}" for k, name in enumerate(self.step_names)})
+        table = pool_small(table, "value", f"reached_{self.step_names[0]}", min_units)
         entrants = table[f"reached_{self.step_names[0]}"].to_numpy()
         converted = table[f"reached_{self.step_names[-1]}"].to_numpy()
         rates = rate_frame(converted, entrants)

@@ -14,11 +14,12 @@ from .matrix import Interactions, confidence_matrix
 from .models import (ALSRecommender, BPRRecommender, ItemKNNRecommender, PopularityRecommender,
                      RandomRecommender, top_k)
 from .spark_als import SparkALSRecommender
-from .split import Split, default_cutoff, leave_last_out, make_split, temporal_split, validation_split
+from .split import (Split, default_cutoff, leave_last_out, make_split, temporal_split, user_temporal_split,
+                    validation_split)
 
 __all__ = [
     "ALSRecommender", "BPRRecommender", "Evaluation", "Interactions", "ItemKNNRecommender",
     "PopularityRecommender", "RandomRecommender", "SparkALSRecommender", "Split", "als_model", "chosen_settings",
     "confidence_matrix", "default_cutoff", "evaluate", "evaluation_users", "leave_last_out", "make_split",
-    "models_from_params", "sweep", "temporal_split", "top_k", "validation_split",
+    "models_from_params", "sweep", "temporal_split", "top_k", "user_temporal_split", "validation_split",
 ]

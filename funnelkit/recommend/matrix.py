@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import ParamsError, SchemaError
+from ..errors import DataError, ParamsError, SchemaError
 from ..eventlog import EventLog, literal, quote, timestamp_literal
 from ..params import RecommendParams
 from ..schema import COLUMNS
@@ -30,7 +30,8 @@ class Interactions:
     ----------
     matrix : scipy.sparse.csr_matrix of float32
         ``matrix[u, i]`` = Σ over user u's events on item i of the event
-        type's weight (× the time-decay factor when one is set), then
+        type's weight (× the event's ``weight_column`` value when one is
+        set, × the time-decay factor when one is set), then
         reweighted by BM25/TF-IDF when asked. A stored entry is an
         interaction even when its weight is 0 (BM25's idf of an item nearly
         every user has, the decay of a very old event): the user has seen the
@@ -85,11 +86,57 @@ def _check(events: EventLog, spec: RecommendParams) -> None:
     if not present & set(weighted):
         raise ParamsError(f"recommend.weights: none of the weighted event types {weighted} occurs in the log, "
                           f"whose event types are {sorted(present)}")
+    check_weight_column(events, spec)
+
+
+_NOT_WEIGHTS = (COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time, COLUMNS.event_type, COLUMNS.item_id)
+
+
+def _weight_sql(spec: RecommendParams, alias: str = "e") -> str:
+    """The weight column's value as a DOUBLE (text columns, as CSV segments are, included)."""
+    return f"TRY_CAST({alias}.{quote(spec.weight_column)} AS DOUBLE)"
+
+
+def check_weight_column(events: EventLog, spec: RecommendParams) -> None:
+    """``spec.weight_column`` (when set) is a column of ``events`` with a finite number >= 0 on every weighted event.
+
+    Raises
+    ------
+    SchemaError
+        The column is not in the log, or is an id, time or event type column.
+    DataError
+        Some weighted events (of a type with a positive weight, with a user and an item) have a weight
+        that is empty, not a number, NaN, infinite or negative: their count and the first of them.
+    """
+    column = spec.weight_column
+    if column is None:
+        return
+    weighted = [t for t, w in spec.weights.items() if w > 0]
+    if column not in events.columns or column in _NOT_WEIGHTS:
+        kept = [c for c in events.columns if c not in _NOT_WEIGHTS]
+        raise SchemaError(f"recommend.weight_column: {column!r} is not a column of the loaded log that can weigh events; its "
+                          f"other columns are {kept} (a source column is kept as a segment unless "
+                          f"data.segments leaves it out)")
+    value = _weight_sql(spec)
+    types = ", ".join(literal(t) for t in weighted)
+    # NaN sorts above +inf in DuckDB and Spark, so this one range test rejects NaN, inf, negatives and nulls
+    bad = (f"FROM {quote(events.table)} AS e WHERE e.{TYPE} IN ({types}) AND e.{ITEM} IS NOT NULL "
+           f"AND e.{USER} IS NOT NULL AND NOT coalesce({value} >= 0 AND {value} < CAST('Infinity' AS DOUBLE), FALSE)")
+    (count,), = events.rows(f"SELECT count(*) {bad}")
+    if count:
+        (user, item, when, raw), = events.rows(
+            f"SELECT e.{USER}, e.{ITEM}, CAST(e.{TIME} AS VARCHAR), CAST(e.{quote(column)} AS VARCHAR) {bad} "
+            f"ORDER BY e.{TIME}, e.{USER}, e.{ITEM} LIMIT 1")
+        raise DataError(f"recommend.weight_column {column!r}: {count:,} weighted event(s) have no finite weight "
+                        f">= 0; first: user {user}, item {item} at {when}: "
+                        f"{'an empty value' if raw is None else repr(raw)}. Remove or fix these rows")
 
 
 def event_types(events: EventLog) -> set[str]:
-    """The distinct event types of the log."""
-    return {row[0] for row in events.rows(f"SELECT DISTINCT {TYPE} FROM {quote(events.table)}")}
+    """The distinct event types of the log (:func:`funnelkit.requirements.event_type_counts`)."""
+    from ..requirements import event_type_counts
+
+    return set(event_type_counts(events))
 
 
 def _weights_sql(weights: dict[str, float]) -> str:
@@ -107,8 +154,9 @@ def pairs_sql(events: EventLog, spec: RecommendParams, relation: str, as_of: pd.
         age_us = f"epoch_us({timestamp_literal(as_of)}) - epoch_us(e.{TIME})"
         # events after as_of cannot occur in training; clamp guards against clock noise
         decay = f"pow(0.5, greatest({age_us}, 0) / {half_life_us}.0)"
+    scale = "1.0" if spec.weight_column is None else _weight_sql(spec)
     return (
-        f"SELECT e.{USER} AS user_id, e.{ITEM} AS item_id, sum(w.weight * {decay}) AS weight "
+        f"SELECT e.{USER} AS user_id, e.{ITEM} AS item_id, sum(w.weight * {decay} * {scale}) AS weight "
         f"FROM {relation} AS e JOIN {_weights_sql(spec.weights)} ON e.{TYPE} = w.event_type "
         f"WHERE e.{ITEM} IS NOT NULL AND e.{USER} IS NOT NULL GROUP BY ALL"
     )
@@ -123,7 +171,7 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
     events : EventLog
         The log (its connection runs the SQL).
     spec : RecommendParams
-        ``weights`` per event type, ``decay_half_life``, ``weighting``,
+        ``weights`` per event type, ``weight_column``, ``decay_half_life``, ``weighting``,
         ``min_item_interactions`` and ``min_user_interactions``.
     relation : str, optional
         A table name or parenthesised SELECT over the log (e.g. the training

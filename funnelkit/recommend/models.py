@@ -80,7 +80,8 @@ class ALSRecommender(_Implicit):
     ----------
     factors, regularization, alpha, iterations
         As in implicit; implicit's confidence of an observed pair is
-        ``alpha × value`` and of an unobserved pair 1.
+        ``alpha × value`` and of an unobserved pair 1. The defaults are
+        :class:`~funnelkit.params.ALSSettings`'s.
     threads : int
         OpenMP threads of the solver (0 = all cores).
     seed : int
@@ -91,7 +92,7 @@ class ALSRecommender(_Implicit):
 
     name = "ALS"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 10.0, iterations: int = 15,
+    def __init__(self, factors: int = 16, regularization: float = 1.0, alpha: float = 1.0, iterations: int = 15,
                  threads: int = 0, seed: int = 0, track_loss: bool = False):
         self.factors = factors
         self.regularization = regularization

@@ -1,6 +1,6 @@
 """Train/test splits of the event log that leak nothing from the test truth into training.
 
-Two protocols:
+Three protocols:
 
 ``temporal`` (the default)
     One cut-off time for everyone. Training sees only events before it; the
@@ -15,6 +15,18 @@ Two protocols:
     all kept, including those after this user's held-out event, so the model
     learns from the future of the crowd: this cross-user leakage flatters
     the scores and is why the temporal split is the default.
+``user_temporal``
+    Per user, the last ``test_fraction`` of their interactions by time is
+    their test set, the protocol most published results on ratings logs use.
+    A user's interactions are their events with an item whose type has a
+    positive weight or is a test event type, ordered by time (ties by item id,
+    then event type); of n of them the last h = floor(test_fraction × n) are
+    held out (computed with a 1e-9 tolerance, so that 0.29 of 100 is 29 and
+    0.3333333333333333 of 3 is 1) and training keeps the first n − h. A user
+    with too few to hold any out (n < 1 / test_fraction) stays in training
+    only and is counted. The truth is the (user, item) pairs of ``test_events`` among
+    the held-out interactions. Like leave-last-out it trains on other users'
+    later events (cross-user leakage); time decay is measured at the log's end.
 
 Users and items absent from training cannot be scored: their test pairs are
 dropped and counted. With ``exclude_seen`` the truth also drops items the
@@ -23,7 +35,9 @@ which exclude them.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +65,7 @@ class Split:
     test_users : numpy array of int
         Rows of ``train`` with at least one truth item (the evaluated users).
     kind : str
-        ``temporal`` or ``leave_last_out``.
+        ``temporal``, ``user_temporal`` or ``leave_last_out``.
     cutoff : Timestamp or None
         Start of the test period (temporal split).
     end : Timestamp or None
@@ -78,8 +92,29 @@ class Split:
             "kept_pairs": "test pairs evaluated",
             "test_users": "users evaluated",
             "cold_users": "users with test items but no training history (not evaluated)",
+            "short_users": "users with too few interactions to hold any out (training only)",
         }
-        return pd.DataFrame({"what": [labels[k] for k in labels], "count": [self.counts[k] for k in labels]})
+        shown = [k for k in labels if k in self.counts]
+        return pd.DataFrame({"what": [labels[k] for k in shown], "count": [self.counts[k] for k in shown]})
+
+    def describe(self, spec: RecommendParams) -> str:
+        """The protocol in one paragraph of plain text: what the models train on and what they are judged on."""
+        truth = f"the items each user went on to have a {' or '.join(spec.test_events)} event on"
+        if self.kind == "temporal":
+            period = f"from {self.cutoff:%Y-%m-%d %H:%M} UTC" + (
+                f" until {self.end:%Y-%m-%d %H:%M} UTC" if self.end is not None else " on")
+            return (f"One cut-off for everyone: the models train on the events before {self.cutoff:%Y-%m-%d %H:%M} "
+                    f"UTC and are judged on {truth} {period}, as a deployed recommender lives.")
+        crowd = ("Other users' later events stay in training, so the models learn from the future of the crowd, "
+                 "which flatters the scores compared with one cut-off for everyone (recommend.split: temporal).")
+        if self.kind == "user_temporal":
+            short = self.counts.get("short_users", 0)
+            return (f"Per user: the last {spec.test_fraction * 100:g}% of each user's interactions by time are their "
+                    f"test set and the models train on the earlier ones; they are judged on {truth} in that "
+                    f"test set. {short:,} users with fewer than {_min_interactions(spec.test_fraction)} "
+                    f"interactions train only. {crowd}")
+        return (f"Per user: each user's last {' or '.join(spec.test_events)} item is held out and the models "
+                f"train on that user's events before it, without any event on that item. {crowd}")
 
 
 def default_cutoff(events: EventLog, spec: RecommendParams) -> pd.Timestamp:
@@ -147,21 +182,79 @@ def _before_held_sql(table: str, spec: RecommendParams) -> str:
     )
 
 
+def user_temporal_split(events: EventLog, spec: RecommendParams) -> Split:
+    """Hold out each user's last ``test_fraction`` of interactions by time (see module notes)."""
+    what = f"per-user temporal split (recommend.test_fraction {spec.test_fraction:g})"
+    train = _train(events, spec, f"({_user_part_sql(events, spec, held=False)})", events.data_end, what)
+    test = (f"SELECT DISTINCT {USER} AS user_id, {ITEM} AS item_id FROM ({_user_part_sql(events, spec, held=True)}) "
+            f"AS t WHERE {TYPE} IN ({_types(spec)})")
+    (short,), = events.rows(f"SELECT count(*) FROM ({_ranked_sql(events, spec)}) AS r "
+                            f"WHERE _fk_rank = 1 AND {_held_count(spec)} = 0")
+    split = _assemble(events, spec, train, test, "user_temporal", None, None, what)
+    return dataclasses.replace(split, counts={**split.counts, "short_users": int(short)})
+
+
+def _ranked_sql(events: EventLog, spec: RecommendParams) -> str:
+    """The log's interactions with each one's rank in its user's time order and the user's count."""
+    kinds = ", ".join(literal(t) for t in dict.fromkeys([*(t for t, w in spec.weights.items() if w > 0),
+                                                          *spec.test_events]))
+    columns = ", ".join(quote(c) for c in events.columns)
+    return (f"SELECT {columns}, row_number() OVER (PARTITION BY {USER} ORDER BY {TIME}, {ITEM}, {TYPE}) AS _fk_rank, "
+            f"count(*) OVER (PARTITION BY {USER}) AS _fk_n FROM {quote(events.table)} "
+            f"WHERE {TYPE} IN ({kinds}) AND {ITEM} IS NOT NULL AND {USER} IS NOT NULL")
+
+
+# floor(fraction × n) must not lose a whole interaction to rounding: in binary floating point 0.29 × 100 is
+# 28.999999999999996, and in exact decimals 0.3333333333333333 (1/3 as Python prints it) × 3 is
+# 0.9999999999999999; so the double product is floored with this tolerance, in SQL and in Python alike
+_TOLERANCE = 1e-9
+
+
+def _held_count(spec: RecommendParams) -> str:
+    """SQL for the held-out count of a user with ``_fk_n`` interactions; the same double arithmetic as :func:`_held`."""
+    return f"CAST(floor(CAST({spec.test_fraction!r} AS DOUBLE) * _fk_n + {_TOLERANCE!r}) AS BIGINT)"
+
+
+def _held(fraction: float, n: int) -> int:
+    """How many of a user's ``n`` interactions are held out: floor(fraction × n + tolerance)."""
+    return math.floor(fraction * n + _TOLERANCE)
+
+
+def _min_interactions(fraction: float) -> int:
+    """The fewest interactions of which at least one is held out (by :func:`_held`'s rule, so they always agree)."""
+    n = max(1, math.floor((1 - _TOLERANCE) / fraction) - 1)
+    while _held(fraction, n) < 1:
+        n += 1
+    return n
+
+
+def _user_part_sql(events: EventLog, spec: RecommendParams, *, held: bool) -> str:
+    """The held-out (``held``) or the training interactions of the per-user temporal split, in the log's columns."""
+    columns = ", ".join(quote(c) for c in events.columns)
+    return (f"SELECT {columns} FROM ({_ranked_sql(events, spec)}) AS r "
+            f"WHERE _fk_rank {'>' if held else '<='} _fk_n - {_held_count(spec)}")
+
+
 def make_split(events: EventLog, spec: RecommendParams) -> Split:
     """The split ``spec.split`` names."""
-    return temporal_split(events, spec) if spec.split == "temporal" else leave_last_out(events, spec)
+    if spec.split == "temporal":
+        return temporal_split(events, spec)
+    return user_temporal_split(events, spec) if spec.split == "user_temporal" else leave_last_out(events, spec)
 
 
 def validation_split(events: EventLog, spec: RecommendParams, split: Split) -> Split:
     """A split for tuning that ends where ``split`` starts, so the test truth is never used to choose.
 
     Temporal: the ``test_period`` before the cut-off is the validation
-    period. Leave-last-out: the same protocol applied to the training
-    events only (each user's last remaining test-type item is held out).
+    period. Leave-last-out and per-user temporal: the same protocol applied
+    to the training events only (each user's last remaining test-type item,
+    or the last ``test_fraction`` of their training interactions, is held out).
     """
     if split.kind == "temporal":
         return temporal_split(events, spec, cutoff=split.cutoff - pd.Timedelta(spec.test_period), end=split.cutoff,
                               label="validation cut-off (one recommend.test_period before the test cut-off)")
+    if split.kind == "user_temporal":
+        return user_temporal_split(events.derive(_user_part_sql(events, spec, held=False)), spec)
     return leave_last_out(events.derive(_before_held_sql(quote(events.table), spec)), spec)
 
 

@@ -37,7 +37,13 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict
 
 
 def write_params(folder: Path, name: str = "params.yaml", **sections) -> Path:
-    """A params file in ``folder`` with the given sections (``data={...}, funnel={...}``)."""
+    """A params file in ``folder`` with the given sections (``data={...}, funnel={...}``).
+
+    The crafted logs of :mod:`tests.hostile.logs` span 28 days, too short for the default
+    14-day recommendation test period (a validation and a test period must fit in the log, and
+    the checks before a run say so): without a ``recommend`` section the file sets 7 days.
+    """
+    sections.setdefault("recommend", {"test_period": "7D"})
     path = Path(folder) / name
     path.write_text(yaml.safe_dump(sections, sort_keys=False))
     return path

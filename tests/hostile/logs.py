@@ -129,3 +129,58 @@ def without_columns(source: Path, path: Path, columns: list[str]) -> Path:
     """A copy of a CSV log without some columns (a log without prices, without items, ...)."""
     pd.read_csv(source, dtype=str, keep_default_na=False).drop(columns=columns).to_csv(path, index=False)
     return Path(path)
+
+
+def ratings_csv(path: Path, n_users: int = 600, n_items: int = 300, seed: int = 6, factors: int = 4,
+                mean_ratings: float = 20.0) -> Path:
+    """A MovieLens-shaped ratings log: ``userId,movieId,rating,timestamp`` (epoch seconds), no event type.
+
+    Planted structure: each user and item has ``factors`` latent tastes; a user rates items with probability
+    ∝ popularity × exp(2 · taste match), where popularity is a power law (Zipf-like, exponent 1 over the
+    item rank), and rates them higher the better the match (half stars 0.5-5, as MovieLens). Users rate a
+    lognormal number of items (at least 5) in sequence over two years, so each user's later ratings follow
+    the same taste as their earlier ones: a model that learns the taste beats popularity on a per-user
+    temporal split.
+    """
+    rng = np.random.default_rng(seed)
+    users = rng.normal(size=(n_users, factors)) / np.sqrt(factors)
+    items = rng.normal(size=(n_items, factors))
+    popularity = 1.0 / np.arange(1, n_items + 1)
+    start = int(pd.Timestamp("2019-01-01", tz="UTC").timestamp())
+    counts = np.clip(rng.lognormal(np.log(mean_ratings) - 0.5, 1.0, n_users).astype(int), 5, n_items // 2)
+    rows = []
+    for user, n in enumerate(counts):
+        match = items @ users[user]
+        p = popularity * np.exp(2.0 * match)
+        chosen = rng.choice(n_items, size=n, replace=False, p=p / p.sum())
+        t = start + int(rng.integers(0, 365 * 86_400))
+        for item in chosen:
+            t += int(rng.integers(30, 20 * 86_400))
+            stars = np.clip(np.round((2.5 + 0.8 * match[item] + rng.normal(0, 0.7)) * 2) / 2, 0.5, 5.0)
+            rows.append((user + 1, item + 1, stars, t))
+    out = pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]).sort_values(
+        ["userId", "timestamp"], kind="stable")
+    out.to_csv(path, index=False)
+    return Path(path)
+
+
+def orders_csv(path: Path, n_customers: int = 400, n_skus: int = 120, seed: int = 8) -> Path:
+    """An orders log: ``customer,sku,quantity,order_date`` (a date, no time, no zone), no event type.
+
+    Customers belong to one of four planted segments that prefer their own quarter of the catalogue; they
+    order 2-12 lines over a year, with quantities 1-6 (more of the skus they prefer).
+    """
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 4, n_customers)
+    rows = []
+    for customer in range(n_customers):
+        preferred = np.arange(n_skus)[np.arange(n_skus) % 4 == group[customer]]
+        day = pd.Timestamp("2025-01-01") + pd.Timedelta(days=int(rng.integers(0, 60)))
+        for _ in range(int(rng.integers(2, 13))):
+            own = rng.random() < 0.8
+            sku = int(rng.choice(preferred) if own else rng.integers(0, n_skus))
+            rows.append((f"C{customer:04d}", f"SKU-{sku:03d}", int(rng.integers(1, 7 if own else 3)),
+                         day.strftime("%Y-%m-%d")))
+            day += pd.Timedelta(days=int(rng.integers(1, 30)))
+    pd.DataFrame(rows, columns=["customer", "sku", "quantity", "order_date"]).to_csv(path, index=False)
+    return Path(path)

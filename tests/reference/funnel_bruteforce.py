@@ -2,7 +2,8 @@
 
 Slow on purpose and independent of the SQL engine: it works on raw event
 rows (no de-duplication, no ASOF joins, no window functions), enumerates
-every attempt of every unit and follows the documented rules literally.
+every attempt of every unit and follows the documented rules literally,
+for both entry rules (``first``: one window per unit; ``every``: one per attempt).
 Times are integer microseconds.
 """
 from __future__ import annotations
@@ -97,11 +98,16 @@ def unit_results(frame: pd.DataFrame, spec: FunnelParams, data_end) -> pd.DataFr
         if not entries:
             continue
         entry = min(entries)
+        censored = spec.censoring != "naive" and entry + window > end
         attempts = []
         for start, times, found in candidates:
+            # entry "first": the unit's window bounds every attempt; "every": each attempt has its own
+            window_end = entry + window if spec.entry == "first" else start + window
+            if spec.entry == "every" and spec.censoring != "naive" and not censored and start + window > end:
+                continue  # a resolved unit counts only attempts whose window closed by the data end
             depth = 0
             for k in range(n):
-                if found[k] is None or found[k] - start > window or found[k] > entry + window:
+                if found[k] is None or found[k] - start > window or found[k] > window_end:
                     break
                 max_time = spec.steps[k].max_time
                 if k > 0 and max_time is not None and times[k] - times[k - 1] > max_time.total_seconds() * 1e6:
@@ -110,20 +116,19 @@ def unit_results(frame: pd.DataFrame, spec: FunnelParams, data_end) -> pd.DataFr
             if depth == 0:
                 continue
             times = [t if k < depth else None for k, t in enumerate(times)]
-            if _excluded(spec, names, excl_times, times, depth, entry, window):
+            if _excluded(spec, names, excl_times, times, depth, window_end):
                 continue
             attempts.append((start, depth, times))
         if not attempts:
             continue
         best_depth = max(d for _, d, _ in attempts)
         start, depth, times = min((a for a in attempts if a[1] == best_depth), key=lambda a: a[0])
-        censored = spec.censoring != "naive" and entry + window > end
         rows.append({"unit": unit, "entry": entry, "start": start, "depth": depth, "censored": censored,
                      **{f"T{k}": times[k] for k in range(n)}})
     return pd.DataFrame(rows, columns=["unit", "entry", "start", "depth", "censored"] + [f"T{k}" for k in range(n)])
 
 
-def _excluded(spec, names, excl_times, times, depth, entry, window) -> bool:
+def _excluded(spec, names, excl_times, times, depth, window_end) -> bool:
     for exc, hits in zip(spec.exclusions, excl_times):
         a, b = (0, len(names) - 1) if exc.between is None else (names.index(exc.between[0]), names.index(exc.between[1]))
         if depth <= a:
@@ -131,7 +136,7 @@ def _excluded(spec, names, excl_times, times, depth, entry, window) -> bool:
         for x in hits:
             if x <= times[a]:
                 continue
-            if (depth > b and x < times[b]) or (depth <= b and x <= entry + window):
+            if (depth > b and x < times[b]) or (depth <= b and x <= window_end):
                 return True
     return False
 
