@@ -38,6 +38,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, precision
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 from sklearn.svm import LinearSVC
 
 from .errors import DataError
@@ -189,7 +190,11 @@ def compare_models(X: pd.DataFrame, y, *, strong_feature: str, groups=None, fold
     for fold, (train, test) in enumerate(splitter.split(values, y, groups)):
         for name, model in models.items():
             by_group = {"groups": groups[train]} if groups is not None and isinstance(model, GridSearchCV) else {}
-            fitted = clone(model).fit(values[train], y[train], **by_group)
+            # One thread (OpenMP and BLAS): the many small grid-search fits gain nothing from more, and
+            # OpenMP threads that spin for a busy core made notebook 02 20x slower on a loaded machine
+            # (12k events: 19 s with one thread, over 400 s with two beside two busy processes).
+            with threadpool_limits(limits=1):
+                fitted = clone(model).fit(values[train], y[train], **by_group)
             p = fitted.predict_proba(values[test])[:, 1]
             probabilities[name][test] = p
             rows.append({"model": name, "fold": fold, **{m: f(y[test], p) for m, f in METRICS.items()},
