@@ -51,13 +51,18 @@ def unavailable(message: str, extra: str) -> None:
     pytest.skip(message)
 
 
+def optional_module(name: str, extra: str):
+    """Import ``name``, installed by the ``extra``; :func:`unavailable` when it is missing."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        unavailable(f"{name} is not installed: {exc}", extra)
+
+
 @pytest.fixture(scope="session")
 def sqlglot():
     """The ``sqlglot`` module (the ``spark`` extra): skipped without it locally, a failure under ``CI=true``."""
-    try:
-        return importlib.import_module("sqlglot")
-    except ImportError as exc:
-        unavailable(f"sqlglot is not installed: {exc}", "spark")
+    return optional_module("sqlglot", "spark")
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ ignores non-funnel events.
 """
 from __future__ import annotations
 
-import importlib
 
 import pandas as pd
 import pytest
@@ -33,17 +32,14 @@ from funnelkit.eventlog import EventLog
 from funnelkit.funnel import run_funnel
 from funnelkit.params import FilterSpec, FunnelParams, StepSpec
 from funnelkit.schema import COLUMNS
-from tests.conftest import unavailable
+from tests.conftest import optional_module
 from tests.test_funnel import TYPES, at
 
 
 @pytest.fixture(scope="module")
 def chdb():
     """The ``chdb`` module: skipped without it locally, a failure under ``CI=true`` (the dev extra has it)."""
-    try:
-        return importlib.import_module("chdb")
-    except ImportError as exc:
-        unavailable(f"chdb is not installed: {exc}", "dev")
+    return optional_module("chdb", "dev")
 
 
 def _condition(step: StepSpec) -> str:
