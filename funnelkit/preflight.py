@@ -203,18 +203,13 @@ def _check_recommend(params: Params, events: "EventLog", first: pd.Timestamp | N
     """The recommendation settings fit the log: weighted and test event types occur, the weight column holds
     weights, and a temporal split leaves a validation and a test period inside the log. A log without
     item ids is not checked: notebook 03 says it needs them, and the run goes on."""
-    from .recommend.matrix import check_weight_column  # late: the other studies never need it
+    from .recommend.matrix import check_event_types, check_weight_column  # late: the other studies never need them
 
     if COLUMNS.item_id not in events.columns:
         return
     spec, label = params.recommend, events.source or "the log"
-    present = sorted(event_type_counts(events))
-    weighted = [t for t, w in spec.weights.items() if w > 0]
-    for key, wanted in (("recommend.weights", weighted), ("recommend.test_events", spec.test_events)):
-        if not set(wanted) & set(present):
-            raise ParamsError(f"{key}: none of the event types {wanted} occurs in {label}, whose event types are "
-                              f"{', '.join(present[:TOP_EVENTS])}{' ...' if len(present) > TOP_EVENTS else ''}")
-    check_weight_column(events, spec)  # a bad rating would fail notebook 03 only after its load
+    check_event_types(events, spec)  # the study's own checks, before the notebooks rather than inside 03
+    check_weight_column(events, spec)
     if spec.split == "temporal" and spec.cutoff is None and first is not None and last is not None:
         span = last - first
         if span <= 2 * spec.test_period:  # the validation period sits one test period before the test period

@@ -81,12 +81,31 @@ def _check(events: EventLog, spec: RecommendParams) -> None:
     if missing:
         raise SchemaError(f"{events.source or 'events'}: the recommendation study needs the column(s) "
                           f"{missing}; the log has {events.columns}")
-    present = event_types(events)
-    weighted = [t for t, w in spec.weights.items() if w > 0]
-    if not present & set(weighted):
-        raise ParamsError(f"recommend.weights: none of the weighted event types {weighted} occurs in the log, "
-                          f"whose event types are {sorted(present)}")
+    check_event_types(events, spec, test_events=False)
     check_weight_column(events, spec)
+
+
+_LISTED_TYPES = 10
+"""Event types of the log a message lists."""
+
+
+def check_event_types(events: EventLog, spec: RecommendParams, *, test_events: bool = True) -> None:
+    """Some event of a weighted type occurs in the log, and (``test_events``) some of a test type.
+
+    Raises
+    ------
+    ParamsError
+        Naming the key (``recommend.weights`` or ``recommend.test_events``), its event types and the
+        log's own (the ten most frequent).
+    """
+    present = sorted(event_types(events))
+    weighted = [t for t, w in spec.weights.items() if w > 0]
+    keys = [("recommend.weights", weighted)] + ([("recommend.test_events", spec.test_events)] if test_events else [])
+    listing = ", ".join(present[:_LISTED_TYPES]) + (" ..." if len(present) > _LISTED_TYPES else "")
+    for key, wanted in keys:
+        if not set(wanted) & set(present):
+            raise ParamsError(f"{key}: none of the event types {wanted} occurs in {events.source or 'the log'}, "
+                              f"whose event types are {listing}")
 
 
 _NOT_WEIGHTS = (COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time, COLUMNS.event_type, COLUMNS.item_id)

@@ -44,10 +44,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError, ParamsError
+from ..errors import DataError
 from ..eventlog import EventLog, literal, quote, timestamp_literal
 from ..params import RecommendParams
-from .matrix import ITEM, TIME, TYPE, USER, Interactions, confidence_matrix, event_types, stored
+from .matrix import ITEM, TIME, TYPE, USER, Interactions, check_event_types, confidence_matrix, stored
 
 _names = itertools.count()
 
@@ -259,10 +259,7 @@ def validation_split(events: EventLog, spec: RecommendParams, split: Split) -> S
 
 
 def _train(events: EventLog, spec: RecommendParams, relation: str, as_of: pd.Timestamp, what: str) -> Interactions:
-    present = event_types(events)
-    if not present & set(spec.test_events):
-        raise ParamsError(f"recommend.test_events: none of {spec.test_events} occurs in the log, whose event "
-                          f"types are {sorted(present)}")
+    check_event_types(events, spec)
     train = confidence_matrix(events, spec, relation=relation, as_of=as_of)
     if train.matrix.nnz == 0:
         raise DataError(f"{what}: no training interactions (weighted event types {list(spec.weights)}) "
