@@ -441,6 +441,15 @@ class EngineParams(_Strict):
     spark: SparkParams = SparkParams()
 
 
+class ReportParams(_Strict):
+    """What the HTML reports show (``funnelkit.pseudonym``)."""
+
+    pseudonymise_ids: bool = True
+    """Replace customer and session ids by keyed pseudonyms in every report (the follow-up CSVs keep the ids)."""
+    id_key_env: str = Field(default="FUNNELKIT_ID_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Environment variable holding the pseudonym key; unset, each run draws a random key."""
+
+
 class Params(_Strict):
     """A whole params file."""
 
@@ -450,6 +459,7 @@ class Params(_Strict):
     engine: EngineParams = EngineParams()
     recommend: RecommendParams = RecommendParams()
     anomaly: AnomalyParams = AnomalyParams()
+    report: ReportParams = ReportParams()
     source_file: Union[Path, None] = Field(default=None, exclude=True)
     """The file these params were read from (set by :func:`load_params`)."""
 

@@ -89,7 +89,7 @@ def _json_value(value: Any) -> int | float | str | bool | None:
     )
 
 
-def _metric(name: str, value: Any, *, unit: str | None, label: str | None, ci: Any) -> dict:
+def _metric(name: str, value: Any, *, unit: str | None, label: str | None, ci: Any, headline: bool = False) -> dict:
     """Validate the arguments of :func:`record` and build the JSON-safe metric dict."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"metric name must be identifier-like (letters, digits, _; not starting with a digit), got {name!r}")
@@ -103,7 +103,9 @@ def _metric(name: str, value: Any, *, unit: str | None, label: str | None, ci: A
         if low is not None and high is not None and low > high:
             raise ValueError(f"ci must be ordered (low, high), got {ci!r}")
         ci = None if low is None and high is None else [low, high]
-    return {"name": name, "value": _json_value(value), "unit": unit, "label": label, "ci": ci}
+    if not isinstance(headline, bool):
+        raise ValueError(f"headline must be True or False, got {headline!r}")
+    return {"name": name, "value": _json_value(value), "unit": unit, "label": label, "ci": ci, "headline": headline}
 
 
 def record(
@@ -113,8 +115,9 @@ def record(
     unit: str | None = None,
     label: str | None = None,
     ci: tuple | None = None,
+    headline: bool = False,
 ) -> None:
-    """Record a headline figure in the executed notebook.
+    """Record a figure of the study in the executed notebook.
 
     Parameters
     ----------
@@ -131,6 +134,10 @@ def record(
         Readable name shown on the index page (default: ``name``).
     ci : (low, high), optional
         95% confidence interval, in the same unit as ``value``.
+    headline : bool
+        A business figure a manager reads on the index card (two to four per
+        notebook); the others (checks of the method, counts) are listed
+        behind the card's details.
 
     Raises
     ------
@@ -144,7 +151,7 @@ def record(
     Outside an IPython kernel (a plain script) the arguments are validated and
     nothing is emitted.
     """
-    metric = _metric(name, value, unit=unit, label=label, ci=ci)
+    metric = _metric(name, value, unit=unit, label=label, ci=ci, headline=headline)
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython is a dependency of ipykernel
@@ -436,6 +443,8 @@ def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike) 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CURRENCY_SYMBOLS = frozenset("€$£¥₹")
 _PERCENT_UNITS = frozenset({"%", "percent", "pct"})
+#: Unit of a difference of two shares (values in [-1, 1]), shown in percentage points: "−0.036 pp", never "%".
+POINTS = "pp"
 
 
 def _is_share(unit: str | None) -> bool:
@@ -451,6 +460,15 @@ def _percent(value: float) -> str:
     # never "4.3e-17%": a reader takes scientific notation for a real figure; below a thousandth of a
     # percent only the side of zero matters
     return "< 0.001%" if pct > 0 else "> −0.001%"
+
+
+def _points(value: float) -> str:
+    """A difference of two shares in percentage points, signed: ``+1.2``, ``−0.036``, ``0``."""
+    points = value * 100
+    if points == 0:
+        return "0"
+    text = f"{abs(points):.2g}" if abs(points) < 1 else f"{abs(points):,.1f}"
+    return ("+" if points > 0 else "−") + text
 
 
 def _number(value: float | int, unit: str | None) -> str:
@@ -476,7 +494,8 @@ def format_metric(metric: dict) -> str:
     ``cart`` for a text value, ``n/a`` for a missing one.
 
     Shares (``share``, ``share of …``, ``proportion``, ``fraction``: values in
-    [0, 1]) are shown as percentages; integers get thousands separators; a
+    [0, 1]) are shown as percentages; a difference of two shares (unit
+    ``"pp"``, values in [−1, 1]) in signed percentage points (``−0.036 pp``); integers get thousands separators; a
     three-letter upper-case unit (or a currency symbol) is a currency: two
     decimals below 1,000, none above.
     """
@@ -495,6 +514,8 @@ def format_metric(metric: dict) -> str:
             return _percent(float(v))
         if unit in _PERCENT_UNITS:
             return f"{float(v):,.1f}%"
+        if unit == POINTS:
+            return _points(float(v))
         return _number(v, unit)
 
     text = fmt(value)
@@ -502,13 +523,16 @@ def format_metric(metric: dict) -> str:
         text = f"{unit}{text}"
     elif _is_share(unit):
         text += unit[len("share"):] if unit.startswith("share of ") else ""
+    elif unit == POINTS:
+        text += " pp"
     elif unit and unit not in _PERCENT_UNITS:
         text += f" {unit}"
     if ci is not None and any(bound is not None for bound in ci):
         low, high = (fmt(bound) for bound in ci)
         if unit in _CURRENCY_SYMBOLS:
             low, high = f"{unit}{low}", f"{unit}{high}"
-        text += f" (95% CI {low}–{high})"
+        dash = " to " if unit == POINTS else "–"  # "−0.01–+0.12" reads as a subtraction
+        text += f" (95% CI {low}{dash}{high})"
     return text
 
 

@@ -74,6 +74,7 @@ from .errors import FunnelkitError, ParamsError
 from .params import Params, load_params
 from .index_page import FAILED_DIR, render_index
 from .kernel import KERNEL_NAME, ensure_kernel
+from .pseudonym import ensure_key
 from .report import atomic_write, export_html, notebook_title, read_metrics
 
 __all__ = [
@@ -548,6 +549,8 @@ def run(
     stream = stream if stream is not None else sys.stderr
     params_path = Path(params_path)
     params = load_params(params_path)
+    # one pseudonym key for every kernel of this run (they inherit the environment), never written anywhere
+    ensure_key(params.report.id_key_env)
     if not isinstance(jobs, int) or jobs < 1:
         raise ParamsError(f"jobs must be a positive integer, got {jobs!r}")
     root = project_root()

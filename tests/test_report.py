@@ -223,3 +223,22 @@ def test_format_metric_accepts_what_record_builds():
     metric = report._metric("x", np.float64(0.5), unit="share", label=None, ci=(0.4, 0.6))
     assert format_metric(metric) == "50.0% (95% CI 40.0%–60.0%)"
     assert not math.isnan(metric["value"])
+
+
+def test_a_difference_of_shares_is_shown_in_signed_percentage_points_never_as_percent():
+    from funnelkit.report import format_metric
+
+    text = format_metric({"value": 0.00036, "unit": "pp", "ci": [-0.0001, 0.0012]})
+    assert text == "+0.036 pp (95% CI −0.01 to +0.12)"
+    assert "%" not in text.replace("95% CI", "")
+    assert format_metric({"value": -0.0123, "unit": "pp"}) == "−1.2 pp"
+    assert format_metric({"value": 0.0, "unit": "pp"}) == "0 pp"
+
+
+def test_headline_flag_is_recorded_and_must_be_a_bool():
+    from funnelkit.report import _metric
+
+    assert _metric("x", 1, unit=None, label=None, ci=None, headline=True)["headline"] is True
+    assert _metric("x", 1, unit=None, label=None, ci=None)["headline"] is False
+    with pytest.raises(ValueError, match="headline"):
+        _metric("x", 1, unit=None, label=None, ci=None, headline="yes")
