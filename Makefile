@@ -14,7 +14,7 @@ JOBS ?= 1
 # Extra pytest arguments, e.g. `make test TESTS='-m "not spark"'` (the default runs the whole suite)
 TESTS ?=
 
-.PHONY: setup reports test lab clean-reports bench bench-quick
+.PHONY: setup reports screenshots test lab clean-reports bench bench-quick
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ setup: $(STAMP)
 
 reports: $(STAMP)
 	$(VENV)/bin/funnelkit run --params $(PARAMS) --jobs $(JOBS)
+
+# PNGs of every report in reports/ (first screen and full page, rendered offline in headless
+# Chromium: Debian's `chromium` package) into screenshots/, for review; run `make reports` first.
+# `make screenshots SHOTS=--open` adds the full pages with every folded section opened.
+SHOTS ?=
+screenshots: $(STAMP)
+	$(PY) -m funnelkit.screenshots reports screenshots $(SHOTS)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile $(TESTS)

@@ -10,7 +10,7 @@ their p-values are adjusted for testing every term of every step at once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,9 @@ PREFERRED_BASELINES = {SEGMENTS.device: "desktop", SEGMENTS.channel: "organic", 
 
 @dataclass
 class StepModel:
-    """One step's logistic model: ``results`` (a :class:`funnelkit.regression.LogitResults`)."""
+    """One step's logistic model: ``results`` (a :class:`funnelkit.regression.LogitResults`);
+    ``baselines`` the reference level of each segment (``{"device": "desktop"}``), the session every
+    odds ratio compares with."""
 
     step: str
     given: str | None
@@ -47,6 +49,7 @@ class StepModel:
     results: object
     X: pd.DataFrame
     y: np.ndarray
+    baselines: dict = field(default_factory=dict)
 
 
 def _study_sessions(events: EventLog, table: pd.DataFrame, window, exclude_users) -> pd.DataFrame:
@@ -113,9 +116,10 @@ def step_models(events: EventLog, window="1D", segments=None, exclude_users=None
     for step, given in funnel_steps(events):
         table = session_table(events, label=step, given=given, window=window)
         table = _study_sessions(events, table, window, exclude_users)
-        X, names = design_matrix(table, [*behaviour, *segments], baselines=baselines(table, segments))
+        reference = baselines(table, segments)
+        X, names = design_matrix(table, [*behaviour, *segments], baselines=reference)
         y = table.loc[X.index, "label"].to_numpy()
-        models.append(StepModel(step, given, len(y), int(y.sum()), logit(X, y, names=names), X, y))
+        models.append(StepModel(step, given, len(y), int(y.sum()), logit(X, y, names=names), X, y, reference))
     return models
 
 
@@ -123,7 +127,8 @@ def drivers_table(models: list[StepModel], planted: dict | None = None, method: 
     """Every term of every step: odds ratio and average marginal effect with 95% intervals, adjusted p-value.
 
     ``p_adjusted`` corrects for testing all the terms of all the steps at once
-    (``method``: ``holm`` or ``fdr_bh``). With ``planted`` (the simulator's
+    (``method``: ``holm`` or ``fdr_bh``); ``driver`` names the term for people
+    (:func:`term_label`: ``device = mobile (vs desktop)``). With ``planted`` (the simulator's
     ``PLANTED_STEPS``; a term it leaves out has coefficient 0), ``planted``
     and ``inside`` (planted coefficient within the coefficient's 95% interval).
     """
@@ -136,6 +141,7 @@ def drivers_table(models: list[StepModel], planted: dict | None = None, method: 
             if term == INTERCEPT:
                 continue
             row = {"step": model.step, "given": model.given, "term": term,
+                   "driver": term_label(term, model.baselines),
                    "coef": frame.loc[term, "coef"], "coef_low": frame.loc[term, "ci_lower"],
                    "coef_high": frame.loc[term, "ci_upper"], "odds_ratio": odds.loc[term, "odds_ratio"],
                    "odds_low": odds.loc[term, "ci_lower"], "odds_high": odds.loc[term, "ci_upper"],
@@ -152,28 +158,95 @@ def drivers_table(models: list[StepModel], planted: dict | None = None, method: 
 
 def headline_drivers(table: pd.DataFrame, alpha: float = 0.05, top: int = 6) -> str:
     """Plain-language Markdown: the largest effects that survive the multiple-testing adjustment."""
-    significant = table[table["p_adjusted"] < alpha].copy()
+    significant = strongest_drivers(table, alpha, top)
     if significant.empty:
         return "- No effect is distinguishable from zero after adjusting for the number of tests."
-    significant = significant.reindex(significant["effect"].abs().sort_values(ascending=False).index).head(top)
     lines = []
     for row in significant.itertuples():
         reached = f"{row.given}" if row.given else "a visit"
         direction = "raises" if row.effect > 0 else "lowers"
         lines.append(
-            f"- **{escape_md(_describe_term(row.term))}** {direction} the chance of **{escape_md(row.step)}** "
+            f"- **{escape_md(_driver(row))}** {direction} the chance of **{escape_md(row.step)}** "
             f"(after {escape_md(reached)}) by {abs(row.effect) * 100:.1f} percentage points "
             f"(95% CI {row.effect_low * 100:+.1f} to {row.effect_high * 100:+.1f}; odds ratio {row.odds_ratio:.2f})."
         )
     return "\n".join(lines)
 
 
-def _describe_term(term: str) -> str:
+def strongest_drivers(table: pd.DataFrame, alpha: float = 0.05, top: int | None = None) -> pd.DataFrame:
+    """The rows of :func:`drivers_table` significant after adjustment (``p_adjusted < alpha``), largest
+    average marginal effect (in absolute value) first; the first ``top`` of them."""
+    significant = table[table["p_adjusted"] < alpha]
+    ordered = significant.reindex(significant["effect"].abs().sort_values(ascending=False, kind="stable").index)
+    return ordered if top is None else ordered.head(top)
+
+
+def headline_figures(table: pd.DataFrame, alpha: float = 0.05, top: int = 2) -> list[dict]:
+    """The ``top`` strongest significant drivers as figures for the index card, in words.
+
+    Returns one dict per driver with the keywords of :func:`funnelkit.report.record`: ``name``
+    (``top_driver_1``, ...), ``value`` (the average marginal effect, a difference of two chances, unit
+    ``"pp"``), its 95% ``ci`` and a ``label`` naming the trait, the step and the odds ratio with its
+    interval ("device = mobile (vs desktop) lowers the chance of checkout among sessions that reached cart;
+    odds ratio 0.61, 95% CI 0.56–0.66"). Empty when no effect is significant.
+    """
+    figures = []
+    for rank, row in enumerate(strongest_drivers(table, alpha, top).itertuples(), start=1):
+        among = f"among sessions that reached {row.given}" if row.given else "in a session"
+        direction = "raises" if row.effect > 0 else "lowers"
+        figures.append({
+            "name": f"top_driver_{rank}", "value": float(row.effect), "unit": "pp",
+            "ci": (float(row.effect_low), float(row.effect_high)),
+            "label": (f"{_driver(row)} {direction} the chance of {row.step} {among}; odds ratio "
+                      f"{row.odds_ratio:.2f}, 95% CI {row.odds_low:.2f}–{row.odds_high:.2f}"),
+        })
+    return figures
+
+
+def _driver(row) -> str:
+    return getattr(row, "driver", None) or term_label(row.term)
+
+
+def term_label(term: str, baselines: dict | None = None) -> str:
+    """A model term for people: ``device[mobile]`` is ``device = mobile (vs desktop)`` given the
+    segment's reference level in ``baselines``; ``log_price`` and ``log_views`` say what changes."""
     if "[" in term:
         segment, value = term[:-1].split("[", 1)
-        return f"{segment} = {value}"
+        reference = (baselines or {}).get(segment)
+        return f"{segment} = {value}" + (f" (vs {reference})" if reference is not None else "")
     return {"log_price": "a higher price (per ×e of the viewed price)",
             "log_views": "more views (per ×e of the number of views)"}.get(term, term)
+
+
+def baseline_text(models: list[StepModel]) -> str:
+    """Markdown: the session every odds ratio compares with, from the reference levels the models used
+    (the built-in shop's when the log has them, else each segment's most common value)."""
+    levels = [model.baselines for model in models if model.baselines]
+    if not levels:
+        return ("The log has no segment columns (device, channel, customer type, country), so the models "
+                "hold only how the session browsed.")
+
+    def describe(reference: dict) -> str:
+        return ", ".join(f"{escape_md(segment)} = {escape_md(value)}" for segment, value in reference.items())
+
+    if all(reference == levels[0] for reference in levels):
+        return (f"The baseline is a session with {describe(levels[0])}: each segment's odds ratio compares "
+                f"sessions that differ from it in that one trait, the others held fixed.")
+    per_step = "; ".join(f"{escape_md(model.step)}: {describe(model.baselines)}" for model in models if model.baselines)
+    return (f"The baseline (each segment's most common value among the step's sessions) differs by step: "
+            f"{per_step}. Each segment's odds ratio compares sessions that differ from it in that one trait.")
+
+
+def exclusion_text(excluded) -> str:
+    """Markdown: which accounts the models leave out (``excluded``: user ids, or None when the data
+    carries no labels of bots and fake orders)."""
+    if excluded is None:
+        return ("Every account of the log is in the models. Bots and fake orders do not behave like customers "
+                "and would bias every estimate: if the log holds them (notebook 04 flags suspects), leave them "
+                "out first.")
+    return (f"The {len(excluded):,} accounts the built-in shop labels as bots, click farm and fake orders are left "
+            f"out of every model and table here: they do not behave like customers (bots view hundreds of items "
+            f"and never buy, the fake-order ring buys every time) and would bias every estimate.")
 
 
 def planted_recovery(table: pd.DataFrame) -> dict:

@@ -12,6 +12,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, PercentFormatter
 
+from . import figure_lint
+from .schema import EVENTS
+from .event_types import named_event_types, other_label
+
 STYLE = {
     "figure.figsize": (8.0, 4.2),
     "figure.dpi": 110,
@@ -30,6 +34,8 @@ PRIMARY = "#2b6cb0"
 MUTED = "#a0aec0"
 ALERT = "#c53030"
 plt.rcParams.update(STYLE)
+# in a notebook, every figure shown also stores its lint findings (titles, labels, overlaps) for the tests
+figure_lint.install()
 
 
 def _log_scale(ax, which: str) -> None:
@@ -124,8 +130,13 @@ def breakdown_grid(breakdowns: list):
     return fig
 
 
-def trend_chart(trend: pd.DataFrame, ax=None, freq: str = "week"):
-    """Conversion by period of entry with 95% band; incomplete periods drawn hollow."""
+def trend_chart(trend: pd.DataFrame, ax=None, freq: str = "week", unit: str | None = None):
+    """Conversion by period of entry with 95% band; incomplete periods drawn hollow.
+
+    ``unit`` (plural, e.g. ``"sessions"``) names what is counted in the title and axis labels
+    ("Conversion of sessions by week"): a reader must know whether a point is a share of visits
+    or of people first seen that week.
+    """
     fig, ax = _axes(ax)
     done = trend[trend["complete"]]
     open_ = trend[~trend["complete"]]
@@ -136,9 +147,14 @@ def trend_chart(trend: pd.DataFrame, ax=None, freq: str = "week"):
         ax.plot(open_["period"], open_["conversion"], "o", mfc="white", color=ALERT,
                 label="incomplete (window still open)")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
-    ax.set_xlabel(f"{freq} of funnel entry (UTC)")
-    ax.set_ylabel("conversion (%)")
-    ax.set_title(f"Conversion by {freq} of entry")
+    if unit is None:
+        ax.set_xlabel(f"{freq} of funnel entry (UTC)")
+        ax.set_ylabel("conversion (%)")
+        ax.set_title(f"Conversion by {freq} of entry")
+    else:
+        ax.set_xlabel(f"{freq} the {unit} started (UTC)")
+        ax.set_ylabel(f"conversion (% of {unit})")
+        ax.set_title(f"Conversion of {unit} by {freq}")
     ax.legend(loc="best", fontsize=8)
     fig.autofmt_xdate()
     return fig
@@ -161,42 +177,110 @@ def time_to_convert_chart(durations: dict[str, pd.Series], ax=None):
     return fig
 
 
-def transition_heatmap(matrix: pd.DataFrame, ax=None):
-    """Share of next event type (columns) after each event type (rows)."""
-    fig, ax = _axes(ax, (7.5, 0.55 * len(matrix) + 2))
-    image = ax.imshow(matrix.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
-    ax.set_yticks(range(matrix.shape[0]), matrix.index)
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            value = matrix.iat[i, j]
+def _fold_transitions(matrix: pd.DataFrame, top: int, keep) -> tuple[pd.DataFrame, int]:
+    """Shares of ``matrix`` (counts or row shares) with rare event types folded; (shares, rows left out).
+
+    See :func:`transition_heatmap` for the rules. The types of ``keep`` come first, in their order
+    (the funnel's steps in step order), then the others in the matrix's order, "other", ``(exit)``.
+    """
+    from .funnel.paths import EXIT
+
+    counts = all(pd.api.types.is_integer_dtype(dtype) for dtype in matrix.dtypes)
+    types = list(dict.fromkeys([*matrix.index, *(c for c in matrix.columns if c != EXIT)]))
+    types = [t for t in dict.fromkeys(keep) if t in types] + [t for t in types if t not in set(keep)]
+    if counts:  # rank by how often each type occurs (its row total)
+        totals = matrix.sum(axis=1).reindex(types, fill_value=0)
+    else:  # only shares: rank by how often each type comes next, summed over the rows
+        totals = matrix.drop(columns=[EXIT], errors="ignore").sum(axis=0).reindex(types, fill_value=0)
+    named = set(named_event_types(totals, top, keep))
+    other = other_label(len(types) - len(named))
+
+    def fold(name):
+        return name if name in named or name == EXIT else other
+
+    order = list(dict.fromkeys(map(fold, types)))  # "other" last: every folded type maps to it
+    order = [t for t in order if t != other] + ([other] if other in order else [])
+    matrix = matrix.T.groupby(fold).sum().T  # shares of one row add, so columns fold exactly either way
+    matrix = matrix[[c for c in order if c in matrix.columns] + [c for c in matrix.columns if c == EXIT]]
+    left_out = 0
+    if counts:
+        matrix = matrix.groupby(fold).sum()
+        matrix = matrix.div(matrix.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+    else:  # averaging rows of shares needs their counts: leave the folded rows out and say so
+        left_out = sum(r not in named for r in matrix.index)
+        matrix = matrix.loc[[r for r in matrix.index if r in named]]
+    return matrix.reindex([r for r in order if r in matrix.index]), left_out
+
+
+def transition_heatmap(matrix: pd.DataFrame, ax=None, top: int = 10, keep=EVENTS.funnel):
+    """Share of next event type (columns) after each event type (rows).
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        :func:`funnelkit.funnel.transition_matrix`: counts (``normalize=False``: integer columns) or
+        row shares (its default).
+    ax : matplotlib.axes.Axes, optional
+    top : int
+        Event types named on each axis, at least (default 10): those of ``keep`` that occur, then the
+        most frequent others (:func:`funnelkit.event_types.named_event_types`); the rest are one row and
+        one column "other (k event types)". The ``(exit)`` column always stays. With counts, the
+        folded rows and columns are summed, then each row divided by its total; with row shares, the
+        folded columns are summed (exact) but the folded rows are left out (averaging shares would
+        need the counts), and the y label says how many.
+    keep : iterable of str
+        Event types always named: the funnel's step events (the canonical names by default).
+    """
+    shares, left_out = _fold_transitions(matrix, top, keep)
+    fig, ax = _axes(ax, (7.5, 0.55 * len(shares) + 2))
+    image = ax.imshow(shares.to_numpy(dtype=float), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(shares.shape[1]), shares.columns, rotation=30, ha="right")
+    ax.set_yticks(range(shares.shape[0]), shares.index)
+    for i in range(shares.shape[0]):
+        for j in range(shares.shape[1]):
+            value = shares.iat[i, j]
             ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=8,
                     color="white" if value > 0.6 else "black")
     ax.set_xlabel("next event type")
-    ax.set_ylabel("current event type")
+    ax.set_ylabel("current event type" + (f" ({left_out} rarer types not shown)" if left_out else ""))
     ax.set_title("What happens next: share of next events")
     ax.grid(False)
     fig.colorbar(image, ax=ax, format=PercentFormatter(1.0), label="share of next events (%)")
     return fig
 
 
-def events_per_day_chart(daily: pd.DataFrame, ax=None):
-    """Events per day by event type (``daily``: columns day, event_type, events), log scale."""
+def events_per_day_chart(daily: pd.DataFrame, ax=None, top: int = 6, keep=EVENTS.funnel):
+    """Events per day by event type (``daily``: columns day, event_type, events), log scale.
+
+    The ``top`` most frequent event types (default 6; those of ``keep``, the funnel's step events,
+    always among them, see :func:`funnelkit.event_types.named_event_types`) get a line each; the others
+    are summed per day into one grey dashed line "other (k event types)".
+    """
     fig, ax = _axes(ax)
-    for kind, part in daily.groupby("event_type"):
-        ax.plot(part["day"], part["events"], lw=1.2, label=str(kind))
+    totals = daily.groupby("event_type")["events"].sum()
+    named = named_event_types(totals, top, keep)
+    other = other_label(len(totals) - len(named))
+    kinds = daily["event_type"].where(daily["event_type"].isin(named), other)
+    lines = daily.assign(event_type=kinds).groupby(["event_type", "day"], as_index=False)["events"].sum()
+    for kind in named + ([other] if len(named) < len(totals) else []):
+        part = lines[lines["event_type"] == kind]
+        style = {"color": MUTED, "ls": "--"} if kind == other else {}
+        ax.plot(part["day"], part["events"], lw=1.2, label=str(kind), **style)
     _log_scale(ax, "y")
     ax.set_xlabel("day (UTC)")
     ax.set_ylabel("events per day (count, log scale)")
     ax.set_title("Traffic by event type")
-    ax.legend(fontsize=8, ncol=3)
+    # beside the axes, most frequent first: inside, it covered the lines of the busiest days
+    ax.legend(fontsize=8, title="event type", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.autofmt_xdate()
     return fig
 
 
 def model_curves_chart(comparison, models: list[str] | None = None):
-    """ROC and precision-recall curves (out of fold) of several models, side by side."""
-    models = models or list(comparison.probabilities)
+    """ROC and precision-recall curves (out of fold) of several models, side by side.
+
+    A model named twice in ``models`` (the best model is often one already listed) is drawn once."""
+    models = list(dict.fromkeys(models or comparison.probabilities))
     fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10.0, 4.2))
     scores = comparison.table().set_index("model")
     for model in models:
@@ -219,9 +303,9 @@ def model_curves_chart(comparison, models: list[str] | None = None):
 
 
 def calibration_chart(comparison, models: list[str] | None = None, bins: int = 10, ax=None):
-    """Observed conversion against predicted probability (quantile bins, out of fold)."""
+    """Observed conversion against predicted probability (quantile bins, out of fold); each model once."""
     fig, ax = _axes(ax, (5.5, 4.6))
-    models = models or list(comparison.probabilities)
+    models = list(dict.fromkeys(models or comparison.probabilities))
     top = 0.0
     for model in models:
         curve = comparison.calibration(model, bins)
@@ -234,29 +318,90 @@ def calibration_chart(comparison, models: list[str] | None = None, bins: int = 1
     return fig
 
 
-def odds_ratio_chart(drivers: pd.DataFrame, ax=None):
-    """Forest plot: each term's odds ratio with its 95% interval, one colour per step (log scale).
+def _odds_ticks(low: float, high: float) -> list[float]:
+    """Powers of 2 spanning ``low``–``high`` (1 always among them), at most about nine of them."""
+    lowest, highest = int(np.floor(np.log2(low))), int(np.ceil(np.log2(high)))
+    every = max(1, int(np.ceil((highest - lowest + 1) / 9)))
+    return [2.0 ** k for k in range(lowest, highest + 1) if k % every == 0]
 
-    With a ``planted`` column (simulated data) the planted odds ratio is drawn as a cross."""
-    labels = [f"{step}: {term}" for step, term in zip(drivers["step"], drivers["term"])]
-    fig, ax = _axes(ax, (8.0, 0.28 * len(drivers) + 1.5))
-    y = np.arange(len(drivers))[::-1]
+
+def _odds_label(value: float, _=None) -> str:
+    """0.5, 1, 2, 4 as plain text; below 0.1 a fraction (1/16) rather than 0.0625."""
+    return f"1/{1 / value:g}" if value < 0.1 else f"{value:g}"
+
+
+def _strongest_rows(part: pd.DataFrame, top: int | None) -> pd.DataFrame:
+    """The ``top`` rows of one step farthest from "no effect" (largest |ln odds ratio|), significant or not,
+    ordered for reading: the largest odds ratio at the top of the panel."""
+    if top is not None:
+        part = part.loc[np.abs(np.log(part["odds_ratio"])).sort_values(ascending=False, kind="stable").index[:top]]
+    return part.sort_values("odds_ratio", kind="stable")  # drawn bottom-up
+
+
+def odds_ratio_chart(drivers: pd.DataFrame, top: int | None = 8, alpha: float = 0.05):
+    """Forest plot, one panel per step: the ``top`` terms farthest from no effect, odds ratio and 95% CI (log scale).
+
+    Parameters
+    ----------
+    drivers : DataFrame
+        :func:`funnelkit.drivers.drivers_table` rows: ``step``, ``term``, ``odds_ratio``, ``odds_low``,
+        ``odds_high``; optional ``given`` (the step a panel's sessions reached), ``driver`` (a readable
+        name for ``term``), ``p_adjusted`` (filled dots significant at ``alpha``, hollow ones not) and
+        ``planted`` (a planted coefficient, drawn as its odds ratio, a cross).
+    top : int or None
+        Terms per step, chosen by the largest |ln odds ratio| whether significant or not (None: all).
+    alpha : float
+        Significance level for the adjusted p-values.
+
+    Notes
+    -----
+    Every panel shares one log axis whose ticks are powers of 2 (0.5, 1, 2, 4) written as plain
+    numbers, and which always reaches 0.5 and 2 so that no panel is left with the single tick "1".
+    The legend sits below the panels, outside the data.
+    """
     steps = list(dict.fromkeys(drivers["step"]))
-    colours = dict(zip(steps, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for step in steps:
-        rows = (drivers["step"] == step).to_numpy()
-        ax.errorbar(drivers.loc[rows, "odds_ratio"], y[rows],
-                    xerr=_error_bars(drivers.loc[rows, "odds_ratio"], drivers.loc[rows, "odds_low"],
-                                     drivers.loc[rows, "odds_high"]),
-                    fmt="o", ms=4, capsize=2, color=colours[step], label=step)
-    if "planted" in drivers:
-        ax.scatter(np.exp(drivers["planted"]), y, marker="x", color="black", s=18, zorder=3, label="planted")
-    ax.axvline(1.0, color=MUTED, lw=1)
-    _log_scale(ax, "x")
-    ax.xaxis.set_major_locator(FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8]))
-    ax.set_yticks(y, labels, fontsize=7)
-    ax.set(title="Odds ratios by step (95% CI)", xlabel="odds ratio (×, log scale; 1 = no effect)")
-    ax.legend(fontsize=7, loc="lower right")
+    parts = [_strongest_rows(drivers[drivers["step"] == step], top) for step in steps]
+    heights = [0.32 * max(len(part), 1) + 0.9 for part in parts]
+    fig, axes = plt.subplots(len(parts) or 1, 1, figsize=(8.0, sum(heights) + 1.2), squeeze=False,
+                             gridspec_kw={"height_ratios": heights or [1]}, layout="constrained")
+    low = min(0.5, drivers["odds_low"].min() / 1.15) if len(drivers) else 0.5
+    high = max(2.0, drivers["odds_high"].max() * 1.15) if len(drivers) else 2.0
+    significance = "p_adjusted" in drivers
+    for part, ax in zip(parts, axes[:, 0]):
+        y = np.arange(len(part))
+        significant = (part["p_adjusted"] < alpha).to_numpy() if significance else np.ones(len(part), bool)
+        for mask, face, label in ((significant, PRIMARY, f"significant (adjusted p < {alpha:g})"),
+                                  (~significant, "white", "not significant")):
+            if mask.any():
+                rows = part[mask]
+                ax.errorbar(rows["odds_ratio"], y[mask],
+                            xerr=_error_bars(rows["odds_ratio"], rows["odds_low"], rows["odds_high"]),
+                            fmt="o", ms=5, capsize=3, color=PRIMARY, mfc=face, label=label)
+        if "planted" in part:
+            ax.scatter(np.exp(part["planted"]), y, marker="x", color="black", s=22, zorder=3,
+                       label="planted (simulated shop)")
+        ax.axvline(1.0, color=MUTED, lw=1)
+        _log_scale(ax, "x")
+        ax.set_xlim(low, high)
+        ax.xaxis.set_major_locator(FixedLocator(_odds_ticks(low, high)))
+        ax.xaxis.set_major_formatter(FuncFormatter(_odds_label))
+        ax.set_yticks(y, part["driver"] if "driver" in part else part["term"], fontsize=8)
+        ax.set_ylim(-0.7, len(part) - 0.3)
+        ax.grid(axis="y", visible=False)
+        given = part["given"].iloc[0] if "given" in part and len(part) else None
+        step = part["step"].iloc[0] if len(part) else ""
+        terms = int((drivers["step"] == step).sum())
+        shown = f"the {len(part)} strongest of {terms} terms" if len(part) < terms else f"all {terms} terms"
+        among = f"among sessions that reached {given}" if isinstance(given, str) and given else "among all sessions"
+        ax.set_title(f"{step}, {among}: {shown}", fontsize=10)
+        ax.set_xlabel("odds ratio (×, log scale; 1 = no effect)", fontsize=8)
+    fig.suptitle("What moves each step: odds ratios with 95% CI", fontweight="bold")
+    handles = {}
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=len(handles), fontsize=8)
     return fig
 
 
@@ -277,24 +422,32 @@ def residual_chart(points: pd.DataFrame):
 
 
 def accuracy_chart(accuracy: pd.DataFrame, ax=None):
-    """Correct digits (LRE) against log10 of the condition number, per method.
+    """Correct digits (LRE) of each least-squares method, one row per design, beside its rule of thumb.
 
-    ``accuracy``: :func:`funnelkit.regression.accuracy_table` (indexed by design,
-    ``log10_cond`` and ``lre_<method>`` columns)."""
-    fig, ax = _axes(ax, (6.5, 4.2))
-    methods = {"lre_qr": "QR (column-scaled)", "lre_normal": "normal equations (Cholesky)"}
-    for column, label in methods.items():
-        ax.scatter(accuracy["log10_cond"], accuracy[column], label=label, s=30)
-        for name, row in accuracy.iterrows():
-            ax.annotate(str(name), (row["log10_cond"], row[column]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-    top = accuracy["log10_cond"].max() * 1.05
-    ax.plot([0, top], [16, 16 - top], color=MUTED, ls="--", lw=1, label="16 − log10 κ")
-    ax.plot([0, top], [16, 16 - 2 * top], color=MUTED, ls=":", lw=1, label="16 − 2·log10 κ")
-    ax.set(title="Accuracy of least squares by method", xlabel="log10 condition number κ (column-scaled design)",
-           ylabel="correct significant digits (LRE)")
-    ax.set_ylim(0, 17)
-    ax.legend(fontsize=7)
+    ``accuracy``: :func:`funnelkit.regression.accuracy_table` (indexed by design, ``log10_cond``,
+    ``lre_qr`` and ``lre_normal`` columns). Designs are rows ordered by condition number (the best
+    conditioned at the top) and named on the axis with their log10 κ, so no label sits on a point;
+    the faint bars are the normwise rules 16 − log10 κ (QR) and 16 − 2·log10 κ (normal equations)."""
+    rows = accuracy.sort_values("log10_cond", ascending=False)  # drawn bottom-up: best conditioned on top
+    if ax is None:  # constrained: the legend below the axes stays inside the figure
+        _, ax = plt.subplots(figsize=(8.5, 0.55 * len(rows) + 2.2), layout="constrained")
+    fig = ax.figure
+    y = np.arange(len(rows))
+    ax.hlines(y, rows[["lre_normal", "lre_qr"]].min(axis=1), rows[["lre_normal", "lre_qr"]].max(axis=1),
+              color=MUTED, lw=2, zorder=1)
+    ax.scatter(16 - rows["log10_cond"], y, marker="|", s=260, color=PRIMARY, alpha=0.45, zorder=2,
+               label="rule of thumb for QR: 16 − log10 κ")
+    ax.scatter(16 - 2 * rows["log10_cond"], y, marker="|", s=260, color=ALERT, alpha=0.45, zorder=2,
+               label="rule of thumb for normal equations: 16 − 2·log10 κ")
+    ax.scatter(rows["lre_qr"], y, s=45, color=PRIMARY, zorder=3, label="QR (column-scaled)")
+    ax.scatter(rows["lre_normal"], y, s=45, marker="s", color=ALERT, zorder=3, label="normal equations (Cholesky)")
+    ax.set_yticks(y, [f"{name} (log10 κ = {cond:.1f})" for name, cond in zip(rows.index, rows["log10_cond"])])
+    ax.set_xlim(0, 16.5)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.grid(axis="y", visible=False)
+    ax.set(title="Accuracy of least squares by method", xlabel="correct significant digits (LRE, of 16)",
+           ylabel="design (κ: condition number, column-scaled)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     return fig
 
 
@@ -312,25 +465,49 @@ def ranking_chart(summary: pd.DataFrame, metric: str = "ndcg", ax=None):
         ax.bar(x, part["value"], width, yerr=err, capsize=3, label=model, alpha=0.9)
     ax.set_xticks(np.arange(len(ks)), [f"k = {k}" for k in ks])
     ax.set_xlabel("length of the recommendation list (items)")
-    ax.set_ylabel(f"mean {metric.upper()}@k over test users (95% CI)")
-    ax.set_title(f"{metric.upper()}@k by model on the held-out period")
-    ax.legend(fontsize=8)
+    if metric == "hit":  # a share of shoppers, read as a percentage
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_ylabel("shoppers with a hit in their k items (%, 95% CI)")
+        ax.set_title("Hit rate@k by model on the held-out period")
+    else:
+        ax.set_ylabel(f"mean {metric.upper()}@k over test users (95% CI)")
+        ax.set_title(f"{metric.upper()}@k by model on the held-out period")
+    # beside the axes: inside, it sat on the bars of whichever k was tallest
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
+def _share_label(share: float) -> str:
+    """A share for a grid cell: whole percents, but never a rounded 0% or 100% that is not exactly that."""
+    if 0 < share < 0.01:
+        return "<1%"
+    if 0.99 < share < 1:
+        return f"{min(share, 0.999):.1%}"  # 99.6% of ALS's slots must not read as popularity's 100%
+    return f"{share:.0%}"
+
+
 def popularity_bias_chart(bias: pd.DataFrame, ax=None):
-    """Share of recommendation slots per catalogue popularity decile, per model (``explain.popularity_bias``)."""
-    fig, ax = _axes(ax, (7.5, 4.2))
-    for model, part in bias.groupby("model", sort=False):
-        ax.plot(part["decile"], part["share"], marker="o", ms=3, label=model)
-    deciles = bias["decile"].max()
-    ax.axhline(1 / deciles, color=MUTED, ls="--", lw=1, label="no popularity bias")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xticks(range(1, deciles + 1))
-    ax.set_xlabel("catalogue popularity decile (1 = most popular tenth of the items)")
-    ax.set_ylabel("share of recommended slots (%)")
-    ax.set_title("Popularity bias: where the recommendations come from")
-    ax.legend(fontsize=8)
+    """Share of recommendation slots per catalogue popularity decile, per model (``explain.popularity_bias``).
+
+    A grid, one row per model and one cell per decile with its share written in it: models that
+    put nearly all their slots in the top decile (ALS and popularity, often) would hide each
+    other as lines; as rows each stays visible and the numbers can be read.
+    """
+    grid = bias.pivot(index="model", columns="decile", values="share").reindex(bias["model"].unique())
+    deciles = grid.columns.to_numpy()
+    fig, ax = _axes(ax, (8.5, 0.5 * len(grid) + 1.8))
+    image = ax.imshow(grid.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (row, column), share in np.ndenumerate(grid.to_numpy()):
+        ax.text(column, row, _share_label(share), ha="center", va="center", fontsize=8,
+                color="white" if share > 0.6 else "black")
+    ax.set_xticks(range(len(deciles)), [str(d) for d in deciles])
+    ax.set_yticks(range(len(grid)), grid.index)
+    ax.grid(False)
+    ax.set_xlabel(f"catalogue popularity decile (1 = most popular tenth of the items; no popularity bias = "
+                  f"{1 / len(deciles):.0%} in every decile)")
+    ax.set_title("Popularity bias: share of each model's recommended slots by item popularity")
+    fig.colorbar(image, ax=ax, format=PercentFormatter(1.0), fraction=0.04, pad=0.02,
+                 label="share of the model's slots")
     return fig
 
 
@@ -344,7 +521,11 @@ def coverage_chart(summary: pd.DataFrame, k: int, axes=None):
     for axis, metric, label in ((axes[0], "coverage", "catalogue coverage (% of items recommended to anyone)"),
                                 (axes[1], "novelty", "novelty (mean self-information, bits)")):
         part = rows[rows["metric"] == metric]
-        axis.barh(part["model"], part["value"], color=PRIMARY, alpha=0.85)
+        bars = axis.barh(part["model"], part["value"], color=PRIMARY, alpha=0.85)
+        # the value beside each bar: popularity's coverage (0.3%) is a bar too thin to see
+        axis.bar_label(bars, labels=[f"{v:.1%}" if metric == "coverage" else f"{v:.1f}" for v in part["value"]],
+                       padding=3, fontsize=8)
+        axis.margins(x=0.15)
         axis.set_xlabel(label)
         if metric == "coverage":
             axis.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -355,10 +536,16 @@ def coverage_chart(summary: pd.DataFrame, k: int, axes=None):
 
 
 def loss_curves_chart(losses: pd.DataFrame, ax=None):
-    """Training loss per iteration of each solver (columns after ``iteration``)."""
+    """Training loss per iteration of each solver (columns after ``iteration``).
+
+    The curves agree when the solvers do, so each gets its own line style and marker (large open
+    circles under small crosses): both stay visible when one lies on the other.
+    """
     fig, ax = _axes(ax, (6.5, 3.8))
-    for style, column in zip(("-", "--", ":"), [c for c in losses.columns if c != "iteration"]):
-        ax.plot(losses["iteration"], losses[column], ls=style, marker="o", ms=3, label=column)
+    looks = [dict(ls="-", lw=2.5, marker="o", ms=8, mfc="none", alpha=0.6), dict(ls="--", marker="x", ms=6),
+             dict(ls=":", marker="s", ms=4, mfc="none")]
+    for look, column in zip(looks, [c for c in losses.columns if c != "iteration"]):
+        ax.plot(losses["iteration"], losses[column], label=column, **look)
     ax.set_xlabel("ALS iteration")
     ax.set_ylabel("training loss (implicit's normalised objective)")
     ax.set_title("Same start, same loss: implicit against the NumPy reference")
@@ -367,34 +554,81 @@ def loss_curves_chart(losses: pd.DataFrame, ax=None):
 
 
 def kpi_timeline_chart(series: pd.DataFrame, column: str, alarms: pd.DataFrame | None = None,
-                       shaded: dict[str, list] | None = None, ax=None, ylabel: str | None = None):
-    """A KPI series over time with each detector's alarms marked and labelled periods shaded.
+                       shaded: dict[str, list] | None = None, ax=None, ylabel: str | None = None, *,
+                       detector: str | None = None, alarm_label: str | None = None,
+                       period: pd.Timedelta = pd.Timedelta(days=1), other_detectors: bool = False):
+    """A KPI series over time with one detector's alarms shaded, and labelled context days marked.
 
-    ``series`` has ``period`` and ``column`` (``anomaly.kpi.kpi_series``);
-    ``alarms`` the long ``period, detector, alarm`` table of ``anomaly.kpi.detect``;
-    ``shaded`` maps a legend label to a list of dates to shade (whole UTC days).
+    Parameters
+    ----------
+    series : DataFrame
+        ``period`` (start, UTC) and ``column`` (``anomaly.kpi.kpi_series``), one row per period of length
+        ``period``; each value is drawn at the middle of its period, so it sits inside its shaded span.
+    column : str
+        The KPI drawn: ``entrants`` or a step's ``{s}_rate`` (shown in %).
+    alarms : DataFrame, optional
+        The long ``period, detector, alarm`` table of ``anomaly.kpi.detect`` for this series.
+    shaded : dict, optional
+        Legend label → dates (whole UTC days) marked as context: the first label hatched (planted
+        incident days, drawn over an alarm's shading so both show), the others filled in grey tones.
+    ax : Axes, optional
+    ylabel : str, optional
+        Axis label with its unit.
+    detector : str, optional
+        The detector the report's headline names: each of its alarmed periods is shaded (one span per
+        alarm, with ``gid="alarm"``) and circled on the line; ``alarm_label`` is its legend entry (default
+        ``"alarm: <detector>"``). Without it, every detector in ``alarms`` is marked and none shaded (the
+        caller passed the alarms it wants shown).
+    period : Timedelta, default one day
+        Length of one period of ``series`` and ``alarms``.
+    other_detectors : bool, default False
+        With ``detector``: also mark the other detectors' alarms. Off by default, so what a reader sees
+        marked is what the headline counts.
+
+    Returns
+    -------
+    Figure
     """
     fig, ax = _axes(ax, (10, 3.8))
-    ax.plot(series["period"], series[column], color=PRIMARY, lw=0.9, label=column.replace("_", " "))
-    palette = [ALERT, "#dd6b20", "#805ad5", "#2f855a"]
-    if alarms is not None:
-        values = series.set_index("period")[column]
-        for (detector, part), color, marker in zip(alarms[alarms["alarm"]].groupby("detector", sort=False), palette,
-                                                   "ov^s"):
-            ax.plot(part["period"], values.reindex(part["period"]).to_numpy(), marker, color=color, ms=5,
-                    mfc="none", label=f"alarm: {detector}")
-    for (label, dates), color in zip((shaded or {}).items(), (ALERT, MUTED, "#dd6b20")):
+    half = period / 2
+    ax.plot(series["period"] + half, series[column], color=PRIMARY, lw=0.9, label=column.replace("_", " "))
+    values = series.set_index("period")[column]
+    raised = alarms[alarms["alarm"].astype(bool)] if alarms is not None else None
+
+    def mark(part, color, marker, label):
+        starts = pd.to_datetime(part["period"])
+        ax.plot(starts + half, values.reindex(starts).to_numpy(dtype=float), marker, color=color, ms=5, mfc="none",
+                label=label, zorder=3)
+
+    if raised is not None and detector is not None:
+        lead = raised[raised["detector"] == detector]
+        label = alarm_label or f"alarm: {detector}"
+        for i, start in enumerate(pd.to_datetime(lead["period"])):
+            ax.axvspan(start, start + period, color=ALERT, alpha=0.25, lw=0, gid="alarm",
+                       label=label if i == 0 else None)
+        if len(lead):
+            mark(lead, ALERT, "o", "_nolegend_")
+        raised = raised[raised["detector"] != detector] if other_detectors else raised.iloc[:0]
+    if raised is not None:
+        for (name, part), color, marker in zip(raised.groupby("detector", sort=False),
+                                               ["#dd6b20", "#805ad5", "#2f855a", ALERT], "v^so"):
+            mark(part, color, marker, f"alarm: {name}")
+    styles = [{"fill": False, "hatch": "////", "edgecolor": "#553c9a", "alpha": 0.7, "zorder": 2},
+              {"color": MUTED, "alpha": 0.25}, {"color": "#4a5568", "alpha": 0.15}]
+    for (label, dates), style in zip((shaded or {}).items(), styles):
         for i, date in enumerate(dates):
             start = pd.Timestamp(date, tz="UTC")
-            ax.axvspan(start, start + pd.Timedelta(days=1), color=color, alpha=0.15, label=label if i == 0 else None)
+            ax.axvspan(start, start + pd.Timedelta(days=1), lw=0, gid="context", label=label if i == 0 else None,
+                       **style)
     if column.endswith("_rate"):
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("period start (UTC)")
+    ax.set_xlabel("time (UTC); each point at the middle of its period")
     label = ylabel or column.replace("_", " ")
     ax.set_ylabel(label)
     what = label.split(" (")[0]  # the unit stays on the axis
-    ax.set_title(f"{what[:1].upper()}{what[1:]} over time, with alarms")
-    ax.legend(fontsize=7, ncol=3, loc="best")
+    ax.set_title(f"{what[:1].upper()}{what[1:]} over time")
+    # below the axes: inside, "best" still covers a stretch of the series
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return fig
 
 
@@ -423,8 +657,11 @@ def feature_distributions_chart(features: pd.DataFrame, flagged: pd.Series, colu
         ax.set_xlabel(f"{column.replace('_', ' ')} (log scale)")
         ax.set_ylabel("share of users (%)")
         ax.set_title(column.replace("_", " "))
-        ax.legend(fontsize=7)
+    drawn = [ax for ax in axes if ax.get_visible() and ax.patches]
     fig.tight_layout()
+    if drawn:  # one legend for all panels, under them: inside a panel it covered the flagged users' bars
+        fig.legend(*drawn[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+                   fontsize=8, frameon=False)
     return fig
 
 

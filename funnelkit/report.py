@@ -41,6 +41,7 @@ __all__ = [
     "metric_label",
     "not_applicable",
     "not_applicable_reason",
+    "notebook_question",
     "notebook_title",
     "read_metrics",
     "record",
@@ -288,14 +289,17 @@ def read_metrics(notebook: str | os.PathLike | nbformat.NotebookNode) -> dict[st
     -------
     dict
         ``name -> {"name", "value", "unit", "label", "ci"}`` in the order the
-        names were first recorded; when a name is recorded again, the later
-        record's content wins.
+        names were first recorded, plus ``"headline": True`` for a figure
+        recorded with ``headline=True`` (the index card shows those); when a
+        name is recorded again, the later record's content wins.
     """
     metrics: dict[str, dict] = {}
     for cell in _read_notebook(notebook).cells:
         for data in _cell_metrics(cell):
             metric = {key: data.get(key) for key in ("name", "value", "unit", "label", "ci")}
             metric = {k: (list(v) if k == "ci" and v is not None else v) for k, v in metric.items()}
+            if data.get("headline") is True:  # only when set: rows of runs.json written before the flag stay equal
+                metric["headline"] = True
             metrics[metric["name"]] = metric
     return metrics
 
@@ -336,6 +340,24 @@ def notebook_title(notebook: str | os.PathLike | nbformat.NotebookNode, default:
             if i + 1 < len(lines) and line.strip() and _SETEXT.match(lines[i + 1]):
                 return _plain(line)
     return default
+
+
+_QUESTION = re.compile(r"^\s*(?:\*\*|__)Question[.:]?(?:\*\*|__)[.:]?\s*")
+
+
+def notebook_question(notebook: str | os.PathLike | nbformat.NotebookNode) -> str | None:
+    """The question a notebook answers: the paragraph of its first Markdown cell that starts with
+    ``**Question.**``, without that word, as plain text on one line (markup removed); None without one.
+    """
+    nb = _read_notebook(notebook)
+    cell = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if cell is None:
+        return None
+    for paragraph in re.split(r"\n[ \t]*\n", cell.source):
+        if _QUESTION.match(paragraph):
+            text = " ".join(line.strip() for line in _QUESTION.sub("", paragraph).splitlines())
+            return _plain(text) or None
+    return None
 
 
 # --------------------------------------------------------------------------- HTML
@@ -385,6 +407,10 @@ def _report_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 if not (out.get("output_type") in ("display_data", "execute_result")
                         and METRIC_MIME in out.get("data", {}))
             ]
+            from .figure_lint import LINT_MIME  # the figure lint beside a PNG is for the tests, not readers
+
+            for out in cell.outputs:
+                out.get("data", {}).pop(LINT_MIME, None)
             if not cell.outputs:
                 continue
         cells.append(cell)
@@ -406,11 +432,15 @@ def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike) 
     Code inputs and prompts are hidden (nbconvert's ``exclude_input``: papermill's
     report mode only marks inputs collapsed, which nbconvert ignores); plots are
     embedded as ``data:`` URIs (outputs already are, Markdown images with
-    ``embed_images``), so the file can be mailed or archived alone (MathJax and
-    require.js still load from their CDN when the page needs them). The page
-    title is the notebook's first Markdown heading. Metric outputs, the
-    parameters cell and papermill's injected-parameters cell are left out;
-    error tracebacks stay visible. The file is written atomically.
+    ``embed_images``), so the file can be mailed or archived alone and read
+    offline: no script, stylesheet or font loads from the network, and the
+    maths of the Markdown is MathML written at export
+    (:mod:`funnelkit.html_export`, :mod:`funnelkit.math_render`). Sections
+    whose heading starts with "Method" and tables of more than 20 rows are
+    folded in a ``<details>``, closed by default. The page title is the
+    notebook's first Markdown heading. Metric outputs, the parameters cell
+    and papermill's injected-parameters cell are left out; error tracebacks
+    stay visible. The file is written atomically.
 
     Parameters
     ----------
@@ -419,12 +449,13 @@ def export_html(notebook_path: str | os.PathLike, html_path: str | os.PathLike) 
     html_path : path
         Where to write the ``.html``; its folder is created if needed.
     """
-    from nbconvert import HTMLExporter
+    from funnelkit.html_export import ReportExporter, fold_long_tables, fold_sections
 
     notebook_path = Path(notebook_path)
     nb = _report_notebook(_read_notebook(notebook_path))
     nb.metadata["title"] = notebook_title(nb, default=notebook_path.stem)
-    exporter = HTMLExporter(
+    nb = fold_long_tables(fold_sections(nb))
+    exporter = ReportExporter(
         template_name="lab",
         exclude_input=True,
         exclude_input_prompt=True,
@@ -486,7 +517,13 @@ def _number(value: float | int, unit: str | None) -> str:
     return f"{value:.3g}"
 
 
-def format_metric(metric: dict) -> str:
+def _label_names(label: str, unit: str) -> bool:
+    """Whether ``label`` already names ``unit`` as a word of its own (any case): "Order value model R²" names
+    "R²", "Logistic model ROC-AUC (pre-specified)" names "ROC-AUC", "Test users evaluated" names "users"."""
+    return bool(unit) and re.search(rf"(?<![\w@-]){re.escape(unit)}(?![\w@-])", label, re.IGNORECASE) is not None
+
+
+def format_metric(metric: dict, *, label_shown: bool = False) -> str:
     """A metric's value as people read it, with its unit and 95% CI.
 
     Examples: ``2.3% of entrants (95% CI 2.1%–2.5%)`` for ``unit="share of
@@ -498,14 +535,29 @@ def format_metric(metric: dict) -> str:
     ``"pp"``, values in [−1, 1]) in signed percentage points (``−0.036 pp``); integers get thousands separators; a
     three-letter upper-case unit (or a currency symbol) is a currency: two
     decimals below 1,000, none above.
+
+    Parameters
+    ----------
+    metric : dict
+        As :func:`read_metrics` returns it.
+    label_shown : bool
+        The text is shown after :func:`metric_label` (``Label: value``): a unit
+        word the label already names is not repeated (``Order value model R²:
+        0.00448``, not ``… R²: 0.00448 R²``). The ``%`` of a share, a currency
+        symbol and the interval are always kept.
     """
     value, unit, ci = metric.get("value"), metric.get("unit"), metric.get("ci")
+    # the unit word after the value: "users", "EUR", "pp", "of entrants" ("share of entrants"); a "%" or a
+    # currency symbol is part of the number itself
+    word = unit.removeprefix("share ") if unit and unit.startswith("share of ") else unit
+    if label_shown and word and _label_names(metric_label(metric), word):
+        word = None
     if value is None:
         return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
-        return f"{value} {unit}" if unit else value
+        return f"{value} {word}" if word else value
 
     def fmt(v: Any) -> str:
         if v is None:
@@ -522,11 +574,9 @@ def format_metric(metric: dict) -> str:
     if unit in _CURRENCY_SYMBOLS:
         text = f"{unit}{text}"
     elif _is_share(unit):
-        text += unit[len("share"):] if unit.startswith("share of ") else ""
-    elif unit == POINTS:
-        text += " pp"
-    elif unit and unit not in _PERCENT_UNITS:
-        text += f" {unit}"
+        text += f" {word}" if word and unit.startswith("share of ") else ""
+    elif word and unit not in _PERCENT_UNITS:
+        text += f" {word}"
     if ci is not None and any(bound is not None for bound in ci):
         low, high = (fmt(bound) for bound in ci)
         if unit in _CURRENCY_SYMBOLS:

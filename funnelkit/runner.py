@@ -40,7 +40,7 @@ left as they were; notebooks that had finished are recorded.
 
 Layout of ``reports/``::
 
-    index.html            links, parameters, data fingerprint, headline metrics
+    index.html            one card per report (question, headline figures, status), checks and parameters folded
     runs.json             manifest: one entry per notebook, latest attempt
     <name>.html           report (code hidden, images embedded)
     <name>.ipynb          executed notebook of that report
@@ -75,7 +75,7 @@ from .params import Params, load_params
 from .index_page import FAILED_DIR, render_index
 from .kernel import KERNEL_NAME, ensure_kernel
 from .pseudonym import ensure_key
-from .report import atomic_write, export_html, notebook_title, read_metrics
+from .report import atomic_write, export_html, notebook_question, notebook_title, read_metrics
 
 __all__ = [
     "KERNEL_NAME",
@@ -149,6 +149,8 @@ class NotebookRun:
     report_params_yaml: str | None = None
     report_source_label: str | None = None
     report_fingerprint: str | None = None
+    question: str | None = None
+    """The question the notebook answers (its ``**Question.**`` paragraph, plain text), shown on its index card."""
 
     @property
     def ok(self) -> bool:
@@ -368,6 +370,7 @@ def _execute(notebook: Path, ctx: _Context, store: Callable[[NotebookRun], None]
         ctx.scratch.update((executed, staging))
     parameters = {"params_file": str(ctx.params_path)}
     title = notebook_title(notebook, default=name)
+    question = notebook_question(notebook)
     progress = {"desc": name, "leave": ctx.jobs == 1, "file": ctx.stream} if ctx.progress else False
     start = time.perf_counter()
     error = failed_cell = None
@@ -396,7 +399,7 @@ def _execute(notebook: Path, ctx: _Context, store: Callable[[NotebookRun], None]
             if ctx.cancelled:
                 return None
             run = _put_in_place(notebook, ctx, name, title, executed, staging, seconds, error, failed_cell,
-                                writes_files)
+                                writes_files, question=question)
             if store is not None:
                 store(run)
             return run
@@ -408,7 +411,8 @@ def _execute(notebook: Path, ctx: _Context, store: Callable[[NotebookRun], None]
 
 
 def _put_in_place(notebook: Path, ctx: _Context, name: str, title: str, executed: Path, staging: Path,
-                  seconds: float, error: str | None, failed_cell: str | None, writes_files: bool) -> NotebookRun:
+                  seconds: float, error: str | None, failed_cell: str | None, writes_files: bool,
+                  question: str | None = None) -> NotebookRun:
     """The HTML, executed notebook and files of a notebook that succeeded, or its failed notebook."""
     reports = ctx.reports_dir
     files_dir = reports / f"{name}{FILES_SUFFIX}"
@@ -435,7 +439,7 @@ def _put_in_place(notebook: Path, ctx: _Context, name: str, title: str, executed
                            metrics=metrics, report_utc=finished, params_sha=ctx.params_sha,
                            source_label=ctx.label, fingerprint=ctx.fingerprint,
                            report_params_sha=ctx.params_sha, report_params_yaml=ctx.params_yaml,
-                           report_source_label=ctx.label, report_fingerprint=ctx.fingerprint)
+                           report_source_label=ctx.label, report_fingerprint=ctx.fingerprint, question=question)
     kept = ""
     if executed.is_file() and executed.stat().st_size:
         failed_path.parent.mkdir(exist_ok=True)
@@ -445,7 +449,7 @@ def _put_in_place(notebook: Path, ctx: _Context, name: str, title: str, executed
     ctx.say(f"funnelkit: notebook {notebook.name} FAILED{where}\n    {error}{kept}")
     return NotebookRun(name=name, title=title, status="failed", seconds=seconds, finished_utc=finished,
                        error=error, failed_cell=failed_cell, params_sha=ctx.params_sha,
-                       source_label=ctx.label, fingerprint=ctx.fingerprint)
+                       source_label=ctx.label, fingerprint=ctx.fingerprint, question=question)
 
 
 def _replace_folder(new: Path, target: Path) -> None:
@@ -661,6 +665,9 @@ def _write_index(reports_dir: Path, manifest: dict, runs: list[NotebookRun], all
     }
     rows = [NotebookRun.from_json(entries[_notebook_name(p)]) if _notebook_name(p) in entries
             else None for p in all_notebooks]
+    for row in rows:  # a row written before rows kept the question: shown from its report, the row kept as written
+        if row is not None and row.question is None:
+            row.question = _kept_question(reports_dir / f"{row.name}.ipynb")
     page = render_index(manifest["last_run"], [(_notebook_name(p), row) for p, row in zip(all_notebooks, rows)],
                         reports_dir)
     index_path = reports_dir / INDEX
@@ -670,6 +677,15 @@ def _write_index(reports_dir: Path, manifest: dict, runs: list[NotebookRun], all
     except OSError as exc:
         raise FunnelkitError(f"cannot write the index of {reports_dir}: {exc.strerror or exc}") from None
     return index_path
+
+
+def _kept_question(executed: Path) -> str | None:
+    """The question of the executed notebook the runner keeps beside a report; None when it is absent or
+    unreadable (the card then goes without)."""
+    try:
+        return notebook_question(executed) if executed.is_file() else None
+    except Exception:  # a damaged copy must not stop the index
+        return None
 
 
 def _read_manifest(reports_dir: Path, stream: TextIO) -> dict:

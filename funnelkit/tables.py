@@ -11,6 +11,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from .event_types import named_event_types, other_label
+from .schema import EVENTS
 from .stats import TEST_NAMES, adjust_pvalues
 
 
@@ -166,24 +168,39 @@ def data_note(params) -> str:
     return text
 
 
-def headline(result, revenue: dict | None, unit: str = "users", currency: str = "") -> str:
-    """The report's opening paragraph in plain language (Markdown)."""
-    overall = result.overall
-    worst = result.worst_step()
+def headline(result, lift=None, unit: str = "users", currency: str = "", logged_revenue: float = float("nan")) -> str:
+    """The report's opening lines in plain language (Markdown), true of any log.
+
+    Parameters
+    ----------
+    result : FunnelResult
+        The funnel.
+    lift : StepLift, optional
+        :func:`funnelkit.funnel.lift_to_best_segment` of the worst step: what the step would be
+        worth at its best segment's rate, with the assumption in words; when it has a ``reason``
+        (no segments, no prices) the line says what cannot be computed instead of a number.
+    unit : str
+        Plural name of the unit counted (``users``, ``sessions``).
+    currency : str
+        The data's currency (``data.currency``), escaped.
+    logged_revenue : float
+        Every purchase in the log (:meth:`FunnelResult.logged_revenue`), shown for scale.
+    """
+    overall, worst = result.overall, result.worst_step()
+    first, last = escape_md(result.step_names[0]), escape_md(result.step_names[-1])
+    window = duration(pd.Timedelta(result.spec.window))
+    k = result.step_names.index(worst["step"])
+    step, previous = escape_md(worst["step"]), escape_md(result.step_names[k - 1])
     lines = [
-        f"- **Overall conversion** ({escape_md(result.step_names[0])} → {escape_md(result.step_names[-1])} within "
-        f"{duration(pd.Timedelta(result.spec.window))}): **{pct_ci(overall['conversion'], overall['ci_low'], overall['ci_high'], 2)}** "
-        f"of {overall['entrants']:,} {unit} whose window had closed.",
-        f"- **Worst step**: {escape_md(worst['step'])} — only {pct_ci(worst['step_conversion'], worst['step_ci_low'], worst['step_ci_high'])} "
-        f"of {unit} who reached the previous step got there; {int(worst['drop_off']):,} {unit} were lost.",
+        f"- **Overall conversion**: **{pct(overall['conversion'], 2)} of {unit}** (95% CI "
+        f"{pct(overall['ci_low'], 2)}–{pct(overall['ci_high'], 2)}) went from {first} to {last} within {window}, "
+        f"out of {overall['entrants']:,} {unit} whose window of {window} had closed.",
+        f"- **Worst step**: {step}: only **{pct(worst['step_conversion'])} of {unit}** at {previous} (95% CI "
+        f"{pct(worst['step_ci_low'])}–{pct(worst['step_ci_high'])}) went on to {step}; "
+        f"{int(worst['drop_off']):,} {unit} were lost there.",
     ]
-    if revenue is not None and not np.isnan(revenue["revenue"]):
-        lines.append(
-            f"- **Revenue lost there** (if the lost {unit} had then bought like those who passed): about "
-            f"**{money(revenue['revenue'], currency, markdown=True)}** (95% CI "
-            f"{money(revenue['ci_low'], currency, markdown=True)}–{money(revenue['ci_high'], currency, markdown=True)}), "
-            f"at {money(revenue['revenue_per_conversion'], currency, markdown=True)} per converting unit."
-        )
+    if lift is not None:
+        lines.append(f"- **What improving {step} could bring**: " + _lift_sentence(lift, last, unit, currency, logged_revenue))
     censored = int(result.censored["units"].sum())
     if censored:
         lines.append(
@@ -191,6 +208,30 @@ def headline(result, revenue: dict | None, unit: str = "users", currency: str = 
             f"separately, not counted as lost."
         )
     return "\n".join(lines)
+
+
+def _lift_sentence(lift, last: str, unit: str, currency: str, logged_revenue: float) -> str:
+    """The lift of the worst step in words: figures with intervals, actual revenue beside, then the assumption."""
+    if lift.reason is not None:
+        return f"not estimated: {escape_md(lift.reason)}."
+    step, segment = escape_md(lift.step), f"{escape_md(lift.segment)} = {escape_md(lift.value)}"
+    low, high = lift.conversions_ci
+    figures = f"about **{lift.extra_conversions:,.0f} more {unit} reaching {last}** (95% CI {low:,.0f}–{high:,.0f})"
+    assumption = (f"that {step} converts for all {unit} as it does today for its best segment, {segment} "
+                  f"({pct(lift.best_rate)} of its {lift.best_units:,} {unit}, against {pct(lift.rate)} overall), "
+                  f"and that the extra {unit} then go on like those who pass {step} today")
+    if lift.revenue_reason is not None or pd.isna(lift.extra_revenue):
+        return (f"{figures}, assuming {assumption}. The revenue cannot be computed: "
+                f"{escape_md(lift.revenue_reason or 'no prices')}.")
+    low, high = lift.revenue_ci
+    amount = lambda value: money(value, currency, markdown=True)  # noqa: E731
+    text = (f"{figures} and **{amount(lift.extra_revenue)} more revenue** (95% CI {low:,.0f}–{amount(high)}), "
+            f"beside the {amount(lift.converted_revenue)} that the {lift.converted:,} {unit} who reached {last} "
+            f"spent there")
+    if not pd.isna(logged_revenue):
+        text += f" (all {last} events in the log: {amount(logged_revenue)})"
+    return (text + f". This assumes {assumption}, spending {amount(lift.revenue_per_conversion)} per "
+            f"{unit.removesuffix('s')} reaching {last}.")
 
 
 def planted_table(check: pd.DataFrame) -> pd.DataFrame:
@@ -213,16 +254,30 @@ def quality_table(report) -> pd.DataFrame:
     return pd.DataFrame({"check": frame["check"].map(escape), "value": frame["value"].map(escape)})
 
 
-def event_mix_table(mix: pd.DataFrame) -> pd.DataFrame:
-    """:func:`funnelkit.profile.event_mix` as a table to read."""
-    return pd.DataFrame(
+def event_mix_table(mix: pd.DataFrame, top: int = 10, keep=EVENTS.funnel) -> pd.DataFrame:
+    """:func:`funnelkit.profile.event_mix` as a table to read.
+
+    The ``top`` most frequent event types (the types of ``keep`` always among them, see
+    :func:`funnelkit.event_types.named_event_types`) get a row each; the rest one row "other (k event types)" with their
+    events and share summed. Its users are shown as "–": a user can have events of several of the
+    types, so distinct users do not add up.
+    """
+    named = named_event_types(mix.set_index("event_type")["events"], top, keep)
+    rows = mix.set_index("event_type").loc[named].reset_index()
+    rest = mix[~mix["event_type"].isin(named)]
+    table = pd.DataFrame(
         {
-            "event type": mix["event_type"].map(escape),
-            "events": mix["events"].map("{:,}".format),
-            "users": mix["users"].map("{:,}".format),
-            "share of events": mix["share_of_events"].map(lambda v: pct(v, 2)),
+            "event type": rows["event_type"].map(escape),
+            "events": rows["events"].map("{:,}".format),
+            "users": rows["users"].map("{:,}".format),
+            "share of events": rows["share_of_events"].map(lambda v: pct(v, 2)),
         }
     )
+    if len(rest):
+        other = {"event type": escape(other_label(len(rest))), "events": f"{rest['events'].sum():,}", "users": "–",
+                 "share of events": pct(rest["share_of_events"].sum(), 2)}
+        table = pd.concat([table, pd.DataFrame([other])], ignore_index=True)
+    return table
 
 
 def paths_table(paths: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
@@ -246,7 +301,8 @@ def drivers_view(drivers: pd.DataFrame) -> pd.DataFrame:
         {
             "step": drivers["step"].map(escape),
             "among": drivers["given"].fillna("all sessions").map(escape),
-            "term": drivers["term"].map(escape),
+            # the readable name ("device = mobile (vs desktop)") when the table has one
+            "driver": drivers["driver" if "driver" in drivers else "term"].map(escape),
             "odds ratio (95% CI)": [_interval(v, lo, hi) for v, lo, hi in
                                     zip(drivers["odds_ratio"], drivers["odds_low"], drivers["odds_high"])],
             "effect, percentage points (95% CI)": [_interval(v * 100, lo * 100, hi * 100, "{:+.1f}") for v, lo, hi in
@@ -319,14 +375,17 @@ def accuracy_view(accuracy: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranking_view(summary: pd.DataFrame, k: int) -> pd.DataFrame:
-    """``Evaluation.summary()`` at one k: one row per model, each metric with its 95% interval."""
+    """``Evaluation.summary()`` at one k: one row per model, each metric with its 95% interval.
+
+    The hit rate (a share of shoppers, the headline's figure) comes first, as a percentage; the
+    ranking scores follow with four decimals."""
     rows = summary[summary["k"] == k]
     out = pd.DataFrame({"model": rows["model"].drop_duplicates().map(escape).to_list()})
-    for metric, label in (("ndcg", "NDCG"), ("ap", "MAP"), ("precision", "precision"), ("recall", "recall"),
-                          ("hit", "hit rate")):
+    for metric, label, fmt in (("hit", "hit rate", "{:.1%}"), ("ndcg", "NDCG", "{:.4f}"), ("ap", "MAP", "{:.4f}"),
+                               ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}")):
         part = rows[rows["metric"] == metric].set_index("model")
         out[f"{label}@{k} (95% CI)"] = [_interval(part.loc[m, "value"], part.loc[m, "low"], part.loc[m, "high"],
-                                                  "{:.4f}") for m in rows["model"].drop_duplicates()]
+                                                  fmt) for m in rows["model"].drop_duplicates()]
     for metric, fmt in (("coverage", "{:.1%}"), ("novelty", "{:.2f} bits")):
         part = rows[rows["metric"] == metric].set_index("model")
         out[f"{metric}@{k}"] = [fmt.format(part.loc[m, "value"]) for m in rows["model"].drop_duplicates()]
@@ -350,14 +409,19 @@ def escaped(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.apply(lambda column: column.map(lambda v: escape(v) if isinstance(v, str) else v))
 
 
-def incident_view(scored: pd.DataFrame) -> pd.DataFrame:
-    """``anomaly.incidents.score_table`` to read."""
-    return pd.DataFrame({
+def incident_view(scored: pd.DataFrame, lead: dict | None = None) -> pd.DataFrame:
+    """``anomaly.incidents.score_table`` to read; with ``lead`` (``anomaly.incidents.headline_detector``) a
+    last column marks the row the headline reports and the charts shade."""
+    view = pd.DataFrame({
         "frequency": scored["frequency"].map(escape), "detector": scored["detector"].map(escape),
         "alarms": scored["alarms"], "false alarms": scored["false_alarms"],
         "precision": scored["precision"].map(pct), "recall": scored["recall"].map(pct),
         "delay (hours)": scored["delay_hours"].map(lambda v: "–" if pd.isna(v) else f"{v:.0f}"),
     })
+    if lead is not None:
+        named = (scored["frequency"] == lead["frequency"]) & (scored["detector"] == lead["detector"])
+        view["in the headline"] = ["yes, shaded on the charts" if n else "" for n in named]
+    return view
 
 
 def detector_view(table: pd.DataFrame) -> pd.DataFrame:

@@ -138,10 +138,11 @@ def test_the_headline_says_which_frequency_was_not_monitored_and_why():
 
     overall = {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}
     distortion = {"difference": 0.001, "low": 0.0, "high": 0.002, "kept": overall}
-    text = headline_text(None, incidents.alarm_days({}), {"events": 0.01, "sessions": 0.02}, distortion, 3,
+    text = headline_text(None, {}, {"events": 0.01, "sessions": 0.02}, distortion, 3,
                          {"hour": "the median hour has 1 session(s) entering the funnel"})
     assert "- **Not monitored hourly:** the median hour has 1 session(s) entering the funnel." in text
-    assert "0 day(s) with a drop in a step's conversion" in text
+    # nothing monitored is said as such, not as "0 day(s) with a drop" (issue 18)
+    assert "not watched: no KPI frequency had enough sessions to monitor" in text and "0 day" not in text
 
 
 def test_false_alarm_rates_when_every_alarm_is_a_true_incident():
@@ -151,3 +152,62 @@ def test_false_alarm_rates_when_every_alarm_is_a_true_incident():
     quiet = {"hour": alarm_rows([("checkout", "STL", 5, False), ("entrants", "STL", 6, True)])}  # no conversion alarm
     rates = incidents.false_alarm_rates(quiet, days=30, incidents=INCIDENTS)
     assert rates["false alarms"].tolist() == [0]
+
+
+# --- one detector in the headline and on the charts (issue 18) -------------------------------------------
+
+
+def test_the_headline_detector_is_the_best_on_known_incidents_else_the_daily_rate_test():
+    alarms = {"hour": alarm_rows([("checkout", "3-sigma", 5, True), ("checkout", "rate test", 5, False)]),
+              "day": alarm_rows([("checkout", "3-sigma", 0, True), ("purchase", "rate test", 48, True),
+                                 ("checkout", "rate test", 0, True)])}
+    scored = incidents.score_table(alarms, INCIDENTS)
+    # daily rate test finds both incidents with no false alarm: it beats daily 3-sigma (recall 1/2)
+    assert incidents.headline_detector(alarms, scored) == {"frequency": "day", "detector": "rate test"}
+    assert incidents.headline_detector(alarms) == {"frequency": "day", "detector": "rate test"}
+    assert incidents.headline_detector({"hour": alarms["hour"]}) == {"frequency": "hour", "detector": "rate test"}
+    no_rate = {"day": alarm_rows([("entrants", "robust z", 0, False), ("cart", "STL", 0, True)])}
+    assert incidents.headline_detector(no_rate) == {"frequency": "day", "detector": "robust z"}
+    assert incidents.headline_detector({}) is None and incidents.headline_detector({}, scored.iloc[:0]) is None
+    best = incidents.headline_detector({"hour": alarms["hour"]}, incidents.score_table({"hour": alarms["hour"]},
+                                                                                     INCIDENTS))
+    assert best == {"frequency": "hour", "detector": "3-sigma"}  # found the checkout incident; the rate test none
+
+
+def test_the_headline_detectors_alarm_days_leave_out_traffic_and_other_detectors():
+    alarms = {"day": alarm_rows([("checkout", "rate test", 0, True), ("purchase", "rate test", 1, True),
+                                 ("purchase", "rate test", 48, True), ("entrants", "rate test", 72, True),
+                                 ("checkout", "STL", 96, True), ("checkout", "rate test", 120, False)])}
+    lead = {"frequency": "day", "detector": "rate test"}
+    assert incidents.lead_alarm_days(alarms, lead) == ["2026-09-06", "2026-09-08"]
+    assert incidents.lead_alarm_days(alarms, {"frequency": "hour", "detector": "rate test"}) == []
+    assert incidents.lead_alarm_days(alarms, None) == []
+    rows = incidents.detector_alarms(alarms, lead, "checkout")
+    assert len(rows) == 2 and set(rows["detector"]) == {"rate test"} and set(rows["series"]) == {"checkout"}
+    assert incidents.detector_alarms(alarms, None, "checkout").empty
+    assert incidents.lead_label(lead) == "rate test detector on daily conversion"
+    assert incidents.lead_label(lead, "traffic") == "rate test detector on daily traffic"
+
+
+def test_the_headline_on_the_built_in_shop_reports_the_detector_the_charts_shade():
+    from funnelkit.anomaly.impact import headline_text
+
+    alarms = {"day": alarm_rows([("checkout", "3-sigma", 0, True), ("purchase", "3-sigma", 48, True),
+                                 ("cart", "3-sigma", 96, True), ("checkout", "rate test", 0, True)])}
+    scored = incidents.score_table(alarms, INCIDENTS)
+    overall = {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}
+    distortion = {"difference": -0.0001, "low": -0.0002, "high": -0.00005, "kept": overall, "removed_entrants": 5}
+    text = headline_text(scored, alarms, {"events": 0.01, "sessions": 0.02}, distortion, 3)
+    assert ("the 3-sigma detector on daily conversion found 100% of the planted incident days with 1 false alarm "
+            "(precision 67%)") in text
+    assert "they lower it by 0.01 percentage points (95% CI 0.005 to 0.02)" in text
+
+
+def test_the_incident_table_marks_the_headline_detectors_row():
+    from funnelkit import tables
+
+    alarms = {"day": alarm_rows([("checkout", "3-sigma", 0, True), ("checkout", "rate test", 0, True)])}
+    scored = incidents.score_table(alarms, INCIDENTS)
+    view = tables.incident_view(scored, {"frequency": "day", "detector": "rate test"})
+    assert view["in the headline"].tolist() == ["", "yes, shaded on the charts"]
+    assert "in the headline" not in tables.incident_view(scored).columns

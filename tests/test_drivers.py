@@ -169,3 +169,61 @@ def test_a_log_without_prices_predicts_without_price_mean_and_has_no_order_value
     with pytest.raises(StudyNotApplicable, match=r"The order-value model needs the column price; your log has "
                                                  r"columns user_id, session_id, event_time"):
         drivers.order_values(events)
+
+
+# --------------------------------------------------------------------------- words for people
+
+
+def test_every_term_is_named_against_its_baseline(table):
+    named = table.set_index(["step", "term"])["driver"]
+    assert named[("cart", "device[mobile]")] == "device = mobile (vs desktop)"
+    assert named[("cart", "customer_type[returning]")] == "customer_type = returning (vs new)"
+    assert named[("cart", "log_price")].startswith("a higher price")
+    assert drivers.term_label("country[FR]", {"country": "PL"}) == "country = FR (vs PL)"
+    assert drivers.term_label("country[FR]") == "country = FR"
+
+
+def test_headline_figures_are_the_strongest_significant_effects_in_points_with_their_odds_ratio(table):
+    figures = drivers.headline_figures(table, top=2)
+    significant = table[table["p_adjusted"] < 0.05]
+    strongest = significant.loc[significant["effect"].abs().nlargest(2).index]
+    assert [f["name"] for f in figures] == ["top_driver_1", "top_driver_2"]
+    for figure, row in zip(figures, strongest.itertuples()):
+        assert figure["unit"] == "pp" and figure["value"] == pytest.approx(row.effect)
+        assert figure["ci"] == pytest.approx((row.effect_low, row.effect_high))
+        assert row.driver in figure["label"] and row.step in figure["label"]
+        assert f"odds ratio {row.odds_ratio:.2f}, 95% CI {row.odds_low:.2f}–{row.odds_high:.2f}" in figure["label"]
+        assert ("raises" if row.effect > 0 else "lowers") in figure["label"]
+    assert abs(figures[0]["value"]) >= abs(figures[1]["value"])
+    assert drivers.headline_figures(table.assign(p_adjusted=1.0)) == []  # nothing significant: no figure
+    # strongest by size whatever the sign; a larger effect that is not significant is left out
+    crafted = pd.DataFrame({"step": ["cart"] * 3, "given": [None] * 3, "term": ["a", "b", "c"],
+                            "driver": ["trait a", "trait b", "trait c"], "effect": [0.1, -0.2, 0.3],
+                            "effect_low": [0.05, -0.3, -0.1], "effect_high": [0.15, -0.1, 0.7],
+                            "odds_ratio": [1.5, 0.5, 2.5], "odds_low": [1.2, 0.4, 0.9], "odds_high": [1.9, 0.7, 7.0],
+                            "p_adjusted": [0.01, 0.001, 0.2]})
+    figures = drivers.headline_figures(crafted, top=2)
+    assert [f["value"] for f in figures] == [-0.2, 0.1]
+    assert figures[0]["label"].startswith("trait b lowers the chance of cart in a session")
+
+
+def test_the_baseline_sentence_names_the_levels_the_models_used_not_the_built_in_shop(shop):
+    events, anomalous = shop
+    text = drivers.baseline_text(drivers.step_models(events, exclude_users=anomalous))
+    assert "device = desktop" in text and "country = DE" in text
+    # another log: its own most common levels, the same in every step, or said per step when they differ
+    other = [drivers.StepModel("cart", None, 10, 1, None, None, None, {"device": "mobile", "country": "US"}),
+             drivers.StepModel("purchase", "cart", 5, 1, None, None, None, {"device": "mobile", "country": "US"})]
+    text = drivers.baseline_text(other)
+    assert "device = mobile, country = US" in text and "desktop" not in text and "DE" not in text
+    other[1].baselines = {"device": "tablet", "country": "US"}
+    text = drivers.baseline_text(other)
+    assert "differs by step" in text and "cart: device = mobile" in text and "purchase: device = tablet" in text
+    bare = [drivers.StepModel("purchase", "cart", 5, 1, None, None, None, {})]
+    assert "no segment columns" in drivers.baseline_text(bare)
+
+
+def test_only_the_simulated_shop_is_said_to_leave_out_labelled_accounts():
+    assert "built-in shop" in drivers.exclusion_text({"u1", "u2"}) and "2 accounts" in drivers.exclusion_text({"u1", "u2"})
+    own = drivers.exclusion_text(None)
+    assert "built-in" not in own and "Every account of the log" in own

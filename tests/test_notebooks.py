@@ -54,6 +54,26 @@ def test_every_notebook_renders_a_report_without_code(reports, name):
     assert f'href="{name}.html"' in index
 
 
+def test_no_report_or_index_shows_a_customer_or_session_id_of_the_log(reports):
+    # ids travel by e-mail with a report: every HTML shows keyed pseudonyms; the follow-up CSVs keep the ids
+    import duckdb
+    import re
+
+    events = ensure_dataset(load_params(ROOT / "params" / "ci.yaml").simulation).events_path
+    ids = {row[0] for row in duckdb.sql(
+        f"SELECT DISTINCT {USER} FROM read_parquet('{events}') UNION SELECT DISTINCT {COLUMNS.session_id} "
+        f"FROM read_parquet('{events}')").fetchall()}
+    assert len(ids) > 1_000 and all(re.fullmatch(r"[us]\d+", i) for i in ids)  # the token search below sees them
+    pages = sorted(reports.glob("*.html"))
+    assert len(pages) == len(NOTEBOOKS) + 1
+    for page in pages:
+        # whole tokens only: base64 image data holds "u12"-like runs inside longer alphanumeric strings
+        shown = set(re.findall(r"(?<![A-Za-z0-9+/=_.-])[us]\d+(?![A-Za-z0-9_-])", page.read_text())) & ids
+        assert not shown, f"{page.name} shows ids of the log: {sorted(shown)[:5]}"
+    flagged = pd.read_csv(reports / "04_anomaly_studies_files" / "flagged_users.csv")
+    assert set(flagged[USER].astype(str)) <= ids  # the follow-up file keeps the real ids
+
+
 def test_funnel_eda_recovers_the_planted_step_rates(reports):
     metrics = read_metrics(reports / "01_funnel_eda.ipynb")
     assert metrics["planted_steps_total"]["value"] == 3
@@ -68,6 +88,69 @@ def test_funnel_eda_recovers_the_planted_step_rates(reports):
     assert overall["ci"] == pytest.approx(list(proportion_confint(converted, entrants, method="wilson")), rel=1e-9)
     assert metrics["worst_step"]["value"] == "cart"  # planted: view → cart loses most
     assert metrics["events"]["value"] > 10_000
+
+
+def _headline_flags(notebook: Path) -> dict[str, bool]:
+    """name -> headline flag of every metric an executed notebook recorded."""
+    import json
+
+    import nbformat
+
+    from funnelkit.report import METRIC_MIME
+
+    flags = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get(METRIC_MIME)
+            if data is not None:
+                data = json.loads(data) if isinstance(data, str) else data
+                flags[data["name"]] = bool(data.get("headline"))
+    return flags
+
+
+def test_funnel_eda_leads_with_business_figures_and_a_defensible_revenue_figure(reports):
+    flags = _headline_flags(reports / "01_funnel_eda.ipynb")
+    assert {name for name, headline in flags.items() if headline} == {
+        "overall_conversion", "worst_step_conversion", "lift_revenue_at_worst_step", "converted_revenue"}
+    metrics = read_metrics(reports / "01_funnel_eda.ipynb")
+    assert metrics["overall_conversion"]["unit"] == "share of entrants"
+    assert metrics["worst_step_conversion"]["unit"] == "share of users at view"
+    lift, actual, extra = (metrics[n] for n in ("lift_revenue_at_worst_step", "converted_revenue",
+                                                 "lift_conversions_at_worst_step"))
+    assert lift["unit"] == actual["unit"] == "EUR"
+    # the lift is a share of what the converting users spent (the old "revenue lost" bound was 7.9 times it)
+    low, high = lift["ci"]
+    assert 0 < low < lift["value"] < high < actual["value"]
+    # priced at what a converting user spends today: revenue per extra conversion = actual revenue per conversion
+    converted = round(metrics["overall_conversion"]["value"] * metrics["entrants"]["value"])
+    assert lift["value"] / extra["value"] == pytest.approx(actual["value"] / converted, rel=1e-9)
+    html = (reports / "01_funnel_eda.html").read_text()
+    assert "Revenue lost there" not in html
+    assert "This assumes that cart converts for all users as it does today for its best segment" in html
+
+
+def test_funnel_eda_draws_the_trend_of_sessions_so_a_flat_shop_looks_flat(reports):
+    # tests/test_funnel_trend.py shows the session trend flat where the truth is; here: the report draws it
+    html = (reports / "01_funnel_eda.html").read_text()
+    assert "sessions entering" in html and "users entering" not in html
+    assert "Conversion of <strong>sessions</strong>" in html
+
+
+def test_funnel_eda_on_a_rees46_log_without_segments_or_prices_says_what_it_cannot_compute(tmp_path):
+    from tests.hostile.conftest import write_params
+    from tests.hostile.logs import rees46_csv, without_columns
+
+    log = without_columns(rees46_csv(tmp_path / "full.csv"), tmp_path / "2019-Oct.csv", ["price"])
+    params = write_params(tmp_path, data={"source": str(log), "format": "rees46", "currency": "USD"})
+    summary = runner.run(params, only=["01"], notebooks_dir=ROOT / "notebooks", reports_dir=tmp_path / "reports",
+                         progress=False)
+    assert summary.ok, summary
+    html = (tmp_path / "reports" / "01_funnel_eda.html").read_text()
+    assert "not estimated: the log has no segment columns (funnel.breakdowns is empty)" in html
+    for wording in ("simulated", "built-in", "planted rate"):  # nothing about the built-in shop in the headline
+        assert wording not in html.split("Data quality")[0]
+    metrics = read_metrics(tmp_path / "reports" / "01_funnel_eda.ipynb")
+    assert metrics["lift_revenue_at_worst_step"]["value"] is None and metrics["converted_revenue"]["value"] is None
 
 
 def test_conversion_drivers_recover_the_planted_effects_and_check_the_derivations(reports):
@@ -85,6 +168,29 @@ def test_conversion_drivers_recover_the_planted_effects_and_check_the_derivation
     assert metrics["svm_objective_rel_diff"]["value"] < 1e-6
     assert metrics["lre_qr_min"]["value"] >= 6.5
     assert metrics["lre_qr_min"]["value"] > metrics["lre_normal_min"]["value"] + 3
+    # the index card: the two strongest drivers in points, the model against its baseline, the buying share;
+    # the checks of the method stay behind the details
+    import json
+
+    import nbformat
+
+    from funnelkit.report import METRIC_MIME
+
+    recorded = [json.loads(d) if isinstance(d, str) else d
+                for cell in nbformat.read(reports / "02_conversion_drivers.ipynb", 4).cells
+                for out in cell.get("outputs", []) for key, d in out.get("data", {}).items() if key == METRIC_MIME]
+    assert {m["name"] for m in recorded if m.get("headline")} == {
+        "top_driver_1", "top_driver_2", "logistic_auc", "purchase_rate"}
+    for name in ("top_driver_1", "top_driver_2"):
+        low, high = metrics[name]["ci"]
+        assert metrics[name]["unit"] == "pp" and low <= metrics[name]["value"] <= high and (low > 0 or high < 0)
+        assert "odds ratio" in metrics[name]["label"]
+    assert "one-feature baseline" in metrics["logistic_auc"]["label"]
+    assert metrics["order_value_r2"]["unit"] is None  # "R²: 0.00448 R²" said the unit twice; R² has none
+    # the full drivers table, every term of every step, is a CSV linked from the report
+    table = pd.read_csv(reports / "02_conversion_drivers_files" / "drivers.csv")
+    assert len(table) == total and {"step", "driver", "odds_ratio", "odds_low", "odds_high"} <= set(table.columns)
+    assert 'href="02_conversion_drivers_files/drivers.csv"' in (reports / "02_conversion_drivers.html").read_text()
 
 
 def test_als_study_checks_its_solver_and_metrics_and_learns_the_planted_taste(reports):
@@ -95,6 +201,27 @@ def test_als_study_checks_its_solver_and_metrics_and_learns_the_planted_taste(re
     als, popular = metrics["planted_overlap_als"], metrics["planted_overlap_popularity"]
     assert als["ci"][0] > popular["ci"][1]
     assert metrics["test_users"]["value"] >= 50
+    # the index card: the business figures, each once with its unit; the checks stay behind the details
+    assert {n for n, m in metrics.items() if m.get("headline")} == {
+        "hit_rate_als", "hit_rate_best_sellers", "hit_rate_gain_over_best_sellers", "cold_shoppers"}
+    assert metrics["hit_rate_als"]["unit"] == metrics["hit_rate_best_sellers"]["unit"] == "share of test shoppers"
+    gain = metrics["hit_rate_gain_over_best_sellers"]
+    assert gain["unit"] == "pp" and gain["ci"][0] <= gain["value"] <= gain["ci"][1]
+    assert gain["value"] == pytest.approx(metrics["hit_rate_als"]["value"] - metrics["hit_rate_best_sellers"]["value"])
+    # cold shoppers by pandas: humans with a cart or purchase of an item at or after the cut-off (the day the
+    # test period starts before the log's end) and no weighted event on an item before it
+    params = load_params(ROOT / "params" / "ci.yaml")
+    dataset = ensure_dataset(params.simulation)
+    events = pd.read_parquet(dataset.events_path)
+    labels = dataset.labels()
+    humans = events[events[USER].isin(set(labels.loc[labels["label"] == "human", USER]))]
+    humans = humans[humans["item_id"].notna()]
+    cutoff = (events["event_time"].max() - params.recommend.test_period).floor("D")
+    weighted = [t for t, w in params.recommend.weights.items() if w > 0]
+    before = set(humans.loc[(humans["event_time"] < cutoff) & humans["event_type"].isin(weighted), USER])
+    after = set(humans.loc[(humans["event_time"] >= cutoff) & humans["event_type"].isin(params.recommend.test_events),
+                           USER])
+    assert metrics["cold_shoppers"]["value"] == len(after - before) > 0
 
 
 def test_recorded_ranking_metrics_match_the_brute_force_recomputation_from_the_csv(reports):
@@ -112,6 +239,13 @@ def test_recorded_ranking_metrics_match_the_brute_force_recomputation_from_the_c
     assert len(per_user) == metrics["test_users"]["value"]
     ndcg = sum(m["ndcg"] for m in per_user) / len(per_user)
     assert abs(ndcg - metrics["ndcg_als"]["value"]) < 1e-12
+    hit = sum(m["hit"] for m in per_user) / len(per_user)  # the headline's share
+    assert abs(hit - metrics["hit_rate_als"]["value"]) < 1e-12
+    # the file keeps the real ids, beside the pseudonym the report shows
+    assert rows["user_id"].astype(str).str.fullmatch(r"u\d+").all()
+    assert rows["user_pseudonym"].str.fullmatch(r"id-[0-9a-f]{12}").all()
+    assert rows.groupby("user_id")["user_pseudonym"].nunique().eq(1).all()
+    assert rows["user_pseudonym"].nunique() == rows["user_id"].nunique()
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +296,20 @@ def test_anomaly_study_finds_bots_and_writes_the_flagged_files(reports):
     assert len(users) == m["flagged_users"]["value"] and len(sessions) == m["flagged_sessions"]["value"]
     assert set(sessions["user_id"].astype(str)) == set(users["user_id"].astype(str))
     assert users["reasons"].str.contains("events_per_minute").any()
+    # issue 18: four business figures on the index card, the difference of two rates in points
+    assert {k for k, v in m.items() if v.get("headline")} == {
+        "incidents_found", "incident_false_alarms", "flagged_event_share", "conversion_distortion"}
+    assert m["conversion_distortion"]["unit"] == "pp"
+    # the headline names the detector whose alarms the charts shade and the card reports
+    html = (reports / "04_anomaly_studies.html").read_text()
+    lead = m["incidents_found"]["label"].removeprefix("Planted incident days found (").removesuffix(")")
+    assert f"the {lead} found 100% of the planted incident days with {m['incident_false_alarms']['value']} false" \
+           in html and f"alarm: {lead}" not in html  # the legend is in the chart's image, not in text
+    assert "day(s)" not in html and "alarm(s)" not in html
+    # the report shows pseudonyms; the follow-up files keep the real ids with the pseudonym beside them
+    assert all(p in html for p in users["user_id_pseudonym"].head(15))
+    assert sessions["session_id_pseudonym"].str.fullmatch(r"id-[0-9a-f]{12}").all()
+    assert "The first two hold real customer and session ids" in html
 
 
 def test_als_beats_popularity_on_the_default_shop_by_a_stated_margin(default_reports):
@@ -172,3 +320,40 @@ def test_als_beats_popularity_on_the_default_shop_by_a_stated_margin(default_rep
     popularity = metrics["ndcg_als"]["value"] - gain["value"]
     assert gain["ci"][0] > 0  # the paired interval excludes zero
     assert gain["value"] > 0.3 * popularity  # and the gain is at least 30% of popularity's NDCG@10
+
+
+def test_every_figure_of_every_report_has_a_title_axis_labels_and_no_overlapping_tick_labels(reports):
+    # funnelkit.plots installs the figure lint in the kernel: every figure shown stores its findings beside its PNG
+    import nbformat
+
+    from funnelkit.figure_lint import LINT_MIME
+
+    findings = []
+    for name in NOTEBOOKS:
+        outputs = [out for cell in nbformat.read(reports / f"{name}.ipynb", as_version=4).cells
+                   for out in cell.get("outputs", []) if out.get("output_type") in ("display_data", "execute_result")]
+        pngs = sum("image/png" in out["data"] for out in outputs)
+        linted = [out["data"][LINT_MIME] for out in outputs if LINT_MIME in out["data"]]
+        assert pngs > 0 and len(linted) == pngs, f"{name}: {len(linted)} figures linted of {pngs} PNGs"
+        findings += [f"{name} / {lint['title'] or '(untitled)'}: {f['check']}: {f['message']}"
+                     for lint in linted for f in lint["findings"]]
+    assert not findings, "\n".join(findings)
+
+
+def test_every_report_reads_offline_with_its_maths_rendered_and_its_method_folded(reports):
+    # a report is mailed and opened anywhere: nothing from a CDN, no LaTeX left for MathJax (issue 18)
+    import nbformat
+
+    from tests.reference.offline_html import offline_problems
+
+    problems = []
+    for name in NOTEBOOKS:
+        page = (reports / f"{name}.html").read_text(encoding="utf-8")
+        problems += [f"{name}: {problem}" for problem in offline_problems(page)]
+        markdown = [c.source for c in nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4).cells
+                    if c.cell_type == "markdown"]
+        if any("$" in source for source in markdown):
+            assert "<math" in page, f"{name}: its Markdown has maths, its report no MathML"
+        if any(line.startswith("## Method") for source in markdown for line in source.splitlines()):
+            assert 'class="funnelkit-fold"' in page, f"{name}: its Method section is not folded"
+    assert not problems, "\n".join(problems)

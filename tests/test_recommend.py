@@ -1176,3 +1176,203 @@ def test_user_temporal_split_with_a_weight_column_is_the_same_on_spark(spark):
     bad = frame.assign(stars=frame["stars"].where(frame.index != 3, "nan"))
     with pytest.raises(DataError, match="1 weighted event"):
         make_split(SparkEventLog.from_frame(bad, spark), spec)
+
+
+# ---------------------------------------------------------------------------
+# the headline in a manager's terms: hit rate, who is left out, readable examples
+# ---------------------------------------------------------------------------
+
+
+def test_hit_rate_comparison_is_the_brute_force_share_of_users_with_a_relevant_item_in_the_top_k(evaluation):
+    from tests.reference.ranking_bruteforce import relevant_sets, user_metrics
+
+    relevant = relevant_sets(evaluation.split.truth[evaluation.users])
+    hit = explain.hit_rate_comparison(evaluation, 5, n_boot=300, seed=1)
+    brute_hits = {}
+    for name in ("ALS", "popularity"):
+        rows = evaluation.recommended[name].tolist()
+        brute_hits[name] = [user_metrics(row, rel, 5)["hit"] for row, rel in zip(rows, relevant)]
+    assert hit["value"] == pytest.approx(np.mean(brute_hits["ALS"]), rel=1e-12)
+    assert hit["baseline_value"] == pytest.approx(np.mean(brute_hits["popularity"]), rel=1e-12)
+    assert hit["difference"] == pytest.approx(hit["value"] - hit["baseline_value"], rel=1e-12)
+    assert hit["low"] <= hit["value"] <= hit["high"] and hit["baseline_low"] <= hit["baseline_value"]
+    assert hit["difference_low"] <= hit["difference"] <= hit["difference_high"]
+    assert hit["users"] == len(evaluation.users) and hit["baseline"] == "popularity" and hit["k"] == 5
+    # the paired interval is the bootstrap of the per-user differences, not of two separate means
+    diff = np.array(brute_hits["ALS"]) - np.array(brute_hits["popularity"])
+    assert (hit["difference_low"], hit["difference_high"]) == pytest.approx(
+        metrics.bootstrap_interval(diff, n_boot=300, seed=1))
+
+
+def test_audience_counts_cold_shoppers_as_the_brute_force_split_does(split_log):
+    # u6, new in the test period, carts two items: one cold shopper, two cold pairs
+    frame = pd.concat([split_log[0], frame_of([("u6", "cart", "a", 101), ("u6", "purchase", "b", 102)])],
+                      ignore_index=True)
+    log = EventLog.from_frame(frame)
+    spec = RecommendParams()
+    split = temporal_split(log, spec, cutoff=SPLIT_CUTOFF)
+    result = evaluate({"popularity": PopularityRecommender()}, split, [2])
+    expected_train, users, items, _ = brute.confidence(brute.before(frame, SPLIT_CUTOFF), spec)
+    _, counts = brute.truth(brute.period_pairs(frame, spec.test_events, SPLIT_CUTOFF), expected_train, users, items,
+                            spec.exclude_seen)
+    who = explain.audience(result)
+    # u3 and u6 had only test-period events, u5 only an unweighted click before the cut-off
+    assert who["cold"] == counts["cold_users"] == 3 and split.counts["cold_user_pairs"] == 4
+    assert who["evaluated"] == who["test_users"] == counts["test_users"] == 3
+    assert who["period"] == "the test period (from 2026-03-06 04:00 UTC on)"
+    assert explain.audience(evaluate({"popularity": PopularityRecommender()}, leave_last_out(log, spec), [2]))[
+        "period"] is None
+
+
+def _hit(value=0.12, low=0.10, high=0.14, base=0.077, diff=0.043, diff_low=0.029, diff_high=0.057, baseline="popularity"):
+    return {"k": 10, "model": "ALS", "baseline": baseline, "users": 1357, "value": value, "low": low, "high": high,
+            "baseline_value": base, "baseline_low": 0.063, "baseline_high": 0.091, "difference": diff,
+            "difference_low": diff_low, "difference_high": diff_high}
+
+
+WHO = {"evaluated": 1357, "test_users": 1357, "cold": 942, "period": "the test period (from 2026-10-12 00:00 UTC on)"}
+
+
+def test_hit_rate_text_leads_with_shares_and_a_difference_in_points_and_names_the_cold_shoppers():
+    text = explain.hit_rate_text(_hit(), WHO, RecommendParams())
+    assert text.startswith("**12.0% of shoppers carted or bought one of the 10 items ALS would have shown them, "
+                           "against 7.7% with best-sellers**")
+    assert "(95% CI 10.0% to 14.0% and 6.3% to 9.1%)" in text
+    assert "a difference of +4.3 percentage points (95% CI +2.9 to +5.7 pp" in text and "ALS does better" in text
+    assert "4.3%" not in text  # a difference of shares is never printed as a percentage
+    assert "Measured on the 1,357 shoppers with a history before the test period (from 2026-10-12 00:00 UTC on)" in text
+    assert "**942 shoppers who carted or bought in that period had no history before it and are left out**" in text
+    assert "best-sellers" in text.split("left out**")[1]
+    assert "simulat" not in text and "built-in" not in text  # true of any log
+
+
+def test_hit_rate_text_reports_an_interval_across_zero_as_such_and_follows_the_params():
+    tied = explain.hit_rate_text(_hit(diff=-0.004, diff_low=-0.02, diff_high=0.012), {**WHO, "cold": 0},
+                                 RecommendParams(test_events=["purchase"], exclude_seen=False))
+    assert "−0.4 percentage points (95% CI −2.0 to +1.2 pp" in tied and "not distinguishable from zero" in tied
+    assert "of shoppers bought one of the 10 items" in tied and "carted" not in tied
+    assert "left out" not in tied and "new to them" not in tied
+    unsure = explain.hit_rate_text(_hit(diff=0.004, diff_low=-0.01, diff_high=0.018), WHO, RecommendParams())
+    assert "not distinguishable from zero" in unsure and "does better" not in unsure
+    worse = explain.hit_rate_text(_hit(diff=-0.03, diff_low=-0.05, diff_high=-0.01), WHO, RecommendParams())
+    assert "ALS does worse" in worse
+    sampled = explain.hit_rate_text(_hit(), {**WHO, "evaluated": 500, "period": None}, RecommendParams())
+    assert "a random sample of 500 of the 1,357 shoppers with a history who" in sampled
+    assert "in their held-out test interactions" in sampled and "before their test interactions" in sampled
+    # a best baseline other than the best-sellers is named with its own comparison
+    best = _hit(base=0.09, diff=0.03, diff_low=0.01, diff_high=0.05, baseline="item-kNN")
+    both = explain.hit_rate_text(_hit(), WHO, RecommendParams(), best=best)
+    assert "The strongest other method, item-kNN (chosen on the validation period), reaches 9.0%" in both
+    assert "ALS minus item-kNN: +3.0 pp (95% CI +1.0 to +5.0 pp)" in both
+    assert "strongest other" not in explain.hit_rate_text(_hit(), WHO, RecommendParams(), best=_hit())
+
+
+class _Factors:
+    """A fitted model seen only through its item factors (as Spark MLlib's ALS is)."""
+
+    def __init__(self, item_factors):
+        self.item_factors_ = np.asarray(item_factors, dtype=float)
+
+
+def _crafted_examples(split_log, with_catalogue: bool):
+    frame, _ = split_log
+    if with_catalogue:
+        frame = frame.assign(category=frame["item_id"].map({"a": "shoes", "b": "bags", "c": "shoes", "z": "hats"}),
+                             price=frame["item_id"].map({"a": 10.0, "b": 20.0, "c": 30.0, "z": 5.0}))
+    log = EventLog.from_frame(frame)
+    spec = RecommendParams()
+    split = temporal_split(log, spec, cutoff=SPLIT_CUTOFF)  # users u1, u2, u4; items a, b, c
+    # a = (1, 0), b = (0, 1), c = (1, 1): c is as close to a as to b, a and b are orthogonal
+    model = _Factors([[1, 0], [0, 1], [1, 1]])
+    recommended = np.array([[2, -1], [0, 1], [1, 2]])
+    evaluation_ = Evaluation(split, split.test_users, [2], {"ALS": recommended}, {}, pd.DataFrame(), {"ALS": model})
+    catalogue = explain.item_catalogue(log)
+    return explain.recommendation_examples(evaluation_, ["u1", "u2", "u4"], catalogue, k=2, events=log, spec=spec)
+
+
+def test_recommendation_examples_say_why_and_what_the_shopper_did_later_known_answer(split_log):
+    table = _crafted_examples(split_log, with_catalogue=True)
+    assert list(table.columns) == ["user_id", "rank", "item", "category", "price", "why", "later"]
+    rows = [tuple(r) for r in table[["user_id", "item", "why", "later"]].itertuples(index=False)]
+    assert rows == [
+        # u1 viewed a (shoes) and viewed then carted b (bags): both as close to c; c carted at the cut-off
+        ("u1", "c", "viewed 1 item in shoes; carted 1 item in bags", "✓ carted later"),
+        # u2 viewed c before; carted a later; b not
+        ("u2", "a", "viewed 1 item in shoes", "✓ carted later"),
+        ("u2", "b", "viewed 1 item in shoes", ""),
+        # u4 viewed a, orthogonal to b: no reason; b carted at the cut-off and bought later: the stronger event
+        ("u4", "b", "", "✓ bought later"),
+        ("u4", "c", "viewed 1 item in shoes", ""),
+    ]
+    assert table["price"].tolist() == [30.0, 10.0, 20.0, 20.0, 30.0]
+    assert table["category"].tolist() == ["shoes", "shoes", "bags", "bags", "shoes"]
+
+
+def test_recommendation_examples_without_categories_name_the_items(split_log):
+    table = _crafted_examples(split_log, with_catalogue=False)
+    assert list(table.columns) == ["user_id", "rank", "item", "why", "later"]
+    assert table["why"].tolist()[:2] == ["viewed a; carted b", "viewed c"]
+
+
+def test_why_recommended_groups_by_category_and_counts_each_action():
+    catalogue = pd.DataFrame({"category": ["A", "A", "A", "B"]}, index=pd.Index(["i1", "i2", "i3", "i4"], name="item_id"))
+    did = {"i1": "cart", "i2": "view", "i3": "view", "i4": "purchase"}
+    assert (explain.why_recommended(["i1", "i2", "i3", "i4"], catalogue, did)
+            == "carted 1 and viewed 2 items in A; bought 1 item in B")
+    assert explain.why_recommended(["i2", "i1"], catalogue, did) == "viewed 1 and carted 1 item in A"
+    assert explain.why_recommended(["i9"], catalogue, {"i9": "wish"}) == "had a 'wish' event on 1 item in no category"
+    assert explain.why_recommended(["i1"], catalogue.drop(columns="category"), {}) == "interacted with i1"
+    assert explain.why_recommended([], catalogue, {}) == ""
+
+
+def test_why_of_implicits_als_names_the_planted_group_of_the_recommended_item(planted, evaluation):
+    # the planted shop: users view items of their own group's block; ALS's reasons for a block item must come
+    # from that same block (the explanation is implicit's own decomposition of the score)
+    _, log, spec, split = planted
+    catalogue = explain.item_catalogue(log).assign(category=lambda c: [i[:2] if i.startswith("g") else "popular"
+                                                                      for i in c.index])
+    users = list(split.train.user_ids[evaluation.users][::5])
+    table = explain.recommendation_examples(evaluation, users, catalogue, k=1, events=log, spec=spec)
+    block = table[table["category"] != "popular"]
+    assert len(block) >= 10
+    # the first group of the reason is the category of the strongest contributor
+    named = [why.split(";")[0].endswith(f" in {category}") for why, category in zip(block["why"], block["category"])]
+    assert np.mean(named) >= 0.9
+
+
+def test_why_of_implicits_als_is_the_largest_terms_of_the_score_by_the_numpy_formula(planted, evaluation):
+    # Hu, Koren & Volinsky (2008), section 5, in implicit's confidence convention (c = alpha·r observed, 1 not):
+    # x_u = W_u Σ_j c_uj y_j with W_u = (YᵀY + Σ_j (c_uj − 1) y_j y_jᵀ + λI)⁻¹, so the score y_iᵀx_u is the sum of
+    # the terms c_uj · y_iᵀ W_u y_j over the user's items j: the largest positive ones are the reasons
+    _, _, spec, split = planted
+    fitted = evaluation.models["ALS"]
+    y = np.asarray(fitted.model_.item_factors, dtype=np.float64)
+    train = split.train.matrix
+    checked = 0
+    for row, user in enumerate(evaluation.users[:40]):
+        item = int(evaluation.recommended["ALS"][row, 0])
+        history = train[user].indices
+        confidence = fitted.alpha * train[user].data.astype(np.float64)
+        a = y.T @ y + fitted.regularization * np.eye(y.shape[1])
+        a += (y[history].T * (confidence - 1)) @ y[history]
+        terms = confidence * (y[history] @ np.linalg.solve(a, y[item]))
+        order = np.argsort(-terms, kind="stable")[:3]
+        expected = history[order[terms[order] > 0]]
+        got = explain._contributors(fitted, train, user, item, 3)
+        assert got.tolist() == expected.tolist()
+        checked += len(expected) > 1
+    assert checked >= 20  # most users have several reasons, so their order is checked too
+
+
+def test_recommendations_csv_keeps_the_real_ids_beside_the_report_pseudonym(evaluation, tmp_path, monkeypatch):
+    from funnelkit.pseudonym import pseudonym
+
+    monkeypatch.setenv("TEST_KEY", "k" * 32)
+    written = explain.write_recommendations(evaluation, tmp_path / "r.csv", 5, id_key_env="TEST_KEY")
+    frame = pd.read_csv(tmp_path / "r.csv", dtype={"user_id": str})
+    assert list(frame.columns[:3]) == ["user_id", "user_pseudonym", "rank"]
+    assert set(frame["user_id"]) == set(evaluation.split.train.user_ids[evaluation.users])
+    assert all(p == pseudonym(u, env="TEST_KEY") for u, p in zip(frame["user_id"], frame["user_pseudonym"]))
+    assert len(written) == len(frame)
+    plain = explain.write_recommendations(evaluation, tmp_path / "p.csv", 5)
+    assert "user_pseudonym" not in plain.columns

@@ -242,3 +242,153 @@ def test_headline_flag_is_recorded_and_must_be_a_bool():
     assert _metric("x", 1, unit=None, label=None, ci=None)["headline"] is False
     with pytest.raises(ValueError, match="headline"):
         _metric("x", 1, unit=None, label=None, ci=None, headline="yes")
+
+
+# --------------------------------------------------------------------------- offline HTML, folds (issue 18)
+
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from bs4 import BeautifulSoup  # noqa: E402  (nbconvert's own dependency)
+
+from tests.reference.offline_html import offline_problems  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("html, kind", [
+    ('<script src="https://cdn.example/require.js"></script>', "<script src>"),
+    ('<script src="lib/local.js"></script>', "<script src>"),
+    ('<link rel="stylesheet" href="https://fonts.example/css?family=Roboto">', "<link"),
+    ('<link rel="preload" as="font" href="font.woff2">', "<link"),
+    ("<style>@import 'theme.css';</style>", "@import"),
+    ("<style>@font-face { src: url(https://fonts.example/a.woff2); }</style>", "url()"),
+    ('<div style="background: url(\'http://example.com/a.png\')">x</div>', "url()"),
+    ('<script type="module">const m = await import("https://cdn.example/mermaid.mjs");</script>', "<script> fetches"),
+    ('<img src="http://example.com/chart.png">', "<img src>"),
+    (r"<p>Least squares: $\hat\beta = \arg\min_\beta \lVert y - X\beta\rVert^2$.</p>", "unrendered maths"),
+    ("<p>with $k$ items</p>", "unrendered maths"),
+    (r"<td>$$L = \sum_u x_u$$</td>", "unrendered maths"),
+    (r"<li>inline \(x^2\) too</li>", "unrendered maths"),
+    (r"<p>\begin{aligned} a &= b \end{aligned}</p>", "unrendered maths"),
+    (r"<p>after <br> a void tag $x_t$</p>", "unrendered maths"),
+])
+def test_offline_check_finds_each_external_resource_and_unrendered_maths(html, kind):
+    problems = offline_problems(f"<html><head></head><body>{html}</body></html>")
+    assert problems and all(kind in problem for problem in problems), problems
+
+
+def test_offline_check_accepts_links_data_uris_code_prices_and_mathml():
+    page = (
+        '<html><head><style>.x { background: url(data:image/png;base64,AAAA); } .y { mask: url(#m); }</style></head>'
+        '<body><a href="https://example.com/other.html">other report</a> <a href="03_files/lists.csv">CSV</a>'
+        '<img src="data:image/png;base64,iVBOR"><p>It costs $5 and $10, or $5–$7.</p>'
+        r"<p>Code: <code>$\hat\beta$</code></p><pre>echo $HOME $PATH$</pre>"
+        r'<p><math display="inline"><mi>x</mi><mtext>$k$</mtext></math></p>'
+        "<script>var a = 1;</script></body></html>"
+    )
+    assert offline_problems(page) == []
+
+
+def test_latex_to_mathml_escapes_text_spells_arg_and_refuses_what_it_cannot_convert():
+    from funnelkit.math_render import latex_to_mathml
+
+    mathml = latex_to_mathml(r"a<b \text{<script>} \arg\min_\beta x \! y")
+    assert "<script>" not in mathml and "&lt;script&gt;" in mathml and "<mo>&lt;</mo>" in mathml
+    assert "\\arg" not in BeautifulSoup(mathml, "html.parser").get_text()  # latex2mathml alone leaves "\arg"
+    assert 'width="-0.1667em"' in mathml  # \! as a length Chromium understands, not "negativethinmathspace"
+    assert 'display="block"' in latex_to_mathml("x", display=True)
+    with pytest.raises(ValueError, match=r"\\foo"):
+        latex_to_mathml(r"\foo x")
+
+
+def _export(tmp_path, cells, name="crafted"):
+    nb = new_notebook(cells=cells)
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    export_html(path, tmp_path / f"{name}.html")
+    return (tmp_path / f"{name}.html").read_text(encoding="utf-8")
+
+
+def test_export_renders_every_formula_of_the_notebooks_as_mathml_and_loads_nothing(tmp_path):
+    # every Markdown cell of the project's notebooks that holds maths, plus the cases that must stay text
+    sources = [cell.source for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
+               for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown" and "$" in cell.source]
+    assert len(sources) >= 5 and any("\\arg\\min" in s for s in sources) and any("| metric |" in s for s in sources)
+    sources.append("A price: it costs $5 and $10. In code: `$x$` and\n\n```\n$HOME\n```\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        page = _export(tmp_path, [new_markdown_cell(s) for s in sources])
+    assert not [w for w in caught if "LaTeX" in str(w.message)], "a formula was left as text"
+    assert offline_problems(page) == []
+    soup = BeautifulSoup(page, "html.parser")
+    assert len(soup.find_all("math")) > 80
+    assert soup.find("math", attrs={"display": "block"}) is not None  # $$…$$ is a display formula
+    assert "costs $5 and $10" in soup.get_text()
+    assert [c.get_text() for c in soup.find_all("code")][-2:] == ["$x$", "$HOME\n"]
+    assert not soup.find_all("script")
+
+
+def _table_output(rows):
+    import pandas as pd
+
+    frame = pd.DataFrame({"step": [f"s{i}" for i in range(rows)], "odds ratio": range(rows)})
+    return new_output("execute_result", data={"text/html": frame.to_html(), "text/plain": "table"}, execution_count=1)
+
+
+def _cell_with(output):
+    cell = new_code_cell("frame")
+    cell.outputs = [output]
+    return cell
+
+
+def test_method_sections_fold_down_to_the_next_heading_of_the_same_or_higher_level(tmp_path):
+    page = _export(tmp_path, [
+        new_markdown_cell("# Report title\n\nIntro FINDING_A."),
+        new_markdown_cell("```\n## Method inside code is no heading\n```\nFINDING_B"),
+        new_markdown_cell("Prose FINDING_C before.\n\n## Method and checks\n\nDerivation METHOD_A with $x_t$."),
+        _cell_with(new_output("stream", name="stdout", text="METHOD_B output\n")),
+        new_markdown_cell("### Details\n\nMETHOD_C deeper"),
+        new_markdown_cell("## Next section\n\nFINDING_D after"),
+        new_markdown_cell("## Method\n\nMETHOD_D to the end"),
+        _cell_with(new_output("stream", name="stdout", text="METHOD_E last output\n")),
+    ])
+    soup = BeautifulSoup(page, "html.parser")
+    folds = soup.find_all("details", class_="funnelkit-fold")
+    assert [fold.summary.get_text(" ", strip=True).rstrip("¶ ") for fold in folds] == ["Method and checks", "Method"]
+    assert not any(fold.has_attr("open") for fold in folds)  # closed by default
+    assert folds[0].summary.find("h2") is not None  # the heading itself is the summary, not repeated below
+    assert len(soup.find_all(string=re.compile("Method and checks"))) == 1
+    inside = [fold.get_text() for fold in folds]
+    for token in ("METHOD_A", "METHOD_B", "METHOD_C"):
+        assert token in inside[0]
+    for token in ("METHOD_D", "METHOD_E"):
+        assert token in inside[1]
+    for token in ("FINDING_A", "FINDING_B", "FINDING_C", "FINDING_D"):
+        assert token in page and not any(token in text for text in inside), token
+    assert folds[0].find("math") is not None  # maths inside a fold is rendered too
+    assert page.count("<details") == page.count("</details>") == 2  # well-formed, not left to the browser to close
+    assert offline_problems(page) == []
+
+
+def test_a_table_of_more_than_20_rows_is_folded_with_its_size_and_columns(tmp_path):
+    page = _export(tmp_path, [
+        new_markdown_cell("# Tables"),
+        _cell_with(_table_output(20)),
+        _cell_with(_table_output(45)),
+    ])
+    soup = BeautifulSoup(page, "html.parser")
+    folds = soup.find_all("details", class_="funnelkit-table")
+    assert len(folds) == 1 and not folds[0].has_attr("open")
+    assert folds[0].summary.get_text() == "Show all 45 rows (step, odds ratio)"
+    assert len(folds[0].find("tbody").find_all("tr")) == 45  # the whole table, behind the summary
+    open_tables = [t for t in soup.find_all("table") if not t.find_parent("details")]
+    assert len(open_tables) == 1 and len(open_tables[0].find("tbody").find_all("tr")) == 20
+
+
+def test_a_latex_output_is_mathml_too(tmp_path):
+    # IPython.display.Math(...) shows as text/latex: MathJax typeset it, the export now does
+    page = _export(tmp_path, [_cell_with(new_output(
+        "display_data", data={"text/latex": r"$$\hat\beta = (X^\top X)^{-1} X^\top y$$", "text/plain": "<Math>"}))])
+    assert offline_problems(page) == []
+    assert BeautifulSoup(page, "html.parser").find("math", attrs={"display": "block"}) is not None

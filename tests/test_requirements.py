@@ -125,10 +125,12 @@ def test_the_index_says_not_applicable_with_the_reason_not_ok(tmp_path):
     row = NotebookRun(name="03_x", title="Recs", status="ok", seconds=1.0, finished_utc="2026-01-01T00:00:00+00:00",
                       metrics=metrics)
     page = render_index({"notebooks": ["03_x"]}, [("03_x", row)], tmp_path)
-    assert '<span class="notapplicable">not applicable</span>' in page
+    assert '<span class="badge notapplicable">not applicable</span>' in page
     assert "The study needs &lt;item_id&gt;" in page  # escaped
-    assert '<span class="ok">ok</span>' not in page
-    assert "Users: <strong>3 users</strong>" in page and "Not applicable:" not in page  # the reason is not a figure
+    assert 'class="badge ok"' not in page
+    # the other figure is on the card (its label names the unit: shown once); the reason is not a figure
+    assert '<span class="label">Users</span><strong class="value">3</strong>' in page
+    assert 'Not applicable</span>' not in page
 
 
 def test_a_hint_ends_the_message(events):

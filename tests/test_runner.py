@@ -30,6 +30,12 @@ PREVIOUS_ROW = {  # the runs.json row of that earlier report: other data, other 
 }
 
 
+def card(page: str, title: str) -> str:
+    """The index card (``<article>``) holding ``title``."""
+    start = page.rindex("<article", 0, page.index(title))
+    return page[start:page.index("</article>", start)]
+
+
 def fake_prepare(params):
     return "test data <b>label</b>", "abc123"
 
@@ -142,11 +148,13 @@ def test_index_lists_notebooks_metrics_and_data(first_run):
     assert 'href="01_metric.html"' in page
     assert "Failing fixture" in page and 'href="failed/02_fails.ipynb"' in page
     assert 'href="02_fails.html">previous report' in page
-    assert "200 users" in page
-    assert "2.3% (95% CI 2.1%–2.5%)" in page
+    metric_card = card(page, "Metric fixture")
+    assert "Users &lt;simulated&gt;" in metric_card and ">200</strong>" in metric_card
+    assert "2.3%</strong>" in metric_card and "(95% CI 2.1%–2.5%)" in metric_card
     assert "abc123" in page and "0.1.0" in page
-    assert "n_users: 200" in page, "the parameters used are shown"
-    assert "RuntimeError: planted failure in fixture" in page
+    params = page[page.index('<details class="params">'):]
+    assert "n_users: 200" in params, "the parameters used are shown, behind a collapsed <details>"
+    assert "RuntimeError: planted failure in fixture" in card(page, "Failing fixture")
 
 
 def test_index_escapes_strings_from_notebooks_and_data(first_run):
@@ -166,12 +174,13 @@ def test_failed_attempt_keeps_the_previous_reports_metrics_and_provenance(first_
     assert row["metrics"] == PREVIOUS_ROW["metrics"] and row["report_utc"] == PREVIOUS_ROW["report_utc"]
     assert (row["report_fingerprint"], row["report_params_sha"]) == ("olderfingerprint", "0123456789ab")
     page = (reports / "index.html").read_text(encoding="utf-8")
-    failing_row = page[page.index("Failing fixture"):].split("</tr>")[0]
-    assert "from the previous report" in failing_row and "Kept share: <strong>12.5%</strong>" in failing_row
+    failing_row = card(page, "Failing fixture")
+    warning = failing_row.index("from the previous report")
+    assert warning < failing_row.index("Kept share") and "12.5%</strong>" in failing_row, "said before the figure"
     assert "report made from other data than the latest run" in failing_row
     assert "report made with other parameters than the latest run" in failing_row
     assert "olderfingerprint" in failing_row and "older shop" in failing_row
-    ok_row = page[page.index("Metric fixture"):].split("</tr>")[0]
+    ok_row = card(page, "Metric fixture")
     assert "report made from" in ok_row and "abc123" in ok_row and "other data" not in ok_row
 
 

@@ -243,16 +243,56 @@ def _plain_text(markdown: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", _render(markdown)))
 
 
+def _lift(result, **changes):
+    """A StepLift of ``result``'s worst step with round figures (``changes`` replace fields)."""
+    from dataclasses import replace
+
+    from funnelkit.funnel import StepLift
+
+    lift = StepLift(step=str(result.worst_step()["step"]), previous=result.step_names[0], units=100, passed=10,
+                    rate=0.1, converted=5, segment="device", value="desktop", best_units=40, best_rate=0.2,
+                    extra_conversions=6.2, conversions_ci=(3.1, 9.4), extra_revenue=1234.5, revenue_ci=(1000.0, 1500.0),
+                    revenue_per_conversion=12.0, converted_revenue=60.0)
+    return replace(lift, **changes)
+
+
 @pytest.mark.parametrize("text", HOSTILE)
-def test_headline_keeps_hostile_currency_and_step_names_as_plain_text(text):
+def test_headline_keeps_hostile_currency_step_and_segment_names_as_plain_text(text):
     result = _steps(text)
-    revenue = {"revenue": 1234.5, "ci_low": 1000.0, "ci_high": 1500.0, "revenue_per_conversion": 12.0}
-    markdown = tables.headline(result, revenue, currency=text)
+    markdown = tables.headline(result, _lift(result, segment=text, value=text), currency=text, logged_revenue=90.0)
     rendered = _render(markdown)
     assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered and "<code" not in rendered
-    assert "<em" not in rendered and rendered.count("<strong>") == 5  # only the headline's own bold
+    assert "<em" not in rendered and rendered.count("<strong>") == 7  # only the headline's own bold
     seen = _plain_text(markdown)
-    assert f"1,234 {text}" in seen and f"12 {text} per converting unit" in seen and f"{text} → {text} 2" in seen
+    assert f"1,234 {text} more revenue" in seen and f"12 {text} per user reaching {text} 2" in seen
+    assert f"from {text} to {text} 2" in seen and f"best segment, {text} = {text} (20.0%" in seen
+    assert f"(95% CI 1,000–1,500 {text})" in seen and f"beside the 60 {text} that" in seen
+
+
+def test_headline_states_the_lift_its_assumption_and_actual_revenue_beside_it():
+    result = _steps("view")
+    seen = _plain_text(tables.headline(result, _lift(result), currency="EUR", logged_revenue=90.0))
+    assert "Overall conversion: 50.00% of users (95% CI" in seen  # u2 of u1, u2 carted
+    assert ("What improving view 2 could bring: about 6 more users reaching view 2 (95% CI 3–9) and 1,234 EUR more "
+            "revenue (95% CI 1,000–1,500 EUR), beside the 60 EUR that the 5 users who reached view 2 spent there "
+            "(all view 2 events in the log: 90 EUR).") in seen
+    assert ("This assumes that view 2 converts for all users as it does today for its best segment, device = desktop "
+            "(20.0% of its 40 users, against 10.0% overall), and that the extra users then go on like those who "
+            "pass view 2 today, spending 12 EUR per user reaching view 2.") in seen
+    for wording in ("simulat", "built-in", "planted", "shop"):  # true of any log, not only the built-in one
+        assert wording not in seen.lower()
+
+
+def test_headline_says_what_cannot_be_computed_instead_of_a_number():
+    result = _steps("view")
+    no_segments = _plain_text(tables.headline(result, _lift(result, reason="the log has no segment columns")))
+    assert "What improving view 2 could bring: not estimated: the log has no segment columns." in no_segments
+    assert "EUR" not in no_segments and "more users" not in no_segments
+    no_prices = _plain_text(tables.headline(result, _lift(result, extra_revenue=float("nan"),
+                                                             revenue_reason="the log has no prices")))
+    assert "about 6 more users reaching view 2 (95% CI 3–9), assuming that view 2 converts" in no_prices
+    assert no_prices.rstrip().endswith("The revenue cannot be computed: the log has no prices.")
+    assert "EUR" not in no_prices and "beside" not in no_prices
 
 
 @pytest.mark.parametrize("text", HOSTILE)

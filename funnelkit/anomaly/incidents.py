@@ -144,3 +144,81 @@ def false_alarm_rates(alarms: dict[str, pd.DataFrame], days: float, incidents: l
                          "per 30 days": round(count * 30 / max(days, 1e-9), 1)})
     return pd.DataFrame(rows, columns=["frequency", "detector", "false alarms" if incidents else "alarms",
                                        "per 30 days"])
+
+
+#: The detector a report headlines when no incidents are known: the only one that weighs each period's rate by
+#: its own sessions (a quiet day's 0% is no alarm), at the coarsest monitored frequency (a day holds 24 hours'
+#: sessions). With known incidents the headline names the detector that found them best (:func:`best_detector`).
+DEFAULT_HEADLINE_DETECTOR = "rate test"
+_COARSEST_FIRST = ("day", "hour")
+
+
+def headline_detector(alarms: dict[str, pd.DataFrame], scored: pd.DataFrame | None = None) -> dict | None:
+    """The one detector and frequency a report's headline names and its charts shade.
+
+    Parameters
+    ----------
+    alarms : dict
+        ``{freq: step_alarms table}`` of the monitored frequencies.
+    scored : DataFrame, optional
+        :func:`score_table` against known incidents (the built-in shop).
+
+    Returns
+    -------
+    dict or None
+        ``{"frequency": ..., "detector": ...}``; None when no frequency is
+        monitored. With ``scored``: its :func:`best_detector`. Without:
+        :data:`DEFAULT_HEADLINE_DETECTOR` at the coarsest monitored
+        frequency, or that frequency's first detector when the rate test did
+        not run there.
+
+    Notes
+    -----
+    One detector, not "any detector": the headline counts its alarms and the
+    charts shade exactly those, so the count a reader sees matches the days
+    they see marked. Every detector's alarms stay in the tables and in
+    ``conversion_alarms.csv``.
+    """
+    if scored is not None and len(scored):
+        best = best_detector(scored)
+        return {"frequency": best["frequency"], "detector": best["detector"]}
+    for freq in [f for f in _COARSEST_FIRST if f in alarms] + [f for f in alarms if f not in _COARSEST_FIRST]:
+        detectors = list(dict.fromkeys(alarms[freq]["detector"]))
+        if detectors:
+            chosen = DEFAULT_HEADLINE_DETECTOR if DEFAULT_HEADLINE_DETECTOR in detectors else detectors[0]
+            return {"frequency": freq, "detector": chosen}
+    return None
+
+
+def detector_alarms(alarms: dict[str, pd.DataFrame], lead: dict | None, series: str | None = None) -> pd.DataFrame:
+    """The rows of ``lead``'s detector at its frequency (``alarms[lead["frequency"]]``), for one ``series``
+    (``entrants`` or a step name) or all; every row, alarmed or not, as :func:`step_alarms` gives them.
+    Empty when ``lead`` is None (nothing monitored)."""
+    if lead is None or lead["frequency"] not in alarms:
+        return pd.DataFrame(columns=["period", "detector", "value", "expected", "score", "alarm", "series",
+                                     "sessions"])
+    table = alarms[lead["frequency"]]
+    rows = table["detector"] == lead["detector"]
+    if series is not None:
+        rows &= table["series"] == series
+    return table[rows]
+
+
+def lead_alarm_days(alarms: dict[str, pd.DataFrame], lead: dict | None) -> list[str]:
+    """Days (UTC, ``YYYY-MM-DD``, sorted) with an alarm of ``lead`` on a step's conversion (traffic left out)."""
+    hits = conversion_alarms(alarms)
+    if lead is None or hits.empty:
+        return []
+    mine = hits[(hits["frequency"] == lead["frequency"]) & (hits["detector"] == lead["detector"])]
+    return sorted(set(mine["date"]))
+
+
+_ADJECTIVE = {"hour": "hourly", "day": "daily"}
+
+
+def lead_label(lead: dict | None, what: str = "conversion") -> str:
+    """``lead`` (:func:`headline_detector`) in words: ``"3-sigma detector on daily conversion"`` (``what`` names
+    the series: ``"traffic"`` for the entrants); ``""`` for None."""
+    if lead is None:
+        return ""
+    return f"{lead['detector']} detector on {_ADJECTIVE.get(lead['frequency'], lead['frequency'])} {what}"

@@ -112,7 +112,9 @@ A brute-force reference of these rules lives in ``tests/reference`` and the
 engine is checked against it on random logs with hypothesis.
 """
 from .engine import run_funnel
+from .lift import StepLift, lift_to_best_segment
 from .paths import dropoff_paths, transition_matrix
 from .result import Breakdown, FunnelResult
 
-__all__ = ["run_funnel", "FunnelResult", "Breakdown", "transition_matrix", "dropoff_paths"]
+__all__ = ["run_funnel", "FunnelResult", "Breakdown", "transition_matrix", "dropoff_paths", "lift_to_best_segment",
+           "StepLift"]

@@ -163,16 +163,50 @@ class FunnelResult:
         (``T_last``). NaN when the events have no ``price`` column or nobody
         converted.
         """
+        return self.conversion_revenue()["mean"]
+
+    def conversion_revenue(self) -> dict:
+        """Revenue of the converting units, in the data's currency.
+
+        A converting unit's revenue is the sum of ``price`` over its last-step
+        events at the instant it converted (``T_last``), for each resolved unit
+        that reached the last step (units whose purchase has no price are left
+        out). Returns ``units`` (converting units with a revenue), ``mean``,
+        ``std`` (sample standard deviation, for the interval of a mean) and
+        ``total``; NaN (``units`` 0) when the events have no ``price`` column
+        or nobody converted.
+        """
+        empty = {"units": 0, "mean": float("nan"), "std": float("nan"), "total": float("nan")}
         if COLUMNS.price not in self.events.columns:
-            return float("nan")
+            return empty
         n = len(self.step_names)
         last = self.spec.steps[-1]
         unit_col = quote(unit_column(self.spec.unit))
-        (value,) = self.events.rows(
+        units, mean, std, total = self.events.rows(
             f"WITH c AS (SELECT unit, T{n - 1} AS t FROM {self._resolved} WHERE depth = {n}), "
             f"v AS (SELECT c.unit, sum(e.{quote(COLUMNS.price)}) AS revenue FROM c JOIN {quote(self.events.table)} e "
             f"ON e.{unit_col} = c.unit AND epoch_us(e.{quote(COLUMNS.event_time)}) = c.t "
-            f"WHERE {match_sql(last.events, last.filters)} GROUP BY c.unit) SELECT avg(revenue) FROM v"
+            f"WHERE {match_sql(last.events, last.filters)} GROUP BY c.unit) "
+            f"SELECT count(revenue), avg(revenue), stddev_samp(revenue), sum(revenue) FROM v"
+        )[0]
+        if not units:
+            return empty
+        return {"units": int(units), "mean": float(mean), "std": float("nan") if std is None else float(std),
+                "total": float(total)}
+
+    def logged_revenue(self) -> float:
+        """The sum of ``price`` over every last-step event in the log, in the data's currency.
+
+        What the shop took in the whole period as the log records it: every
+        unit, censored or not, every purchase (repeat ones too), whatever the
+        funnel. NaN without a ``price`` column or without last-step events.
+        """
+        if COLUMNS.price not in self.events.columns:
+            return float("nan")
+        last = self.spec.steps[-1]
+        (value,) = self.events.rows(
+            f"SELECT sum({quote(COLUMNS.price)}) FROM {quote(self.events.table)} "
+            f"WHERE {match_sql(last.events, last.filters)}"
         )[0]
         return float("nan") if value is None else float(value)
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from ..errors import ParamsError
-from ..eventlog import EventLog, quote, timestamp_literal
+from ..eventlog import EventLog, literal, quote, timestamp_literal
 from ..funnel import run_funnel
 from ..params import FunnelParams
 from ..schema import COLUMNS
@@ -66,6 +66,125 @@ def headline_text(h: dict) -> str:
             f"over users).")
 
 
+def hit_rate_comparison(evaluation: Evaluation, k: int, *, baseline: str = "popularity", model: str = "ALS",
+                        n_boot: int = 1000, seed: int = 0) -> dict:
+    """Hit rate@k of ``model`` and ``baseline``, each with its interval, and their paired difference.
+
+    The hit rate is the mean over the evaluated users of ``hit@k``
+    (:mod:`.metrics`): the share of users with at least one relevant item
+    (an item new to them, carted or bought in the test period) among the k
+    items the model ranks first for them. A share for people, unlike NDCG.
+
+    Returns
+    -------
+    dict
+        ``k``, ``model``, ``baseline``, ``value``, ``low``, ``high`` (the
+        model's hit rate and percentile bootstrap interval over users),
+        ``baseline_value``, ``baseline_low``, ``baseline_high``, and
+        ``difference``, ``difference_low``, ``difference_high`` (model minus
+        baseline, a difference of two shares, with the paired bootstrap
+        interval), ``users`` (users evaluated).
+    """
+    column = f"hit@{k}"
+    out = {"k": k, "model": model, "baseline": baseline, "users": len(evaluation.users)}
+    for prefix, name in (("", model), ("baseline_", baseline)):
+        values = evaluation.per_user[name][column].to_numpy()
+        low, high = metrics.bootstrap_interval(values, n_boot=n_boot, seed=seed)
+        out |= {f"{prefix}value": float(values.mean()), f"{prefix}low": low, f"{prefix}high": high}
+    diff, low, high = evaluation.difference(model, baseline, "hit", k, n_boot=n_boot, seed=seed)
+    return out | {"difference": diff, "difference_low": low, "difference_high": high}
+
+
+def audience(evaluation: Evaluation) -> dict:
+    """Who the evaluation speaks for: users evaluated, users with test items, and cold users left out.
+
+    ``evaluated`` are the users scored (all ``test_users``, or a sample of
+    ``max_eval_users``); ``test_users`` have at least one relevant test item
+    and a training history; ``cold`` had test interactions but no row in
+    the training matrix (no weighted event before the test period, or below
+    ``min_user_interactions``): no model here can rank for them.
+    ``period`` names the test period of a temporal split in words (None
+    for the per-user splits, which have no single cut-off).
+    """
+    counts = evaluation.split.counts
+    return {"evaluated": len(evaluation.users), "test_users": int(counts["test_users"]),
+            "cold": int(counts["cold_users"]), "period": _period(evaluation.split)}
+
+
+_VERBS = {"view": "viewed", "cart": "carted", "checkout": "checked out", "purchase": "bought"}
+
+
+def _verb(event_type: str) -> str:
+    """The past tense of an event type for prose: ``cart`` → ``carted``; unknown names ``had a 'x' event on``."""
+    return _VERBS.get(event_type, f"had a '{event_type}' event on")
+
+
+def outcome(event_types) -> str:
+    """What counts as a hit, in words: ``carted or bought`` for the test event types (in the order given)."""
+    return " or ".join(dict.fromkeys(_verb(t) for t in event_types))
+
+
+def _period(split: Split) -> str | None:
+    """The test period of a temporal split in words; None for the per-user splits."""
+    if split.cutoff is None:
+        return None
+    end = f" until {split.end:%Y-%m-%d %H:%M} UTC" if split.end is not None else " on"
+    return f"the test period (from {split.cutoff:%Y-%m-%d %H:%M} UTC{end})"
+
+
+def _share(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _points(value: float) -> str:
+    """A difference of two shares in signed percentage points: ``+4.3``, ``−0.8``."""
+    points = value * 100
+    return ("+" if points > 0 else "−" if points < 0 else "") + f"{abs(points):.1f}"
+
+
+def hit_rate_text(hit: dict, who: dict, spec, *, best: dict | None = None) -> str:
+    """The headline in plain language (Markdown): hit rates with intervals, the difference in pp, who is left out.
+
+    ``hit`` is :func:`hit_rate_comparison` of the model against the
+    best-sellers (``popularity``), ``who`` is :func:`audience`, ``spec`` the
+    ``recommend`` params (``test_events``, ``exclude_seen``). ``best`` is the
+    same comparison against the best baseline chosen on the validation
+    period, shown when that is not the popularity list.
+    """
+    def name(model: str) -> str:
+        return "best-sellers" if model == "popularity" else model
+
+    did = outcome(spec.test_events)
+    k = hit["k"]
+    verdict = (f"{hit['model']} does better" if hit["difference_low"] > 0 else
+               f"{hit['model']} does worse" if hit["difference_high"] < 0 else "not distinguishable from zero")
+    text = (f"**{_share(hit['value'])} of shoppers {did} one of the {k} items {hit['model']} would have shown them, "
+            f"against {_share(hit['baseline_value'])} with {name(hit['baseline'])}** (95% CI "
+            f"{_share(hit['low'])} to {_share(hit['high'])} and {_share(hit['baseline_low'])} to "
+            f"{_share(hit['baseline_high'])}), a difference of {_points(hit['difference'])} percentage points "
+            f"(95% CI {_points(hit['difference_low'])} to {_points(hit['difference_high'])} pp, paired bootstrap "
+            f"over shoppers): {verdict}.")
+    if best is not None and best["baseline"] != hit["baseline"]:
+        text += (f" The strongest other method, {name(best['baseline'])} (chosen on the validation period), reaches "
+                 f"{_share(best['baseline_value'])}; {best['model']} minus {name(best['baseline'])}: "
+                 f"{_points(best['difference'])} pp (95% CI {_points(best['difference_low'])} to "
+                 f"{_points(best['difference_high'])} pp).")
+    sample = (f"a random sample of {who['evaluated']:,} of the {who['test_users']:,} shoppers"
+              if who["evaluated"] < who["test_users"] else f"the {who['evaluated']:,} shoppers")
+    new = "an item new to them" if spec.exclude_seen else "an item"
+    if who["period"] is not None:
+        text += f"\n\nMeasured on {sample} with a history before {who['period']} who {did} {new} in it"
+    else:
+        text += f"\n\nMeasured on {sample} with a history who {did} {new} in their held-out test interactions"
+    text += ("; items they already had are neither recommended nor counted." if spec.exclude_seen else ".")
+    if who["cold"]:
+        before = "before it" if who["period"] is not None else "before their test interactions"
+        text += (f" **{who['cold']:,} shoppers who {did} in that period had no history {before} and are left "
+                 f"out**: {hit['model']} cannot recommend to someone it has never seen; they would get "
+                 f"best-sellers.")
+    return text
+
+
 def item_catalogue(events: EventLog) -> pd.DataFrame:
     """One row per item: ``item_id``, ``category`` and median ``price`` (when the log has them), ``events``."""
     columns = events.columns
@@ -97,22 +216,166 @@ def cart_abandoners(events: EventLog, funnel: FunnelParams, until: pd.Timestamp,
 
 
 def recommendation_examples(evaluation: Evaluation, user_ids, catalogue: pd.DataFrame, *, model: str = "ALS",
-                            k: int = 5, events: EventLog | None = None) -> pd.DataFrame:
-    """Top-k of ``model`` for a few users, with each item's category and price, and whether it was a test hit."""
+                            k: int = 5, events: EventLog | None = None, spec=None, reasons: int = 3) -> pd.DataFrame:
+    """Top-k of ``model`` for a few users, readable: item, category, price, why, and what the user did later.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+    user_ids : sequence of str
+        Users (ids of ``evaluation.split.train``) among the evaluated users.
+    catalogue : DataFrame
+        :func:`item_catalogue`; its ``category`` and ``price`` columns are
+        used when present.
+    model : str
+        The model whose lists are shown.
+    k : int
+        Items per user.
+    events : EventLog, optional
+        The log, to say what the user did with each item (viewed, carted,
+        bought). Read only for these users, before the cut-off for the
+        reasons and in the test period for ``later``; only on a temporal
+        split (the others have no single cut-off).
+    spec : RecommendParams, optional
+        ``weights`` rank a user's event types on an item (the strongest
+        names it) and ``test_events`` word ``later``.
+    reasons : int
+        Training items behind each recommendation that the ``why`` names.
+
+    Returns
+    -------
+    DataFrame
+        ``user_id``, ``rank``, ``item``, ``category`` and ``price`` (when the
+        catalogue has them), ``why`` (:func:`why_recommended`) and ``later``:
+        ``"✓ bought later"`` (or carted, ...) when the item is relevant
+        (in the user's test truth), else ``""``.
+    """
     split = evaluation.split
     rows_of = dict(zip(split.train.user_ids[evaluation.users], range(len(evaluation.users))))
+    weights = dict(spec.weights) if spec is not None else {}
+    history = later = {}
+    if events is not None and split.cutoff is not None:
+        history = _strongest_events(events, user_ids, weights, until=split.cutoff)
+        tested = list(spec.test_events) if spec is not None else None
+        later = _strongest_events(events, user_ids, weights, since=split.cutoff, until=split.end, types=tested)
+    default_later = "✓ " + (outcome(spec.test_events) if spec is not None else "relevant") + " later"
+    fitted = evaluation.models[model]
     out = []
     for user in user_ids:
         row = rows_of[user]
+        train_row = split.train.user_index([user])[0]
         truth = split.truth[evaluation.users[row]]
         for rank, item in enumerate(evaluation.recommended[model][row, :k], start=1):
             if item < 0:
                 continue
             item_id = split.train.item_ids[item]
-            info = catalogue.loc[item_id] if item_id in catalogue.index else {}
-            out.append({"user": user, "rank": rank, "item": item_id, "category": info.get("category"),
-                        "price": float(info.get("price", np.nan)), "bought or carted later": bool(truth[0, item] != 0)})
+            contributors = _contributors(fitted, split.train.matrix, train_row, item, reasons)
+            record = {"user_id": user, "rank": rank, "item": item_id}
+            if "category" in catalogue.columns:
+                record["category"] = _field(catalogue, item_id, "category")
+            if "price" in catalogue.columns:
+                record["price"] = float(_field(catalogue, item_id, "price", np.nan))
+            record["why"] = why_recommended([split.train.item_ids[j] for j in contributors], catalogue,
+                                            {i: history.get((user, i)) for i in split.train.item_ids[contributors]})
+            relevant = bool(truth[0, item] != 0)
+            did = later.get((user, item_id))
+            record["later"] = (f"✓ {_verb(did)} later" if did else default_later) if relevant else ""
+            out.append(record)
     return pd.DataFrame(out)
+
+
+def _field(catalogue: pd.DataFrame, item_id, column: str, default=None):
+    if item_id not in catalogue.index:
+        return default
+    value = catalogue.at[item_id, column]
+    return default if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _contributors(fitted, train: sp.csr_matrix, user: int, item: int, n: int) -> np.ndarray:
+    """The user's training items that push ``item`` up most, strongest first.
+
+    implicit's ALS explains its own score (``AlternatingLeastSquares.explain``,
+    Hu, Koren & Volinsky 2008, section 5): the score of item i for user u is a
+    sum over u's items j of ``c_uj · y_iᵀ W_u y_j``, and the largest terms are
+    the reasons. A model without it but with item factors (Spark MLlib's
+    ALS) falls back on the user's items nearest to ``item`` by cosine of the
+    factors; other models give no reason.
+    """
+    row = sp.csr_matrix(train[user], dtype=np.float32)
+    history = row.indices
+    if len(history) == 0:
+        return np.zeros(0, dtype=int)
+    model = getattr(fitted, "model_", None)
+    if model is not None and hasattr(model, "explain") and hasattr(model, "item_factors"):
+        _, top, _ = model.explain(0, row, int(item), N=n)
+        return np.array([j for j, score in top if score > 0], dtype=int)
+    factors = getattr(fitted, "item_factors_", None)
+    if factors is None:
+        return np.zeros(0, dtype=int)
+    norms = np.linalg.norm(factors, axis=1) + 1e-12
+    cosine = factors[history] @ factors[item] / (norms[history] * norms[item])
+    order = np.argsort(-cosine, kind="stable")[:n]
+    return history[order[cosine[order] > 0]]
+
+
+def why_recommended(items, catalogue: pd.DataFrame, did: dict) -> str:
+    """The reason for a recommendation in words, from the training items behind it.
+
+    Grouped by category when the catalogue has one: ``"carted 1 and viewed 2
+    items in apparel.basics; viewed 1 item in home.outlet"``; without categories the items
+    are named: ``"viewed i12, i40"``. ``did`` maps each item to the user's
+    strongest event type on it (None when unknown: ``"interacted with"``).
+    Empty when there is no reason to give.
+    """
+    if len(items) == 0:
+        return ""
+    verbs = [_verb(did[i]) if did.get(i) else "interacted with" for i in items]
+    if "category" not in catalogue.columns:
+        grouped: dict[str, list] = {}
+        for item, verb in zip(items, verbs):
+            grouped.setdefault(verb, []).append(str(item))
+        return "; ".join(f"{verb} {', '.join(names)}" for verb, names in grouped.items())
+    by_category: dict[str, dict[str, int]] = {}  # category → verb → items, in order of contribution
+    for item, verb in zip(items, verbs):
+        counts = by_category.setdefault(str(_field(catalogue, item, "category", "no category")), {})
+        counts[verb] = counts.get(verb, 0) + 1
+    parts = []
+    for category, counts in by_category.items():
+        actions = " and ".join(f"{verb} {count}" for verb, count in counts.items())
+        last = list(counts.values())[-1]  # "carted 1 and viewed 2 items", "carted 2 and viewed 1 item"
+        parts.append(f"{actions} item{'s' if last > 1 else ''} in {category}")
+    return "; ".join(parts)
+
+
+def _strongest_events(events: EventLog, user_ids, weights: dict, *, since=None, until=None,
+                      types=None) -> dict:
+    """``(user_id, item_id) → event type`` for these users' events in ``[since, until)``: the strongest type.
+
+    Strongest = the highest weight in ``weights`` (unweighted types count 0),
+    ties broken by the most events of the type. ``types`` keeps only those
+    event types (the test events for "later").
+    """
+    users = [str(u) for u in user_ids]
+    if not users:
+        return {}
+    where = [events.users_condition(users), f"{ITEM} IS NOT NULL"]
+    if since is not None:
+        where.append(f"{TIME} >= {timestamp_literal(since)}")
+    if until is not None:
+        where.append(f"{TIME} < {timestamp_literal(until)}")
+    if types is not None:
+        where.append(f"{quote(COLUMNS.event_type)} IN ({', '.join(literal(t) for t in types)})")
+    frame = events.query(
+        f"SELECT CAST({quote(COLUMNS.user_id)} AS VARCHAR) AS user_id, CAST({ITEM} AS VARCHAR) AS item_id, "
+        f"{quote(COLUMNS.event_type)} AS event_type, count(*) AS n FROM {quote(events.table)} "
+        f"WHERE {' AND '.join(where)} GROUP BY ALL")
+    if frame.empty:
+        return {}
+    frame["weight"] = frame["event_type"].map(lambda t: weights.get(t, 0.0))
+    frame = frame.sort_values(["user_id", "item_id", "weight", "n", "event_type"],
+                              ascending=[True, True, False, False, True])
+    first = frame.drop_duplicates(["user_id", "item_id"])
+    return dict(zip(zip(first["user_id"], first["item_id"]), first["event_type"]))
 
 
 def similar_items_table(model: ALSRecommender, split: Split, catalogue: pd.DataFrame, items, n: int = 5) -> pd.DataFrame:
@@ -209,14 +472,19 @@ def reference_check(split: Split, settings, *, users: int = 300, items: int = 20
     }
 
 
-def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "ALS") -> pd.DataFrame:
+def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "ALS", *,
+                          id_key_env: str | None = None) -> pd.DataFrame:
     """Write ``model``'s top-k per evaluated user as CSV, with whether each item was a test hit.
 
-    Columns: ``user_id``, ``rank`` (1 = best), ``item_id``, ``relevant``
-    (the user carted or bought it in the test period) and ``n_relevant``
-    (the user's number of test items), enough to recompute every ranking
-    metric from the file alone.
+    Columns: ``user_id`` (the real id: the file is for acting on), then
+    ``user_pseudonym`` when ``id_key_env`` names the pseudonym key's
+    environment variable (the id as the report shows it,
+    :mod:`funnelkit.pseudonym`), ``rank`` (1 = best), ``item_id``,
+    ``relevant`` (the user carted or bought it in the test period) and
+    ``n_relevant`` (the user's number of test items), enough to recompute
+    every ranking metric from the file alone.
     """
+    from ..pseudonym import pseudonymise
     from ..report import write_csv
 
     split = evaluation.split
@@ -232,5 +500,8 @@ def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "AL
         "n_relevant": np.repeat(np.diff(truth.indptr), k),
     })
     frame = frame[frame["item_id"] != ""]
+    if id_key_env is not None:
+        shown = pseudonymise(frame[["user_id"]], ["user_id"], env=id_key_env)["user_id"]
+        frame.insert(1, "user_pseudonym", shown)
     write_csv(frame, path)
     return frame

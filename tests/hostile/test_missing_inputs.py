@@ -109,8 +109,9 @@ def test_recommendations_without_item_ids_show_one_card_and_the_index_says_not_a
     assert page.rstrip().endswith("The rest of this study is skipped; the other notebooks run as usual.")
     assert "NDCG" not in page
     index = without_items["pages"]["index"]
-    row = index[index.index("Recommendations: which items"):index.index("Anomalies: broken funnel days")]
-    assert f"not applicable {reason}" in row and " ok " not in row
+    # the card: from its title to its notebook's file name, which closes the card's details
+    row = index[index.index("Recommendations: which items"):index.index("03_als_recommendations.ipynb")]
+    assert f"Not applicable to this log. {reason}" in row and " ok " not in row
 
 
 def test_other_studies_without_item_ids_name_the_features_they_left_out(without_items):
@@ -152,4 +153,5 @@ def test_a_clickstream_without_purchases_or_items_gets_two_cards(tmp_path):
     assert "data.event_names" in drivers_reason
     assert _metrics(run, RECOMMEND)[NOT_APPLICABLE]["value"].startswith(
         "The recommendation study needs the column item_id; your log has columns user_id, session_id,")
-    assert run["pages"]["index"].count("not applicable") == 2
+    assert run["pages"]["index"].count("Not applicable to this log.") == 2  # one card each
+    assert "2 not applicable" in run["pages"]["index"]  # and the run's status line counts them
