@@ -98,6 +98,9 @@ def latex_to_mathml(tex: str, *, display: bool = False) -> str:
     return tostring(root, encoding="unicode")
 
 
+_PRICE_RANGE = re.compile(r"^\d[\d.,]*\s*[–—-]$")
+
+
 class MathMLRenderer(IPythonRenderer):
     """nbconvert's Markdown renderer, with maths written as MathML instead of left for MathJax."""
 
@@ -113,8 +116,13 @@ class MathMLRenderer(IPythonRenderer):
         return self._mathml(body, display=True) or super().block_math(body)
 
     def inline_math(self, body: str) -> str:
-        """``$…$`` and ``\\(…\\)``: an inline formula, unless the span is prose between two prices."""
-        if body != body.strip():
+        """``$…$`` and ``\\(…\\)``: an inline formula, unless the span is prose between two prices.
+
+        Pandoc's other rule (no digit right after the closing dollar) needs the
+        character after the span, which the renderer does not see: a price range
+        written "$12.50–$14" is caught by its shape (a number then a dash) instead.
+        """
+        if body != body.strip() or _PRICE_RANGE.match(body):
             # "$5 and $10": pandoc's rule, no space inside the dollars of a formula
             return f"${self.escape_html(body)}$"
         return self._mathml(body, display=False) or super().inline_math(body)

@@ -364,8 +364,10 @@ def odds_ratio_chart(drivers: pd.DataFrame, top: int | None = 8, alpha: float = 
     heights = [0.32 * max(len(part), 1) + 0.9 for part in parts]
     fig, axes = plt.subplots(len(parts) or 1, 1, figsize=(8.0, sum(heights) + 1.2), squeeze=False,
                              gridspec_kw={"height_ratios": heights or [1]}, layout="constrained")
-    low = min(0.5, drivers["odds_low"].min() / 1.15) if len(drivers) else 0.5
-    high = max(2.0, drivers["odds_high"].max() * 1.15) if len(drivers) else 2.0
+    # the axis spans the rows drawn: a rare term left out with an interval of 1e-6 to 1e6 must not squash the others
+    shown = pd.concat(parts) if parts else drivers.iloc[:0]
+    low = min(0.5, shown["odds_low"].min() / 1.15) if len(shown) else 0.5
+    high = max(2.0, shown["odds_high"].max() * 1.15) if len(shown) else 2.0
     significance = "p_adjusted" in drivers
     for part, ax in zip(parts, axes[:, 0]):
         y = np.arange(len(part))

@@ -210,22 +210,35 @@ def headline(result, lift=None, unit: str = "users", currency: str = "", logged_
     return "\n".join(lines)
 
 
+def _signed(value: float, fmt: str = "{:,.0f}") -> str:
+    """A bound that may be negative, with a real minus sign ("−3", not "-3")."""
+    return fmt.format(value).replace("-", "−")
+
+
 def _lift_sentence(lift, last: str, unit: str, currency: str, logged_revenue: float) -> str:
-    """The lift of the worst step in words: figures with intervals, actual revenue beside, then the assumption."""
+    """The lift of the worst step in words: figures with intervals, actual revenue beside, then the assumption.
+
+    A lift whose interval reaches zero is said to be no measurable gain, never "about N more".
+    """
     if lift.reason is not None:
         return f"not estimated: {escape_md(lift.reason)}."
     step, segment = escape_md(lift.step), f"{escape_md(lift.segment)} = {escape_md(lift.value)}"
     low, high = lift.conversions_ci
-    figures = f"about **{lift.extra_conversions:,.0f} more {unit} reaching {last}** (95% CI {low:,.0f}–{high:,.0f})"
+    interval = f"95% CI {_signed(low)} to {_signed(high)}"
     assumption = (f"that {step} converts for all {unit} as it does today for its best segment, {segment} "
                   f"({pct(lift.best_rate)} of its {lift.best_units:,} {unit}, against {pct(lift.rate)} overall), "
                   f"and that the extra {unit} then go on like those who pass {step} today")
+    if not low > 0:
+        return (f"**no measurable gain**: the interval includes zero (about {_signed(lift.extra_conversions)} more "
+                f"{unit} reaching {last}, {interval}), assuming {assumption}.")
+    figures = f"about **{lift.extra_conversions:,.0f} more {unit} reaching {last}** ({interval})"
     if lift.revenue_reason is not None or pd.isna(lift.extra_revenue):
         return (f"{figures}, assuming {assumption}. The revenue cannot be computed: "
                 f"{escape_md(lift.revenue_reason or 'no prices')}.")
-    low, high = lift.revenue_ci
     amount = lambda value: money(value, currency, markdown=True)  # noqa: E731
-    text = (f"{figures} and **{amount(lift.extra_revenue)} more revenue** (95% CI {low:,.0f}–{amount(high)}), "
+    low, high = lift.revenue_ci
+    revenue_ci = "" if pd.isna(low) or pd.isna(high) else f" (95% CI {_signed(low)} to {amount(high)})"
+    text = (f"{figures} and **{amount(lift.extra_revenue)} more revenue**{revenue_ci}, "
             f"beside the {amount(lift.converted_revenue)} that the {lift.converted:,} {unit} who reached {last} "
             f"spent there")
     if not pd.isna(logged_revenue):

@@ -624,3 +624,16 @@ def test_funnel_event_types_are_the_events_of_the_steps_in_step_order_once_each(
     funnel = FunnelParams(steps=[{"name": "look", "events": ["product", "catalog"]},
                                  {"name": "add", "events": ["add_to_cart"]}, {"name": "again", "events": ["product"]}])
     assert funnel_event_types(funnel) == ["product", "catalog", "add_to_cart"]
+
+
+def test_a_term_left_out_of_the_odds_ratio_chart_does_not_stretch_its_axis():
+    import pandas as pd
+
+    # "rare" has the widest interval but the smallest effect: not among the top 2, so not drawn
+    drivers = pd.DataFrame({"step": ["cart"] * 3, "term": ["a", "b", "rare"],
+                            "odds_ratio": [0.6, 1.7, 1.05], "odds_low": [0.55, 1.5, 1e-6],
+                            "odds_high": [0.66, 1.9, 1e6]})
+    ax = plots.odds_ratio_chart(drivers, top=2).axes[0]
+    assert "rare" not in [t.get_text() for t in ax.get_yticklabels()]
+    low, high = ax.get_xlim()
+    assert 0.4 < low <= 0.5 and 2.0 <= high < 2.5

@@ -1241,7 +1241,8 @@ def test_hit_rate_text_leads_with_shares_and_a_difference_in_points_and_names_th
     assert "a difference of +4.3 percentage points (95% CI +2.9 to +5.7 pp" in text and "ALS does better" in text
     assert "4.3%" not in text  # a difference of shares is never printed as a percentage
     assert "Measured on the 1,357 shoppers with a history before the test period (from 2026-10-12 00:00 UTC on)" in text
-    assert "**942 shoppers who carted or bought in that period had no history before it and are left out**" in text
+    assert ("**942 shoppers who carted or bought in that period had no usable history before it (none, or below "
+            "`recommend.min_user_interactions`) and are left out**") in text
     assert "best-sellers" in text.split("left out**")[1]
     assert "simulat" not in text and "built-in" not in text  # true of any log
 
@@ -1265,6 +1266,9 @@ def test_hit_rate_text_reports_an_interval_across_zero_as_such_and_follows_the_p
     assert "The strongest other method, item-kNN (chosen on the validation period), reaches 9.0%" in both
     assert "ALS minus item-kNN: +3.0 pp (95% CI +1.0 to +5.0 pp)" in both
     assert "strongest other" not in explain.hit_rate_text(_hit(), WHO, RecommendParams(), best=_hit())
+    # an event name from params is plain text in the Markdown headline, not markup
+    hostile = explain.hit_rate_text(_hit(), WHO, RecommendParams(test_events=["<b>x</b>*y*"]))
+    assert "<b>" not in hostile and "*y*" not in hostile and "&lt;b&gt;" in hostile
 
 
 class _Factors:

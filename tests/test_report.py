@@ -315,7 +315,7 @@ def test_export_renders_every_formula_of_the_notebooks_as_mathml_and_loads_nothi
     sources = [cell.source for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
                for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown" and "$" in cell.source]
     assert len(sources) >= 5 and any("\\arg\\min" in s for s in sources) and any("| metric |" in s for s in sources)
-    sources.append("A price: it costs $5 and $10. In code: `$x$` and\n\n```\n$HOME\n```\n")
+    sources.append("A price: it costs $5 and $10, a range $12.50–$14. In code: `$x$` and\n\n```\n$HOME\n```\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         page = _export(tmp_path, [new_markdown_cell(s) for s in sources])
@@ -324,7 +324,7 @@ def test_export_renders_every_formula_of_the_notebooks_as_mathml_and_loads_nothi
     soup = BeautifulSoup(page, "html.parser")
     assert len(soup.find_all("math")) > 80
     assert soup.find("math", attrs={"display": "block"}) is not None  # $$…$$ is a display formula
-    assert "costs $5 and $10" in soup.get_text()
+    assert "costs $5 and $10" in soup.get_text() and "range $12.50–$14" in soup.get_text()
     assert [c.get_text() for c in soup.find_all("code")][-2:] == ["$x$", "$HOME\n"]
     assert not soup.find_all("script")
 

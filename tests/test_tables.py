@@ -266,15 +266,15 @@ def test_headline_keeps_hostile_currency_step_and_segment_names_as_plain_text(te
     seen = _plain_text(markdown)
     assert f"1,234 {text} more revenue" in seen and f"12 {text} per user reaching {text} 2" in seen
     assert f"from {text} to {text} 2" in seen and f"best segment, {text} = {text} (20.0%" in seen
-    assert f"(95% CI 1,000–1,500 {text})" in seen and f"beside the 60 {text} that" in seen
+    assert f"(95% CI 1,000 to 1,500 {text})" in seen and f"beside the 60 {text} that" in seen
 
 
 def test_headline_states_the_lift_its_assumption_and_actual_revenue_beside_it():
     result = _steps("view")
     seen = _plain_text(tables.headline(result, _lift(result), currency="EUR", logged_revenue=90.0))
     assert "Overall conversion: 50.00% of users (95% CI" in seen  # u2 of u1, u2 carted
-    assert ("What improving view 2 could bring: about 6 more users reaching view 2 (95% CI 3–9) and 1,234 EUR more "
-            "revenue (95% CI 1,000–1,500 EUR), beside the 60 EUR that the 5 users who reached view 2 spent there "
+    assert ("What improving view 2 could bring: about 6 more users reaching view 2 (95% CI 3 to 9) and 1,234 EUR more "
+            "revenue (95% CI 1,000 to 1,500 EUR), beside the 60 EUR that the 5 users who reached view 2 spent there "
             "(all view 2 events in the log: 90 EUR).") in seen
     assert ("This assumes that view 2 converts for all users as it does today for its best segment, device = desktop "
             "(20.0% of its 40 users, against 10.0% overall), and that the extra users then go on like those who "
@@ -290,9 +290,20 @@ def test_headline_says_what_cannot_be_computed_instead_of_a_number():
     assert "EUR" not in no_segments and "more users" not in no_segments
     no_prices = _plain_text(tables.headline(result, _lift(result, extra_revenue=float("nan"),
                                                              revenue_reason="the log has no prices")))
-    assert "about 6 more users reaching view 2 (95% CI 3–9), assuming that view 2 converts" in no_prices
+    assert "about 6 more users reaching view 2 (95% CI 3 to 9), assuming that view 2 converts" in no_prices
     assert no_prices.rstrip().endswith("The revenue cannot be computed: the log has no prices.")
     assert "EUR" not in no_prices and "beside" not in no_prices
+
+
+def test_a_lift_whose_interval_reaches_zero_is_no_measurable_gain_and_a_missing_interval_is_not_printed():
+    result = _steps("view")
+    unsure = _plain_text(tables.headline(result, _lift(result, extra_conversions=2.0, conversions_ci=(-1.5, 5.5))))
+    assert ("What improving view 2 could bring: no measurable gain: the interval includes zero (about 2 more users "
+            "reaching view 2, 95% CI −2 to 6), assuming that view 2 converts") in unsure
+    assert "EUR" not in unsure and "more revenue" not in unsure
+    one_buyer = _plain_text(tables.headline(result, _lift(result, revenue_ci=(float("nan"), float("nan"))),
+                                            currency="EUR", logged_revenue=90.0))
+    assert "and 1,234 EUR more revenue, beside the 60 EUR" in one_buyer and "nan" not in one_buyer
 
 
 @pytest.mark.parametrize("text", HOSTILE)

@@ -199,11 +199,13 @@ def _best_segment(result: FunnelResult, columns: list[str], k: int, min_units: i
 
     Values are taken unpooled (a pooled "other" row mixes values) and must have at least
     ``min_units`` units at step k-1; ties go to the larger value, then to the first column.
+    A unit's segment is read at its first step whatever ``funnel.attribution`` says: read at its
+    deepest step (``last_step``) it would depend on how far the unit went, biasing the step rates.
     """
     prev, name = (f"reached_{s}" for s in result.step_names[k - 1:k + 1])
     best, best_key = None, None
     for column in columns:
-        table = result.breakdown(column).table
+        table = result.breakdown(column, attribution="first_step").table
         table = table[(table["value"] != MISSING_SEGMENT) & (table[prev] >= max(min_units, 1))]
         for value, n, x in zip(table["value"], table[prev], table[name]):
             key = (x / n, n)

@@ -154,7 +154,9 @@ def hit_rate_text(hit: dict, who: dict, spec, *, best: dict | None = None) -> st
     def name(model: str) -> str:
         return "best-sellers" if model == "popularity" else model
 
-    did = outcome(spec.test_events)
+    from ..tables import escape_md  # event names come from params: plain text in the Markdown headline
+
+    did = escape_md(outcome(spec.test_events))
     k = hit["k"]
     verdict = (f"{hit['model']} does better" if hit["difference_low"] > 0 else
                f"{hit['model']} does worse" if hit["difference_high"] < 0 else "not distinguishable from zero")
@@ -179,9 +181,9 @@ def hit_rate_text(hit: dict, who: dict, spec, *, best: dict | None = None) -> st
     text += ("; items they already had are neither recommended nor counted." if spec.exclude_seen else ".")
     if who["cold"]:
         before = "before it" if who["period"] is not None else "before their test interactions"
-        text += (f" **{who['cold']:,} shoppers who {did} in that period had no history {before} and are left "
-                 f"out**: {hit['model']} cannot recommend to someone it has never seen; they would get "
-                 f"best-sellers.")
+        text += (f" **{who['cold']:,} shoppers who {did} in that period had no usable history {before} (none, or "
+                 f"below `recommend.min_user_interactions`) and are left out**: {hit['model']} cannot recommend to "
+                 f"someone it has never seen; a shop would usually show them best-sellers (not measured here).")
     return text
 
 
