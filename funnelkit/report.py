@@ -568,7 +568,7 @@ def format_metric(metric: dict, *, label_shown: bool = False) -> str:
             return f"{float(v):,.1f}%"
         if unit == POINTS:
             return _points(float(v))
-        return _number(v, unit)
+        return _number(v, unit).replace("-", "−")  # a real minus sign, never a hyphen
 
     text = fmt(value)
     if unit in _CURRENCY_SYMBOLS:
@@ -581,7 +581,9 @@ def format_metric(metric: dict, *, label_shown: bool = False) -> str:
         low, high = (fmt(bound) for bound in ci)
         if unit in _CURRENCY_SYMBOLS:
             low, high = f"{unit}{low}", f"{unit}{high}"
-        dash = " to " if unit == POINTS else "–"  # "−0.01–+0.12" reads as a subtraction
+        # "−0.01–+0.12" and "−663–1,366" read as subtractions
+        negative = any(bound is not None and bound < 0 for bound in ci)
+        dash = " to " if unit == POINTS or negative else "–"
         text += f" (95% CI {low}{dash}{high})"
     return text
 

@@ -392,3 +392,10 @@ def test_a_latex_output_is_mathml_too(tmp_path):
         "display_data", data={"text/latex": r"$$\hat\beta = (X^\top X)^{-1} X^\top y$$", "text/plain": "<Math>"}))])
     assert offline_problems(page) == []
     assert BeautifulSoup(page, "html.parser").find("math", attrs={"display": "block"}) is not None
+
+
+def test_a_negative_figure_has_a_real_minus_and_an_interval_across_zero_reads_low_to_high():
+    text = format_metric({"value": 351.7, "unit": "EUR", "ci": [-663.01, 1366.0]})
+    assert text == "351.70 EUR (95% CI −663.01 to 1,366)" and "-" not in text
+    assert format_metric({"value": -12.5, "unit": "users"}) == "−12.5 users"
+    assert format_metric({"value": 5.0, "unit": "EUR", "ci": [1.0, 9.0]}) == "5.00 EUR (95% CI 1.00–9.00)"
