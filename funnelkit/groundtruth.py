@@ -1,8 +1,13 @@
-"""Checks of a funnel result against what the simulator planted.
+"""The only door to what the simulator planted, and the checks of results against it.
 
-Only meaningful on the built-in simulated shop, whose ``sessions.parquet``
-records for every session the planted probability of each step given the
-previous one (``p_cart``, ``p_checkout``, ``p_purchase``).
+Studies never import the simulator: a notebook asks :func:`planted` for the
+truth of its run (None on the user's own data) and hands it to a study that
+can use it (accounts to leave out, labels for a supervised detector) or to
+the comparisons here. On the built-in shop, ``sessions.parquet`` records for
+every session the planted probability of each step given the previous one
+(``p_cart``, ``p_checkout``, ``p_purchase``), ``labels.parquet`` who is a
+bot, click farm or fake-order account, and ``ground_truth.json`` the
+incidents, sale days, step coefficients and taste model.
 """
 from __future__ import annotations
 
@@ -17,7 +22,64 @@ from .eventlog import literal, quote
 from .funnel import FunnelResult, run_funnel
 from .params import FunnelParams
 from .schema import COLUMNS, EVENTS
-from .simulate import STEP_OF_PROBABILITY, ensure_dataset
+from .simulate import PLANTED_STEPS, STEP_OF_PROBABILITY, SimulatedDataset, ensure_dataset
+
+
+class Planted:
+    """What the simulator planted in the built-in shop of one run's params.
+
+    Build it with :func:`planted`; attributes are read lazily from the dataset's files.
+
+    Attributes
+    ----------
+    dataset : SimulatedDataset
+        The generated shop (files under ``dataset.directory``).
+    steps : dict
+        The planted logistic coefficients of each funnel step (``simulate.PLANTED_STEPS``).
+    """
+
+    def __init__(self, dataset: SimulatedDataset):
+        self.dataset = dataset
+        self.steps = PLANTED_STEPS
+        self._labels: pd.Series | None = None
+
+    @property
+    def truth(self) -> dict:
+        """``ground_truth.json`` as a dict."""
+        return self.dataset.ground_truth
+
+    @property
+    def labels(self) -> pd.Series:
+        """user id (str) → planted label: ``human``, ``bot``, ``click_farm`` or ``fake_orders``."""
+        if self._labels is None:
+            self._labels = self.dataset.labels().set_index(COLUMNS.user_id)["label"]
+        return self._labels
+
+    @property
+    def anomalous_accounts(self) -> set:
+        """User ids planted as bots, click farm or fake orders: not shoppers, left out of the customer studies."""
+        return set(self.labels.index[self.labels != "human"])
+
+    @property
+    def incidents(self) -> list[dict]:
+        """The planted incidents: one dict per incident (``date``, ``step``, ``factor``, ...)."""
+        return self.truth["incidents"]
+
+    @property
+    def sale_days(self) -> list:
+        """Days with a planted sale (traffic up, not a fault)."""
+        return self.truth["sale_days"]
+
+    def step_check(self, events) -> pd.DataFrame:
+        """:func:`planted_step_check` on the session-level default funnel of ``events``."""
+        # one day is longer than any simulated session, so only the last day's sessions are censored
+        sessions = run_funnel(events, FunnelParams(unit="session", window="1D"))
+        return planted_step_check(sessions, self.dataset.directory / "sessions.parquet")
+
+
+def planted(params) -> Planted | None:
+    """The planted truth of the run's data: a :class:`Planted` on the built-in shop, None on other data."""
+    return Planted(ensure_dataset(params.simulation)) if params.simulated else None
 
 
 
@@ -70,13 +132,8 @@ def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.Da
 def planted_check(params, events) -> pd.DataFrame | None:
     """:func:`planted_step_check` on the session-level default funnel of the
     built-in shop; None when the events are not the simulator's."""
-    if params.data.source is not None:
-        return None
-    dataset = ensure_dataset(params.simulation)
-    # the planted steps, per session; one day is longer than any simulated
-    # session, so only the last day's sessions are censored
-    sessions = run_funnel(events, FunnelParams(unit="session", window="1D"))
-    return planted_step_check(sessions, dataset.directory / "sessions.parquet")
+    truth = planted(params)
+    return None if truth is None else truth.step_check(events)
 
 
 def anomalous_accounts(params) -> set | None:
@@ -85,10 +142,8 @@ def anomalous_accounts(params) -> set | None:
     Studies of customer behaviour leave them out on the simulated shop so that
     their estimates can be checked against the planted truth.
     """
-    if params.data.source is not None:
-        return None
-    labels = ensure_dataset(params.simulation).labels()
-    return set(labels.loc[labels["label"] != "human", COLUMNS.user_id])
+    truth = planted(params)
+    return None if truth is None else truth.anomalous_accounts
 
 
 def planted_preference_scores(dataset, user_ids, item_ids) -> np.ndarray:

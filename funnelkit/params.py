@@ -479,6 +479,14 @@ class Params(_Strict):
             return raw
         return {**raw, "funnel": {**funnel, "steps": [{"name": e, "events": [e]} for e in steps]}}
 
+    @property
+    def simulated(self) -> bool:
+        """True when the run analyses the built-in simulated shop (no ``data.source``, no Spark table).
+
+        The one place that decides it: the planted truth (``funnelkit.groundtruth``) exists only then.
+        """
+        return self.data.source is None and self.engine.spark.table is None
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 

@@ -5,40 +5,13 @@ comes from the data is HTML-escaped, since reports are HTML.
 """
 from __future__ import annotations
 
-import html
-import re
-
 import numpy as np
 import pandas as pd
 
 from .event_types import named_event_types, other_label
 from .schema import EVENTS
 from .stats import TEST_NAMES, adjust_pvalues
-
-
-def escape(value) -> str:
-    """HTML-escape a value that came from the data (segment names, event types...)."""
-    return html.escape(str(value))
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")  # "$": MathJax would typeset it
-
-
-def escape_md(value) -> str:
-    """Escape a value from the data for Markdown: HTML characters, then Markdown's own
-    (so a step named ``[x](javascript:...)`` stays text, not a link)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
-
-
-def pct(value: float, digits: int = 1) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:.{digits}%}"
-
-
-def pct_ci(rate: float, low: float, high: float, digits: int = 1) -> str:
-    """``12.3% (95% CI 11.9–12.7%)``."""
-    if pd.isna(rate):
-        return "–"
-    return f"{pct(rate, digits)} (95% CI {low:.{digits}%}–{high:.{digits}%})"
+from .text import escape, escape_md, money, pct, pct_ci  # noqa: F401 (re-exported for notebooks)
 
 
 def duration(value) -> str:
@@ -51,16 +24,6 @@ def duration(value) -> str:
             return f"{seconds / size:.0f} {unit}" if unit == "s" else f"{seconds / size:.1f} {unit}"
     days = seconds / 86400
     return f"{days:.0f} days" if days == round(days) else f"{days:.1f} days"
-
-
-def money(value: float, currency: str = "", digits: int = 0, markdown: bool = False) -> str:
-    """``1,234 EUR``: the amount with ``digits`` decimals, then the currency escaped for HTML (for
-    Markdown with ``markdown=True``), since ``data.currency`` is a string from the params file."""
-    if value is None or pd.isna(value):
-        return "–"
-    if not currency:
-        return f"{value:,.{digits}f}"
-    return f"{value:,.{digits}f} {escape_md(currency) if markdown else escape(currency)}"
 
 
 def step_table(steps: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
