@@ -33,6 +33,8 @@ from typing import Any
 
 import nbformat
 
+from .text import points
+
 __all__ = [
     "METRIC_MIME",
     "atomic_write",
@@ -45,6 +47,7 @@ __all__ = [
     "notebook_title",
     "read_metrics",
     "record",
+    "record_metrics",
 ]
 
 METRIC_MIME = "application/vnd.funnelkit.metric+json"
@@ -500,15 +503,6 @@ def _percent(value: float) -> str:
     return "< 0.001%" if pct > 0 else "> −0.001%"
 
 
-def _points(value: float) -> str:
-    """A difference of two shares in percentage points, signed: ``+1.2``, ``−0.036``, ``0``."""
-    points = value * 100
-    if points == 0:
-        return "0"
-    text = f"{abs(points):.2g}" if abs(points) < 1 else f"{abs(points):,.1f}"
-    return ("+" if points > 0 else "−") + text
-
-
 def _number(value: float | int, unit: str | None) -> str:
     if unit is not None and (_CURRENCY.match(unit) or unit in _CURRENCY_SYMBOLS):
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
@@ -574,7 +568,7 @@ def format_metric(metric: dict, *, label_shown: bool = False) -> str:
         if unit in _PERCENT_UNITS:
             return f"{float(v):,.1f}%"
         if unit == POINTS:
-            return _points(float(v))
+            return points(float(v), signed=True)
         return _number(v, unit).replace("-", "−")  # a real minus sign, never a hyphen
 
     text = fmt(value)
