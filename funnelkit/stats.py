@@ -1,17 +1,19 @@
-"""Intervals and tests shared by the studies, delegated to statsmodels and scipy.
+"""Intervals and tests shared by the studies; the tests are delegated to scipy and statsmodels.
 
 Rates are proportions of units; intervals are Wilson score intervals, which
 keep their coverage for small counts and rates near 0 or 1 (unlike the
 normal approximation that analytics tools often print).
+
+scipy and statsmodels are imported inside the functions that test: every
+funnel needs intervals, few need a test, and importing the two costs more
+than half a second.
 """
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, fisher_exact, random_table
-from scipy.stats.contingency import expected_freq
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportion_confint
 
 
 def wilson_interval(successes, trials, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -28,8 +30,13 @@ def wilson_interval(successes, trials, alpha: float = 0.05) -> tuple[np.ndarray,
     trials = np.asarray(trials, dtype=float)
     empty = trials <= 0
     safe = np.where(empty, 1.0, trials)
-    low, high = proportion_confint(successes, safe, alpha=alpha, method="wilson")
     rate = successes / safe
+    # statsmodels' proportion_confint(method="wilson") formula (the tests hold the two together)
+    z2 = NormalDist().inv_cdf(1 - alpha / 2) ** 2
+    center = (rate + z2 / (2 * safe)) / (1 + z2 / safe)
+    with np.errstate(invalid="ignore"):
+        half = np.sqrt(z2 * (rate * (1 - rate) / safe + z2 / (4 * safe ** 2))) / (1 + z2 / safe)
+    low, high = center - half, center + half
     low = np.where(successes <= 0, 0.0, np.clip(np.minimum(low, rate), 0.0, 1.0))
     high = np.where(successes >= safe, 1.0, np.clip(np.maximum(high, rate), 0.0, 1.0))
     return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
@@ -83,6 +90,9 @@ def chi2_independence(counts: np.ndarray, seed: int = 0) -> dict:
         :data:`TEST_NAMES`). NaN statistic and p-value, ``method="none"``,
         when fewer than two rows or columns remain.
     """
+    from scipy.stats import chi2, fisher_exact
+    from scipy.stats.contingency import expected_freq
+
     table = np.asarray(counts, dtype=float)
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0] if table.size else table
     if table.ndim != 2 or min(table.shape) < 2:
@@ -107,6 +117,8 @@ def _pearson(table: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 def _monte_carlo_pvalue(table: np.ndarray, expected: np.ndarray, statistic: float, seed: int) -> float:
+    from scipy.stats import random_table
+
     rows, cols = table.sum(axis=1).astype(np.int64), table.sum(axis=0).astype(np.int64)
     draws = random_table(rows, cols, seed=np.random.default_rng(seed)).rvs(MONTE_CARLO_TABLES)
     # a relative tolerance: a drawn table equal to the observed one must count as "at least as extreme"
@@ -137,6 +149,8 @@ def pool_small(frame: pd.DataFrame, key: str, size: str, min_size: int, unit: st
 
 def adjust_pvalues(pvalues, method: str = "holm") -> np.ndarray:
     """Multiple-testing adjusted p-values (Holm by default; ``fdr_bh`` for BH)."""
+    from statsmodels.stats.multitest import multipletests
+
     pvalues = np.asarray(pvalues, dtype=float)
     out = np.full_like(pvalues, np.nan)
     ok = ~np.isnan(pvalues)

@@ -26,6 +26,19 @@ def test_wilson_matches_closed_form(k, n):
     assert (low[0], high[0]) == pytest.approx(wilson_closed_form(k, n))
 
 
+@given(st.integers(1, 10**7).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+       st.sampled_from([0.01, 0.05, 0.1, 0.32]))
+def test_wilson_agrees_with_statsmodels_inside_the_clamped_bounds(case, alpha):
+    from statsmodels.stats.proportion import proportion_confint
+
+    k, n = case
+    low, high = wilson_interval([k], [n], alpha)
+    ref_low, ref_high = proportion_confint(k, n, alpha=alpha, method="wilson")
+    # statsmodels' own rounding errors at 0 and n successes are what wilson_interval clamps away
+    assert low[0] == (0.0 if k == 0 else pytest.approx(min(ref_low, k / n), rel=1e-12, abs=1e-15))
+    assert high[0] == (1.0 if k == n else pytest.approx(max(ref_high, k / n), rel=1e-12, abs=1e-15))
+
+
 def test_zero_trials_give_nan_not_errors():
     frame = rate_frame([0, 1], [0, 2])
     assert np.isnan(frame["rate"][0]) and np.isnan(frame["ci_low"][0]) and frame["rate"][1] == 0.5
