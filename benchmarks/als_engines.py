@@ -39,13 +39,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from funnelkit.data import load_from_params  # noqa: E402
+from funnelkit.engines import open_events  # noqa: E402
 from funnelkit.groundtruth import anomalous_accounts  # noqa: E402
 from funnelkit.params import ALSSettings, load_params  # noqa: E402
 from funnelkit.recommend import (PopularityRecommender, SparkALSRecommender, als_model, evaluate,  # noqa: E402
                                  make_split)
 from funnelkit.recommend import metrics  # noqa: E402
-from funnelkit.spark import spark_session  # noqa: E402
+from funnelkit.engines.spark import spark_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
@@ -63,7 +63,7 @@ def _split(args):
     if args.max_eval_users is not None:
         spec = spec.model_copy(update={"max_eval_users": args.max_eval_users})
     started = time.perf_counter()
-    events = load_from_params(params)
+    events = open_events(params)
     excluded = anomalous_accounts(params) or set()
     shoppers = events.without_users(excluded) if excluded else events
     split = make_split(shoppers, spec)

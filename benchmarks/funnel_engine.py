@@ -27,7 +27,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from benchmarks.suite import median_seconds  # noqa: E402
 from funnelkit.data import load_events
-from funnelkit.eventlog import quote
+from funnelkit.engines import quote
 from funnelkit.funnel import run_funnel
 from funnelkit.params import DataParams, EngineParams, FunnelParams, SimulationParams
 from funnelkit.schema import COLUMNS, SEGMENTS
@@ -49,7 +49,7 @@ def bench(n_users: int, cache_dir: Path, repeat: int, engine: EngineParams) -> l
     table = quote(events.table)
 
     scan = median_seconds(
-        lambda: events.con.execute(f"SELECT {quote(COLUMNS.event_type)}, count(*) FROM {table} GROUP BY 1").fetchall(),
+        lambda: events.rows(f"SELECT {quote(COLUMNS.event_type)}, count(*) FROM {table} GROUP BY 1"),
         repeat,
     )
     rows = [{"users": n_users, "events": n_events, "task": "scan (baseline)", "seconds": scan}]

@@ -164,7 +164,7 @@ def child_answer(spec: dict) -> dict:
     import funnelkit.recommend.matrix  # noqa: F401
     import statsmodels.stats.proportion  # noqa: F401
     if spec["implementation"] == "spark":
-        import funnelkit.spark  # noqa: F401
+        import funnelkit.engines.spark  # noqa: F401
         import pyspark.sql  # noqa: F401
 
     sampler = TreeSampler(os.getpid())

@@ -180,13 +180,14 @@ def compute(workload: str, implementation: str, parquet: str | os.PathLike, *,
         return _PANDAS[workload](path)
     if implementation == "spark":
         return _DUCKDB[workload](_spark_log(path, threads))
-    from funnelkit.eventlog import EventLog, connect
+    from funnelkit.engines.duckdb import DuckDBEngine, connect
+    from funnelkit.eventlog import EventLog
 
-    con = connect(EngineParams(memory_limit=memory_limit, threads=threads))
+    engine = DuckDBEngine(connect(EngineParams(memory_limit=memory_limit, threads=threads)))
     try:
-        return _DUCKDB[workload](EventLog.from_parquet(path, con))
+        return _DUCKDB[workload](EventLog.from_parquet(path, engine))
     finally:
-        con.close()
+        engine.close()
 
 
 def canonical(workload: str, result) -> pd.DataFrame:
@@ -206,7 +207,8 @@ def _spark_log(path: str, threads: int | None):
     """
     import atexit
 
-    from funnelkit.spark import SparkEventLog, spark_session
+    from funnelkit.engines.spark import SparkEngine, spark_session
+    from funnelkit.eventlog import EventLog
 
     spark = spark_session(f"local[{threads or os.cpu_count()}]", {"spark.driver.memory": "6g"})
     jvm = spark.sparkContext._gateway.proc
@@ -217,7 +219,7 @@ def _spark_log(path: str, threads: int | None):
         jvm.wait(timeout=120)
 
     atexit.register(stop)
-    return SparkEventLog.from_parquet(path, spark)
+    return EventLog.from_parquet(path, SparkEngine(spark))
 
 
 # --------------------------------------------------------------------------- canonical answers (both sides)

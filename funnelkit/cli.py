@@ -103,7 +103,7 @@ def _validate(args: argparse.Namespace) -> int:
     path = _params_path(args.params)
     params = load_params(path)
     lines = [f"# funnel window: {describe_duration(params.funnel.window)}"]
-    if params.data.source is not None:  # the built-in shop is checked by the simulator, and costly to generate
+    if not params.simulated:  # the built-in shop is checked by the simulator, and costly to generate
         summary = preflight(params, sys.stderr)
         if summary is not None:
             lines.append(f"# data: {summary.describe()}")

@@ -108,14 +108,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, ParamsError, SchemaError
-from .eventlog import EventLog, connect, literal, quote, timestamp_literal
+from .engines.duckdb import DuckDBEngine, connect
+from .engines.sql import literal, quote, timestamp_literal
+from .errors import DataError, SchemaError
+from .eventlog import EventLog
 from .params import DataParams, EngineParams, Params, describe_duration
 from .schema import COLUMNS, EVENTS
 
 _names = itertools.count()
 _SUFFIXES = {".csv.gz": "csv", ".csv": "csv", ".parquet": "parquet"}
-_KIND_NAMES = {"csv": "comma-separated CSV with a header row", "parquet": "Parquet"}
+#: what each kind of input file is, in words (messages)
+KIND_NAMES = {"csv": "comma-separated CSV with a header row", "parquet": "Parquet"}
 _EPOCH_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
@@ -307,7 +310,7 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
         How to read it (format, mappings, time zone, session gap, duplicate
         and null id policy); default: the canonical format.
     con : duckdb.DuckDBPyConnection, optional
-        Where to create the table; default :func:`funnelkit.eventlog.connect` (``engine``).
+        Where to create the table; default :func:`funnelkit.engines.duckdb.connect` (``engine``).
     engine : EngineParams, optional
         Memory limit and threads of a new connection.
 
@@ -326,13 +329,13 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
     """
     schema = schema or DataParams()
     path = Path(source)
-    files, kind = _input_files(path)
+    files, kind = input_files(path)
     con = con or connect(engine)
     _check_read_exactly(con, files)
     fmt, label, n = _FORMATS[schema.format], str(path), next(_names)
     raw, table = f"_fk_raw_{n}", f"loaded_events_{n}"
     try:  # the view over the input goes away whatever happens
-        with _wrap_errors(f"{label}: could not be read as {_KIND_NAMES[kind]}"):
+        with _wrap_errors(f"{label}: could not be read as {KIND_NAMES[kind]}"):
             con.execute(f"CREATE TEMP VIEW {raw} AS SELECT * FROM {_reader(files, kind)}")
             types = {name: dtype for name, dtype, *_ in con.execute(f"DESCRIBE {raw}").fetchall()}
             empty = not con.execute(f"SELECT 1 FROM {raw} LIMIT 1").fetchall()
@@ -359,7 +362,7 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
                    **{f"event {name}": f"{event_text} = {literal(name)}" for name in raw_names}}
         keep = f"NOT ({missing_ids})" if schema.null_ids == "drop" else "TRUE"
         time_aggregates = _time_aggregates(schema, keep)
-        with _wrap_errors(f"{label}: could not be read as {_KIND_NAMES[kind]}"):
+        with _wrap_errors(f"{label}: could not be read as {KIND_NAMES[kind]}"):
             select = ", ".join([f"count(*) FILTER ({c})" for c in counted.values()] + time_aggregates)
             values = con.execute(f"SELECT {select} FROM (SELECT *, {time_sql} AS _fk_t FROM {raw})").fetchall()[0]
         counts = dict(zip(counted, values))
@@ -384,9 +387,9 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
             _create_table(con, table, body, [*present, *segments], schema.session_gap_minutes if derived else None)
     finally:
         con.execute(f"DROP VIEW IF EXISTS {raw}")
-    events = EventLog(con, table, segments=tuple(segments), source=label)
-    events.report = _report(events, label, schema, len(files), counts["rows"], dropped, derived,
-                            "; ".join(note for key, note in notes.items() if counts.get(key)), span)
+    events = EventLog(DuckDBEngine(con), table, segments=tuple(segments), source=label)
+    events.report = validation_report(events, label, schema, len(files), counts["rows"], dropped, derived,
+                                      "; ".join(note for key, note in notes.items() if counts.get(key)), span)
     return events
 
 
@@ -403,7 +406,7 @@ def source_fingerprint(path) -> str:
         If the path does not exist or holds no input files.
     """
     path = Path(path)
-    files, _ = _input_files(path)
+    files, _ = input_files(path)
     root = path if path.is_dir() else path.parent
     digest = hashlib.sha256()
     for file in files:
@@ -412,65 +415,6 @@ def source_fingerprint(path) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
-
-
-def load_from_params(params: Params) -> EventLog:
-    """The events a run analyses: ``params.data.source``, or the built-in simulated shop when it is null.
-
-    With ``engine.name: spark`` the events are read by Spark (:func:`load_spark_events`).
-    """
-    if params.engine.name == "spark":
-        return load_spark_events(params)
-    if params.data.source is None:
-        from .simulate import ensure_dataset  # late: only needed without data of one's own
-
-        dataset = ensure_dataset(params.simulation)
-        events = load_events(dataset.events_path, DataParams(format="canonical"), engine=params.engine)
-        events.source = events.report.source = _simulated_label(params)
-        return events
-    return load_events(params.data.source, params.data, engine=params.engine)
-
-
-def load_spark_events(params: Params) -> EventLog:
-    """The events of a run on the Spark engine, read by Spark and left there.
-
-    The source is ``engine.spark.table`` (a table of the session), or canonical Parquet:
-    ``data.source`` or the built-in shop. Spark reads the files in place, so the checks
-    :func:`load_events` makes on the way into DuckDB (and its format adapters) do not
-    apply: convert other formats to canonical Parquet first (load them with DuckDB and
-    ``COPY ... TO 'events.parquet'``). The validation report is computed in Spark.
-
-    Raises
-    ------
-    ParamsError
-        ``data.format`` is not ``canonical`` or the source is not Parquet.
-    SchemaError
-        Required columns are missing.
-    """
-    from .spark import SparkEventLog, spark_session  # late: PySpark is an optional extra
-
-    spark_params = params.engine.spark
-    if spark_params.table is None:
-        if params.data.format != "canonical":
-            raise ParamsError(f"engine spark reads canonical Parquet; data.format is {params.data.format!r}: "
-                              "convert the data to canonical Parquet first, or use engine duckdb")
-        if params.data.source is None:
-            from .simulate import ensure_dataset
-
-            path, label, files = ensure_dataset(params.simulation).events_path, _simulated_label(params), 1
-        else:
-            found, kind = _input_files(Path(params.data.source))
-            if kind != "parquet":
-                raise ParamsError(f"engine spark reads Parquet; {params.data.source} holds {_KIND_NAMES[kind]}")
-            path, label, files = params.data.source, str(params.data.source), len(found)
-    spark = spark_session(spark_params.master, {k: str(v) for k, v in spark_params.options.items()})
-    if spark_params.table is None:
-        events = SparkEventLog.from_parquet(path, spark)
-    else:
-        events, label, files = SparkEventLog.from_table(spark, spark_params.table), spark_params.table, 0
-    events.source = label
-    events.report = _report(events, label, params.data, files, None, 0, False, "as stored (UTC)")
-    return events
 
 
 def describe_source(params: Params) -> tuple[str, str]:
@@ -484,14 +428,17 @@ def describe_source(params: Params) -> tuple[str, str]:
     DataError
         If ``params.data.source`` does not exist or holds no input files.
     """
-    if params.data.source is None:
+    if params.simulated:
         from .simulate import ensure_dataset
 
-        return _simulated_label(params), ensure_dataset(params.simulation).fingerprint
+        return simulated_label(params), ensure_dataset(params.simulation).fingerprint
+    if params.data.source is None:  # engine.spark.table: read by Spark only (a JVM to start), so not hashed here
+        return f"Spark table {params.engine.spark.table}", ""
     return str(params.data.source), source_fingerprint(params.data.source)
 
 
-def _simulated_label(params: Params) -> str:
+def simulated_label(params: Params) -> str:
+    """How reports name the built-in shop of ``params.simulation``."""
     sim = params.simulation
     return f"built-in simulated shop (seed {sim.seed}, {sim.n_users:,} users, {sim.days} days from {sim.start})"
 
@@ -514,7 +461,7 @@ def _kind(path: Path) -> str | None:
     return next((kind for suffix, kind in _SUFFIXES.items() if name.endswith(suffix)), None)
 
 
-def _input_files(path: Path) -> tuple[list[Path], str]:
+def input_files(path: Path) -> tuple[list[Path], str]:
     """The input files of a source, sorted by relative path, and their kind ('csv' or 'parquet')."""
     if not path.exists():
         raise DataError(f"data source not found: {path}")
@@ -867,8 +814,13 @@ def _create_table(con, table: str, body: str, columns: list[str], gap_minutes: f
     con.execute(f"CREATE TABLE {table} AS SELECT {selected} FROM ({body}) ORDER BY {user}, {time}")
 
 
-def _report(events: EventLog, label, schema, files, rows_read, dropped, derived, time_note,
-            span: "_Span | None" = None) -> ValidationReport:
+def validation_report(events: EventLog, label, schema, files, rows_read, dropped, derived, time_note,
+                      span: "_Span | None" = None) -> ValidationReport:
+    """The :class:`ValidationReport` of loaded ``events``: counts computed by their engine, the rest as given.
+
+    ``rows_read`` None: as many as kept (nothing was dropped on the way); ``span`` None: no
+    plausible-time rule was applied.
+    """
     t, time, kind = quote(events.table), quote(COLUMNS.event_time), quote(COLUMNS.event_type)
     price = quote(COLUMNS.price)
     refund = (f"sum(CASE WHEN {kind} = {literal(EVENTS.refund)} AND {price} < 0 THEN {{}} ELSE 0 END)"

@@ -7,9 +7,15 @@ before the step. This is how the built-in shop planted its effects, so on the
 simulated data the estimates can be held against the truth. Effects are
 reported as odds ratios and average marginal effects with 95% intervals, and
 their p-values are adjusted for testing every term of every step at once.
+
+:func:`run` is the study (``drivers`` section of the params): the step
+models, who buys predicted while browsing (:mod:`funnelkit.predict`), the
+order-value regression, and the checks of the derived solvers on the same
+data, in one :class:`DriversResults`.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,13 +25,18 @@ from scipy import stats
 from statsmodels.stats.diagnostic import het_breuschpagan
 from statsmodels.stats.stattools import jarque_bera
 
-from .eventlog import EventLog, quote
+from .eventlog import EventLog
+from .engines import quote
 from .features import INTERCEPT, design_matrix, session_table
-from .regression import LinearSVM, log_relative_error, logit, ols
-from .requirements import require, unavailable
+from .groundtruth import Planted, driver_recovery, planted_effects
+from .params import DriversParams, describe_duration
+from .predict import ModelComparison, compare_models
+from .regression import LinearSVM, accuracy_table, log_relative_error, logit, ols
+from .requirements import StudyNotApplicable, missing, require, unavailable
 from .schema import COLUMNS, EVENTS, SEGMENTS
 from .stats import adjust_pvalues
-from .tables import escape_md
+from .study import Metric, StudyResults
+from .text import escape_md
 
 BEHAVIOUR = ("log_price", "log_views")
 SOURCES = {"log_price": COLUMNS.price, "price_mean": COLUMNS.price, "distinct_items": COLUMNS.item_id,
@@ -50,6 +61,228 @@ class StepModel:
     X: pd.DataFrame
     y: np.ndarray
     baselines: dict = field(default_factory=dict)
+
+
+@dataclass
+class PurchasePrediction:
+    """Who buys, predicted from a session's browsing (:func:`purchase_data`, :func:`funnelkit.predict.compare_models`).
+
+    Attributes
+    ----------
+    X : DataFrame
+        The features of each session, before its first ``drivers.before`` event.
+    y : ndarray
+        1 when the session bought within ``drivers.window`` of its start.
+    users : ndarray
+        The user of each row (a user's sessions stay in one fold).
+    comparison : ModelComparison
+        Every model's cross-validated scores and out-of-fold probabilities.
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    users: np.ndarray
+    comparison: ModelComparison
+
+
+@dataclass
+class OrderValue:
+    """The order-value regression (:func:`order_value_model`) and its diagnostics.
+
+    Attributes
+    ----------
+    orders : DataFrame
+        One row per purchasing session (:func:`order_values`), ``revenue`` in the log's currency.
+    results : OLSResults
+        OLS of ln(revenue) with HC3 standard errors.
+    X : DataFrame
+        Its design (intercept included).
+    y : ndarray
+        ln(revenue) of each row of ``X``.
+    residuals, tests : DataFrame
+        :func:`residual_diagnostics`: residuals for the plots, Jarque–Bera and Breusch–Pagan.
+    """
+
+    orders: pd.DataFrame
+    results: object
+    X: pd.DataFrame
+    y: np.ndarray
+    residuals: pd.DataFrame
+    tests: pd.DataFrame
+
+
+@dataclass
+class MethodChecks:
+    """The derived solvers checked against independent references, on this study's data.
+
+    Attributes
+    ----------
+    logit : DataFrame
+        The cart model by IRLS against statsmodels' Newton (:func:`against_statsmodels`).
+    svm : DataFrame
+        The derived linear SVM against LIBLINEAR on the prediction data (:func:`svm_against_sklearn`).
+    accuracy : DataFrame
+        Correct digits of QR and the normal equations on designs with certified answers
+        (:func:`funnelkit.regression.accuracy_table`).
+    ols : DataFrame or None
+        The order-value regression by QR and by the normal equations against statsmodels; None
+        when the log has no prices (no order-value model).
+    """
+
+    logit: pd.DataFrame
+    svm: pd.DataFrame
+    accuracy: pd.DataFrame
+    ols: pd.DataFrame | None = None
+
+
+@dataclass
+class DriversResults(StudyResults):
+    """What the conversion-drivers study found (:func:`run`).
+
+    Attributes
+    ----------
+    spec : DriversParams
+        The settings it ran with.
+    currency : str
+        Currency of the prices and of ``order_value.orders["revenue"]``.
+    models : list of StepModel
+        One logistic model per funnel step.
+    effects : DataFrame
+        :func:`drivers_table`: every term of every step; with the planted truth also ``planted`` and
+        ``inside`` (:func:`funnelkit.groundtruth.planted_effects`).
+    left_out : dict
+        Features this log cannot give, with the reason (:func:`left_out_features`).
+    excluded : set or None
+        Accounts left out of every model (the planted bots, click farm and fake orders); None when
+        every account is in.
+    prediction : PurchasePrediction
+    order_value : OrderValue or None
+        None when the log has no prices; ``order_value_missing`` then says so.
+    order_value_missing : StudyNotApplicable or None
+    checks : MethodChecks
+    recovery : dict or None
+        :func:`funnelkit.groundtruth.driver_recovery` when the planted truth was given.
+    """
+
+    spec: DriversParams
+    currency: str
+    models: list[StepModel]
+    effects: pd.DataFrame
+    left_out: dict[str, str]
+    excluded: set | None
+    prediction: PurchasePrediction
+    order_value: OrderValue | None
+    order_value_missing: StudyNotApplicable | None
+    checks: MethodChecks
+    recovery: dict | None = None
+
+    def headline(self) -> str:
+        """Markdown: the largest effects that survive the multiple-testing adjustment (:func:`headline_drivers`)."""
+        return headline_drivers(self.effects)
+
+    def metrics(self) -> list[Metric]:
+        """The study's figures, in the report's order.
+
+        The two strongest significant drivers (pp), the sessions of each step model, the recovery of
+        the planted coefficients (with the truth), the prediction's ROC-AUC against its baselines and
+        the purchase rate, the order-value model (with prices), and the checks of the derivations
+        (digits agreeing with statsmodels, the SVM objective against LIBLINEAR, least squares on
+        certified designs).
+        """
+        figures = headline_figures(self.effects, top=2)
+        figures += [Metric(f"sessions_{model.step}_model", model.sessions, unit="sessions",
+                           label=f"Sessions in the {model.step} model") for model in self.models]
+        if self.recovery is not None:
+            figures += [
+                Metric("planted_effects_inside", self.recovery["inside"], label="Planted coefficients inside their 95% CI"),
+                Metric("planted_effects_total", self.recovery["total"], label="Planted coefficients checked"),
+                Metric("false_positive_drivers", self.recovery["false_positives"],
+                       label="Zero planted effects called significant (Holm)"),
+            ]
+        comparison = self.prediction.comparison
+        scores = comparison.table().set_index("model")
+        gain = comparison.difference("logistic", "one feature")
+        before = f"before the first {self.spec.before}" if self.spec.before else "before the purchase"
+        within = "a day" if self.spec.window == dt.timedelta(days=1) else describe_duration(self.spec.window)
+        figures += [
+            Metric("logistic_auc", float(scores.loc["logistic", "roc_auc"]), unit="ROC-AUC",
+                   label=(f"Telling buyers from browsers {before}: ROC-AUC of the logistic model "
+                          f"(one-feature baseline {scores.loc['one feature', 'roc_auc']:.2f}, chance 0.50)"),
+                   ci=(float(scores.loc["logistic", "roc_auc_low"]), float(scores.loc["logistic", "roc_auc_high"])),
+                   headline=True),
+            Metric("logistic_gain_over_one_feature", gain["difference"], unit="ROC-AUC",
+                   label="Logistic minus one-feature baseline (paired by fold)", ci=(gain["low"], gain["high"])),
+            Metric("best_model", comparison.best(), label="Highest mean ROC-AUC (same folds: optimistic)"),
+            Metric("purchase_rate", float(self.prediction.y.mean()), unit="share of sessions",
+                   label=f"Sessions that buy within {within}", headline=True),
+        ]
+        if self.order_value is not None:
+            figures += [
+                Metric("order_value_sessions", len(self.order_value.X), unit="sessions",
+                       label="Purchasing sessions modelled"),
+                Metric("order_value_r2", float(self.order_value.results.rsquared), label="Order value model R²"),
+            ]
+        svm = self.checks.svm.set_index("quantity")["ours"]
+        return figures + [
+            Metric("logit_min_digits", float(self.checks.logit["IRLS digits"].min()), unit="digits",
+                   label="Logit coefficients: digits agreeing with statsmodels (min)"),
+            Metric("svm_objective_rel_diff", float(svm["relative difference of objectives"]),
+                   label="SVM objective: relative difference to LIBLINEAR"),
+            Metric("lre_qr_min", float(self.checks.accuracy["lre_qr"].min()), unit="digits",
+                   label="Least squares by QR: fewest correct digits"),
+            Metric("lre_normal_min", float(self.checks.accuracy["lre_normal"].min()), unit="digits",
+                   label="Normal equations: fewest correct digits"),
+        ]
+
+
+def run(events: EventLog, spec: DriversParams, *, currency: str, truth: Planted | None = None) -> DriversResults:
+    """The conversion-drivers study: step models, purchase prediction, order value, checks of the method.
+
+    Parameters
+    ----------
+    events : EventLog
+        The canonical event log, with purchase events (the label).
+    spec : DriversParams
+        The ``drivers`` section of the params: conversion window, reference price, the prediction's
+        cut-off event, folds, row sample and seed.
+    currency : str
+        Currency of the log's prices (``data.currency``).
+    truth : Planted, optional
+        The planted truth of the built-in shop (:func:`funnelkit.groundtruth.planted`): its bots,
+        click farm and fake-order accounts are left out of every model (they do not behave like
+        customers), and the estimates are held against the planted coefficients.
+
+    Returns
+    -------
+    DriversResults
+
+    Notes
+    -----
+    The order-value model needs prices: without a price column ``order_value`` is None and
+    ``order_value_missing`` says why, and the price features are left out of the other models.
+    """
+    excluded = None if truth is None else truth.anomalous_accounts
+    models = step_models(events, window=spec.window, reference_price=spec.reference_price, exclude_users=excluded)
+    effects = drivers_table(models)
+    recovery = None
+    if truth is not None:
+        effects = planted_effects(effects, truth)
+        recovery = driver_recovery(effects, truth)
+    X, y, users = purchase_data(events, window=spec.window, before=spec.before, exclude_users=excluded)
+    comparison = compare_models(X, y, strong_feature=baseline_feature(X), groups=users, folds=spec.folds,
+                                seed=spec.seed, max_rows=spec.max_rows)
+    no_prices = missing(events, study="The order-value model", columns=[COLUMNS.price])
+    order_value = None
+    if no_prices is None:
+        orders = order_values(events, window=spec.window, exclude_users=excluded)
+        value_model, value_X, value_y = order_value_model(orders)
+        order_value = OrderValue(orders, value_model, value_X, value_y, *residual_diagnostics(value_model, value_X))
+    checks = MethodChecks(
+        logit=against_statsmodels(models[0].X, models[0].y, "logit"), svm=svm_against_sklearn(X, y),
+        accuracy=accuracy_table(),
+        ols=None if order_value is None else against_statsmodels(order_value.X, order_value.y, "ols"))
+    return DriversResults(spec, currency, models, effects, left_out_features(events), excluded,
+                          PurchasePrediction(X, y, users, comparison), order_value, no_prices, checks, recovery)
 
 
 def _study_sessions(events: EventLog, table: pd.DataFrame, window, exclude_users) -> pd.DataFrame:
@@ -86,16 +319,19 @@ def baselines(table: pd.DataFrame, segments) -> dict[str, str]:
     return out
 
 
-def step_models(events: EventLog, window="1D", segments=None, exclude_users=None) -> list[StepModel]:
+def step_models(events: EventLog, *, window, reference_price: float, segments=None,
+                exclude_users=None) -> list[StepModel]:
     """Fit each step's logistic model on the sessions that reached the step before.
 
     Parameters
     ----------
     events : EventLog
-    window : duration
+    window : duration (timedelta or a string such as ``"1D"``)
         A session's label is the step happening within ``window`` of its
         start; sessions whose window is still open at the end of the data
         are left out, converted or not.
+    reference_price : float
+        Price at which ``log_price`` is 0 (``drivers.reference_price``).
     segments : list of str, optional
         Segment columns in the model (default: those of the built-in shop
         present in the data).
@@ -114,7 +350,7 @@ def step_models(events: EventLog, window="1D", segments=None, exclude_users=None
     behaviour = [feature for feature in BEHAVIOUR if feature not in left_out]
     models = []
     for step, given in funnel_steps(events):
-        table = session_table(events, label=step, given=given, window=window)
+        table = session_table(events, label=step, given=given, window=window, reference_price=reference_price)
         table = _study_sessions(events, table, window, exclude_users)
         reference = baselines(table, segments)
         X, names = design_matrix(table, [*behaviour, *segments], baselines=reference)
@@ -123,14 +359,13 @@ def step_models(events: EventLog, window="1D", segments=None, exclude_users=None
     return models
 
 
-def drivers_table(models: list[StepModel], planted: dict | None = None, method: str = "holm") -> pd.DataFrame:
+def drivers_table(models: list[StepModel], method: str = "holm") -> pd.DataFrame:
     """Every term of every step: odds ratio and average marginal effect with 95% intervals, adjusted p-value.
 
     ``p_adjusted`` corrects for testing all the terms of all the steps at once
     (``method``: ``holm`` or ``fdr_bh``); ``driver`` names the term for people
-    (:func:`term_label`: ``device = mobile (vs desktop)``). With ``planted`` (the simulator's
-    ``PLANTED_STEPS``; a term it leaves out has coefficient 0), ``planted``
-    and ``inside`` (planted coefficient within the coefficient's 95% interval).
+    (:func:`term_label`: ``device = mobile (vs desktop)``). The planted coefficients of the built-in
+    shop are added beside the estimates by :func:`funnelkit.groundtruth.planted_effects`.
     """
     rows = []
     for model in models:
@@ -147,9 +382,6 @@ def drivers_table(models: list[StepModel], planted: dict | None = None, method: 
                    "odds_low": odds.loc[term, "ci_lower"], "odds_high": odds.loc[term, "ci_upper"],
                    "effect": effects.loc[term, "dy_dx"], "effect_low": effects.loc[term, "ci_lower"],
                    "effect_high": effects.loc[term, "ci_upper"], "p_value": frame.loc[term, "p_value"]}
-            if planted is not None:
-                row["planted"] = planted.get(model.step, {}).get(term, 0.0)
-                row["inside"] = bool(row["coef_low"] <= row["planted"] <= row["coef_high"])
             rows.append(row)
     table = pd.DataFrame(rows)
     table["p_adjusted"] = adjust_pvalues(table["p_value"].to_numpy(), method)
@@ -181,25 +413,24 @@ def strongest_drivers(table: pd.DataFrame, alpha: float = 0.05, top: int | None 
     return ordered if top is None else ordered.head(top)
 
 
-def headline_figures(table: pd.DataFrame, alpha: float = 0.05, top: int = 2) -> list[dict]:
-    """The ``top`` strongest significant drivers as figures for the index card, in words.
+def headline_figures(table: pd.DataFrame, alpha: float = 0.05, top: int = 2) -> list[Metric]:
+    """The ``top`` strongest significant drivers as headline figures for the index card, in words.
 
-    Returns one dict per driver with the keywords of :func:`funnelkit.report.record`: ``name``
-    (``top_driver_1``, ...), ``value`` (the average marginal effect, a difference of two chances, unit
-    ``"pp"``), its 95% ``ci`` and a ``label`` naming the trait, the step and the odds ratio with its
-    interval ("device = mobile (vs desktop) lowers the chance of checkout among sessions that reached cart;
-    odds ratio 0.61, 95% CI 0.56–0.66"). Empty when no effect is significant.
+    Returns one :class:`funnelkit.study.Metric` per driver: ``name`` (``top_driver_1``, ...), ``value``
+    (the average marginal effect, a difference of two chances, unit ``"pp"``), its 95% ``ci`` and a
+    ``label`` naming the trait, the step and the odds ratio with its interval ("device = mobile (vs
+    desktop) lowers the chance of checkout among sessions that reached cart; odds ratio 0.61, 95% CI
+    0.56–0.66"), ``headline=True``. Empty when no effect is significant.
     """
     figures = []
     for rank, row in enumerate(strongest_drivers(table, alpha, top).itertuples(), start=1):
         among = f"among sessions that reached {row.given}" if row.given else "in a session"
         direction = "raises" if row.effect > 0 else "lowers"
-        figures.append({
-            "name": f"top_driver_{rank}", "value": float(row.effect), "unit": "pp",
-            "ci": (float(row.effect_low), float(row.effect_high)),
-            "label": (f"{_driver(row)} {direction} the chance of {row.step} {among}; odds ratio "
-                      f"{row.odds_ratio:.2f}, 95% CI {row.odds_low:.2f}–{row.odds_high:.2f}"),
-        })
+        figures.append(Metric(
+            f"top_driver_{rank}", float(row.effect), unit="pp", ci=(float(row.effect_low), float(row.effect_high)),
+            label=(f"{_driver(row)} {direction} the chance of {row.step} {among}; odds ratio "
+                   f"{row.odds_ratio:.2f}, 95% CI {row.odds_low:.2f}–{row.odds_high:.2f}"),
+            headline=True))
     return figures
 
 
@@ -247,14 +478,6 @@ def exclusion_text(excluded) -> str:
     return (f"The {len(excluded):,} accounts the built-in shop labels as bots, click farm and fake orders are left "
             f"out of every model and table here: they do not behave like customers (bots view hundreds of items "
             f"and never buy, the fake-order ring buys every time) and would bias every estimate.")
-
-
-def planted_recovery(table: pd.DataFrame) -> dict:
-    """How many planted coefficients (zeros included) fall inside their 95% interval."""
-    return {"inside": int(table["inside"].sum()), "total": int(len(table)),
-            "planted_nonzero_found": int(((table["planted"] != 0) & (table["p_adjusted"] < 0.05)).sum()),
-            "planted_nonzero": int((table["planted"] != 0).sum()),
-            "false_positives": int(((table["planted"] == 0) & (table["p_adjusted"] < 0.05)).sum())}
 
 
 # --------------------------------------------------------------------------- ours against statsmodels
@@ -347,12 +570,12 @@ PREDICTORS = ("n_view", "n_cart", "n_checkout", "distinct_items", "distinct_cate
               "price_mean", "hour", "weekday", "returning", "days_since_last_visit")
 
 
-def purchase_data(events: EventLog, window="1D", before: str | None = EVENTS.cart,
+def purchase_data(events: EventLog, *, window, before: str | None,
                   exclude_users=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Session features and the label "purchased within ``window``", ready for models.
 
     The features use only events before the session's first ``before`` event
-    (default: the first cart; a session that never carts is described by
+    (``drivers.before``, by default the first cart; a session that never carts is described by
     all of its browsing), so a model ranks sessions on their browsing, when
     a nudge can still change the outcome; ``before=None`` uses everything
     before the purchase itself. Returns ``(X, y, groups)``, ``groups`` the
@@ -388,7 +611,7 @@ def baseline_feature(X: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------------- order value
 
-def order_values(events: EventLog, window="1D", exclude_users=None) -> pd.DataFrame:
+def order_values(events: EventLog, *, window, exclude_users=None) -> pd.DataFrame:
     """One row per purchasing session: its features before the purchase and ``revenue``
     (sum of the prices of its purchase events, in the data's currency).
 

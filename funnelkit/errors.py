@@ -19,7 +19,3 @@ class SchemaError(FunnelkitError):
 
 class DataError(FunnelkitError):
     """Event data is readable but its content is unusable (empty, unparsable...)."""
-
-
-class NotebookError(FunnelkitError):
-    """A notebook failed while the runner executed it."""

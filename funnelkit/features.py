@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, ParamsError, SchemaError
-from .eventlog import EventLog, literal, quote
+from .eventlog import EventLog
+from .engines import literal, quote
 from .schema import COLUMNS, EVENTS
-from .simulate import REFERENCE_PRICE
 
 __all__ = ["session_table", "design_matrix", "count_column", "UNITS", "INTERCEPT"]
 
@@ -54,7 +54,7 @@ def count_column(event_type: str) -> str:
 def session_table(events: EventLog, *, label: str = EVENTS.purchase, unit: str = "session",
                   window: dt.timedelta | str | None = None, given: str | None = None,
                   data_end: pd.Timestamp | None = None,
-                  reference_price: float = REFERENCE_PRICE) -> pd.DataFrame:
+                  reference_price: float = 50.0) -> pd.DataFrame:
     """One row per session (or user): did it reach ``label``, and what happened before.
 
     Everything is computed in DuckDB; only the one-row-per-unit result becomes
@@ -81,8 +81,10 @@ def session_table(events: EventLog, *, label: str = EVENTS.purchase, unit: str =
     data_end : pandas.Timestamp, optional
         End of the data, for ``censored`` (a naive timestamp is read as UTC);
         default ``events.data_end`` (the last event in the log).
-    reference_price : float, default ``funnelkit.simulate.REFERENCE_PRICE`` (50)
-        Price (in the log's currency) at which ``log_price`` is 0.
+    reference_price : float, default 50
+        Price (in the log's currency) at which ``log_price`` is 0: the conversion-drivers study passes
+        ``drivers.reference_price`` of the params, whose default is the built-in shop's reference
+        price (so the estimated ``log_price`` effect is comparable with the planted one).
 
     Returns
     -------

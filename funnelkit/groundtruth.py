@@ -18,11 +18,12 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import logsumexp
 
-from .eventlog import literal, quote
+from .engines import literal, quote
 from .funnel import FunnelResult, run_funnel
 from .params import FunnelParams
 from .schema import COLUMNS, EVENTS
 from .simulate import PLANTED_STEPS, STEP_OF_PROBABILITY, SimulatedDataset, ensure_dataset
+from .study import Metric
 
 
 class Planted:
@@ -76,6 +77,10 @@ class Planted:
         sessions = run_funnel(events, FunnelParams(unit="session", window="1D"))
         return planted_step_check(sessions, self.dataset.directory / "sessions.parquet")
 
+    def taste_overlap(self, evaluation, k: int, **options) -> pd.DataFrame:
+        """:func:`planted_taste_overlap` of a recommendation ``evaluation`` with this shop's planted taste."""
+        return planted_taste_overlap(evaluation, self.dataset, k, **options)
+
 
 def planted(params) -> Planted | None:
     """The planted truth of the run's data: a :class:`Planted` on the built-in shop, None on other data."""
@@ -111,8 +116,7 @@ def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.Da
         column = quote(STEP_OF_PROBABILITY[name])
         total, successes, p_sum, p_var = events.rows(
             f"SELECT count(*), count(*) FILTER (WHERE u.depth > {k}), sum(s.{column}), sum(s.{column} * (1 - s.{column})) "
-            f"FROM {result.units_table} u JOIN {source} s ON s.{quote(COLUMNS.session_id)} = u.unit "
-            f"WHERE NOT u.censored AND u.depth >= {k}"
+            f"FROM {result.units_sql(reached=k - 1)} u JOIN {source} s ON s.{quote(COLUMNS.session_id)} = u.unit"
         )[0]
         step = result.steps.iloc[k]
         expected = p_sum / total if total else np.nan
@@ -129,11 +133,14 @@ def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def planted_check(params, events) -> pd.DataFrame | None:
-    """:func:`planted_step_check` on the session-level default funnel of the
-    built-in shop; None when the events are not the simulator's."""
-    truth = planted(params)
-    return None if truth is None else truth.step_check(events)
+def step_check_metrics(check: pd.DataFrame) -> list[Metric]:
+    """The figures of :func:`planted_step_check`: planted rates inside the 95% interval, rates checked,
+    and the largest |z|."""
+    return [
+        Metric("planted_steps_inside_ci", int(check["inside"].sum()), label="Planted step rates inside 95% CI"),
+        Metric("planted_steps_total", len(check), label="Planted step rates checked"),
+        Metric("planted_max_abs_z", float(check["z"].abs().max()), label="Largest |z| vs planted rates"),
+    ]
 
 
 def anomalous_accounts(params) -> set | None:
@@ -144,6 +151,70 @@ def anomalous_accounts(params) -> set | None:
     """
     truth = planted(params)
     return None if truth is None else truth.anomalous_accounts
+
+
+def planted_effects(effects: pd.DataFrame, truth: Planted) -> pd.DataFrame:
+    """The drivers table with the planted coefficient of each term beside its estimate.
+
+    Parameters
+    ----------
+    effects : DataFrame
+        :func:`funnelkit.drivers.drivers_table` rows (``step``, ``term``, ``coef_low``, ``coef_high``,
+        ``p_adjusted``, ...).
+    truth : Planted
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``planted`` (the planted coefficient of ``term`` in ``step``'s model; a term the
+        simulator leaves out has coefficient 0) and ``inside`` (the planted coefficient within the
+        estimate's 95% interval) inserted before ``p_adjusted``.
+    """
+    planted = [truth.steps.get(step, {}).get(term, 0.0) for step, term in zip(effects["step"], effects["term"])]
+    inside = [bool(low <= value <= high) for low, value, high in zip(effects["coef_low"], planted, effects["coef_high"])]
+    table = effects.copy()
+    at = table.columns.get_loc("p_adjusted")
+    table.insert(at, "inside", inside)
+    table.insert(at, "planted", planted)
+    return table
+
+
+def driver_recovery(effects: pd.DataFrame, truth: Planted, alpha: float = 0.05) -> dict:
+    """How well the drivers study recovers the planted coefficients.
+
+    Returns
+    -------
+    dict
+        ``inside``: planted coefficients (zeros included) inside their estimate's 95% interval, of
+        ``total`` terms; ``planted_nonzero_found``: non-zero planted effects significant after
+        adjustment (``p_adjusted < alpha``), of ``planted_nonzero``; ``false_positives``: terms planted
+        at zero yet called significant.
+    """
+    table = effects if "planted" in effects else planted_effects(effects, truth)
+    significant, nonzero = table["p_adjusted"] < alpha, table["planted"] != 0
+    return {"inside": int(table["inside"].sum()), "total": int(len(table)),
+            "planted_nonzero_found": int((nonzero & significant).sum()), "planted_nonzero": int(nonzero.sum()),
+            "false_positives": int((~nonzero & significant).sum())}
+
+
+def score_incidents(alarms: dict[str, pd.DataFrame], truth: Planted) -> pd.DataFrame:
+    """Every KPI detector's conversion alarms against the planted incidents, per frequency.
+
+    ``alarms`` is ``{freq: anomaly.incidents.step_alarms table}``; the result is
+    :func:`funnelkit.anomaly.incidents.score_table` against ``truth.incidents``: alarms, false alarms,
+    precision, recall and delay of each detector at each frequency.
+    """
+    from .anomaly.incidents import score_table  # the anomaly study calls this module: import when used
+
+    return score_table(alarms, truth.incidents)
+
+
+def false_alarm_rates(alarms: dict[str, pd.DataFrame], days: float, truth: Planted) -> pd.DataFrame:
+    """Conversion alarms per 30 days per frequency and detector, leaving out those on a planted incident day
+    of their step (:func:`funnelkit.anomaly.incidents.false_alarm_rates` with ``truth.incidents``)."""
+    from .anomaly.incidents import false_alarm_rates as rates
+
+    return rates(alarms, days, truth.incidents)
 
 
 def planted_preference_scores(dataset, user_ids, item_ids) -> np.ndarray:

@@ -307,6 +307,28 @@ class SimulationParams(_Strict):
     cache_dir: PathValue = Path("../data/simulated")
 
 
+class DriversParams(_Strict):
+    """The conversion-drivers study (``funnelkit.drivers``): the step models and the purchase prediction."""
+
+    window: Duration = dt.timedelta(days=1)
+    """A session converts at a step when the step happens within this long of its start; sessions whose
+    window is still open at the end of the log are left out, converted or not."""
+    reference_price: float = Field(default=50.0, gt=0)
+    """Price (in ``data.currency``) at which the step models' ``log_price`` = ln(last viewed price /
+    reference_price) is 0. The default is the built-in shop's, so its planted ``log_price`` effect can be
+    held against the estimate."""
+    before: Union[Annotated[str, Field(min_length=1)], None] = EVENTS.cart
+    """The purchase prediction sees a session's events before its first event of this type (the moment a
+    nudge can still change the outcome); null: everything before the purchase."""
+    folds: int = Field(default=5, ge=2)
+    """Outer stratified cross-validation folds of the purchase prediction (a user's sessions in one fold)."""
+    max_rows: Union[int, None] = Field(default=20_000, ge=100)
+    """The prediction is fitted on a stratified random sample of at most this many sessions (the nested
+    grid searches are costly; the intervals say how precise the scores are); null: every session."""
+    seed: int = 7
+    """Seeds the folds, the row sample and the models. Not given in a params file: ``simulation.seed``."""
+
+
 class ALSSettings(_Strict):
     """Hyperparameters of implicit's ``AlternatingLeastSquares``.
 
@@ -456,6 +478,7 @@ class Params(_Strict):
     data: DataParams = DataParams()
     simulation: SimulationParams = SimulationParams()
     funnel: FunnelParams = FunnelParams()
+    drivers: DriversParams = DriversParams()
     engine: EngineParams = EngineParams()
     recommend: RecommendParams = RecommendParams()
     anomaly: AnomalyParams = AnomalyParams()
@@ -478,6 +501,23 @@ class Params(_Strict):
         if steps is None or not isinstance(funnel, dict) or "steps" in funnel:
             return raw
         return {**raw, "funnel": {**funnel, "steps": [{"name": e, "events": [e]} for e in steps]}}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drivers_seed_is_the_shop_seed(cls, raw: Any) -> Any:
+        """Without ``drivers.seed``, the drivers study is seeded by ``simulation.seed``: one key sets every
+        random draw of a run of the built-in shop."""
+        if not isinstance(raw, dict):
+            return raw
+        drivers = raw.get("drivers", {})
+        if isinstance(drivers, DriversParams):  # built in code: its fields set say what was given
+            drivers = {name: getattr(drivers, name) for name in drivers.model_fields_set}
+        simulation = raw.get("simulation", {})
+        seed = simulation.get("seed") if isinstance(simulation, dict) else getattr(simulation, "seed", None)
+        # a wrong seed is reported once, under simulation.seed
+        if not isinstance(drivers, dict) or "seed" in drivers or type(seed) is not int:
+            return raw
+        return {**raw, "drivers": {**drivers, "seed": seed}}
 
     @property
     def simulated(self) -> bool:

@@ -634,6 +634,32 @@ def kpi_timeline_chart(series: pd.DataFrame, column: str, alarms: pd.DataFrame |
     return fig
 
 
+def kpi_step_charts(series: pd.DataFrame, alarms: dict[str, pd.DataFrame], shaded: dict[str, list] | None = None,
+                    *, detector: str | None = None, alarm_label: str | None = None,
+                    period: pd.Timedelta = pd.Timedelta(days=1)) -> list:
+    """One :func:`kpi_timeline_chart` per step: its conversion from the previous step over time.
+
+    Parameters
+    ----------
+    series : DataFrame
+        ``anomaly.kpi.kpi_series`` with a ``{step}_rate`` column for every step in ``alarms``.
+    alarms : dict
+        Step name → its rows of ``anomaly.incidents.step_alarms`` (e.g. ``AnomalyResults.lead_step_alarms()``),
+        in the order the figures are drawn.
+    shaded, detector, alarm_label, period
+        As in :func:`kpi_timeline_chart`, the same for every figure.
+
+    Returns
+    -------
+    list of Figure
+        One per step, in the order of ``alarms``.
+    """
+    return [kpi_timeline_chart(series, f"{step}_rate", step_alarms, shaded,
+                               ylabel=f"{step} conversion from the previous step (%)", detector=detector,
+                               alarm_label=alarm_label, period=period)
+            for step, step_alarms in alarms.items()]
+
+
 def feature_distributions_chart(features: pd.DataFrame, flagged: pd.Series, columns: list[str], axes=None):
     """Histograms (log-spaced bins) of behaviour features for users flagged and not flagged, one panel each."""
     n = len(columns)

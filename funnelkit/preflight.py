@@ -36,7 +36,7 @@ import pandas as pd
 
 from .data import _NUMERIC_TYPES
 from .errors import DataError, ParamsError, SchemaError
-from .eventlog import quote
+from .engines import quote
 from .params import FilterSpec, Params, describe_duration
 from .requirements import event_type_counts
 from .schema import COLUMNS, EVENTS
@@ -134,7 +134,7 @@ def preflight(params: Params, stream: TextIO | None = None, *,
     try:
         summary = check_events(params, events, sections=sections)
     finally:
-        events.con.close()  # free the loaded copy before the notebooks load their own
+        events.engine.close()  # free the loaded copy before the notebooks load their own
     for note in summary.warnings[:len(summary.warnings) - len(loaded)]:
         print(f"funnelkit: warning: {note}", file=stream)
     print(f"funnelkit: data: {summary.describe()}", file=stream, flush=True)
@@ -142,14 +142,16 @@ def preflight(params: Params, stream: TextIO | None = None, *,
 
 
 def _load(params: Params) -> "EventLog":
-    from .data import load_from_params
+    from .engines import open_events
 
-    if params.data.source is None:  # written and checked by the simulator: read it in place
-        from .eventlog import EventLog, connect
+    if params.simulated:  # written and checked by the simulator: read it in place
+        from .engines.duckdb import DuckDBEngine, connect
+        from .eventlog import EventLog
         from .simulate import ensure_dataset
 
-        return EventLog.from_parquet(ensure_dataset(params.simulation).events_path, connect(params.engine))
-    return load_from_params(params)
+        return EventLog.from_parquet(ensure_dataset(params.simulation).events_path,
+                                     DuckDBEngine(connect(params.engine)))
+    return open_events(params)
 
 
 def check_events(params: Params, events: "EventLog", *, sections: frozenset[str] = SECTIONS) -> DataSummary:

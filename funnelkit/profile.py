@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .eventlog import EventLog, quote
+from .eventlog import EventLog
+from .engines import quote
 from .schema import COLUMNS
 
 

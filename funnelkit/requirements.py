@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .errors import FunnelkitError
-from .eventlog import EventLog, quote
+from .eventlog import EventLog
+from .engines import quote
 from .schema import COLUMNS
 
 __all__ = ["StudyNotApplicable", "missing", "require", "event_type_counts", "unavailable", "left_out_text"]

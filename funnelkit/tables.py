@@ -11,19 +11,7 @@ import pandas as pd
 from .event_types import named_event_types, other_label
 from .schema import EVENTS
 from .stats import TEST_NAMES, adjust_pvalues
-from .text import escape, escape_md, money, pct, pct_ci  # noqa: F401 (re-exported for notebooks)
-
-
-def duration(value) -> str:
-    """A Timedelta or seconds as '45 s', '4.8 min', '2.3 h', '1.5 days'."""
-    if value is None or pd.isna(value):
-        return "–"
-    seconds = value.total_seconds() if isinstance(value, (pd.Timedelta,)) else float(value)
-    for limit, size, unit in ((120, 1, "s"), (7200, 60, "min"), (172800, 3600, "h")):
-        if seconds < limit:
-            return f"{seconds / size:.0f} {unit}" if unit == "s" else f"{seconds / size:.1f} {unit}"
-    days = seconds / 86400
-    return f"{days:.0f} days" if days == round(days) else f"{days:.1f} days"
+from .text import duration, escape, escape_md, money, pct, pct_ci  # noqa: F401 (re-exported for notebooks)
 
 
 def step_table(steps: pd.DataFrame, unit: str = "users") -> pd.DataFrame:
@@ -118,7 +106,7 @@ def _p(p: float) -> str:
 
 def data_note(params) -> str:
     """Where the data came from, in one Markdown paragraph (says so when simulated)."""
-    if params.data.source is None:
+    if params.simulated:
         sim = params.simulation
         text = (
             f"**The data is simulated**: funnelkit's built-in shop ({sim.n_users:,} users over {sim.days} days "
@@ -126,88 +114,11 @@ def data_note(params) -> str:
             f"what the kit finds, not facts about a real shop. Point `data.source` in a params file at your own "
             f"event log to analyse it."
         )
+    elif params.engine.spark.table is not None:
+        text = f"Data: Spark table {escape_md(params.engine.spark.table)}."
     else:
         text = f"Data: {escape_md(params.data.source)}, read as format {escape_md(params.data.format)}."
     return text
-
-
-def headline(result, lift=None, unit: str = "users", currency: str = "", logged_revenue: float = float("nan")) -> str:
-    """The report's opening lines in plain language (Markdown), true of any log.
-
-    Parameters
-    ----------
-    result : FunnelResult
-        The funnel.
-    lift : StepLift, optional
-        :func:`funnelkit.funnel.lift_to_best_segment` of the worst step: what the step would be
-        worth at its best segment's rate, with the assumption in words; when it has a ``reason``
-        (no segments, no prices) the line says what cannot be computed instead of a number.
-    unit : str
-        Plural name of the unit counted (``users``, ``sessions``).
-    currency : str
-        The data's currency (``data.currency``), escaped.
-    logged_revenue : float
-        Every purchase in the log (:meth:`FunnelResult.logged_revenue`), shown for scale.
-    """
-    overall, worst = result.overall, result.worst_step()
-    first, last = escape_md(result.step_names[0]), escape_md(result.step_names[-1])
-    window = duration(pd.Timedelta(result.spec.window))
-    k = result.step_names.index(worst["step"])
-    step, previous = escape_md(worst["step"]), escape_md(result.step_names[k - 1])
-    lines = [
-        f"- **Overall conversion**: **{pct(overall['conversion'], 2)} of {unit}** (95% CI "
-        f"{pct(overall['ci_low'], 2)}–{pct(overall['ci_high'], 2)}) went from {first} to {last} within {window}, "
-        f"out of {overall['entrants']:,} {unit} whose window of {window} had closed.",
-        f"- **Worst step**: {step}: only **{pct(worst['step_conversion'])} of {unit}** at {previous} (95% CI "
-        f"{pct(worst['step_ci_low'])}–{pct(worst['step_ci_high'])}) went on to {step}; "
-        f"{int(worst['drop_off']):,} {unit} were lost there.",
-    ]
-    if lift is not None:
-        lines.append(f"- **What improving {step} could bring**: " + _lift_sentence(lift, last, unit, currency, logged_revenue))
-    censored = int(result.censored["units"].sum())
-    if censored:
-        lines.append(
-            f"- {censored:,} {unit} entered too recently for their window to close; they are reported "
-            f"separately, not counted as lost."
-        )
-    return "\n".join(lines)
-
-
-def _signed(value: float, fmt: str = "{:,.0f}") -> str:
-    """A bound that may be negative, with a real minus sign ("−3", not "-3")."""
-    return fmt.format(value).replace("-", "−")
-
-
-def _lift_sentence(lift, last: str, unit: str, currency: str, logged_revenue: float) -> str:
-    """The lift of the worst step in words: figures with intervals, actual revenue beside, then the assumption.
-
-    A lift whose interval reaches zero is said to be no measurable gain, never "about N more".
-    """
-    if lift.reason is not None:
-        return f"not estimated: {escape_md(lift.reason)}."
-    step, segment = escape_md(lift.step), f"{escape_md(lift.segment)} = {escape_md(lift.value)}"
-    low, high = lift.conversions_ci
-    interval = f"95% CI {_signed(low)} to {_signed(high)}"
-    assumption = (f"that {step} converts for all {unit} as it does today for its best segment, {segment} "
-                  f"({pct(lift.best_rate)} of its {lift.best_units:,} {unit}, against {pct(lift.rate)} overall), "
-                  f"and that the extra {unit} then go on like those who pass {step} today")
-    if not low > 0:
-        return (f"**no measurable gain**: the interval includes zero (about {_signed(lift.extra_conversions)} more "
-                f"{unit} reaching {last}, {interval}), assuming {assumption}.")
-    figures = f"about **{lift.extra_conversions:,.0f} more {unit} reaching {last}** ({interval})"
-    if lift.revenue_reason is not None or pd.isna(lift.extra_revenue):
-        return (f"{figures}, assuming {assumption}. The revenue cannot be computed: "
-                f"{escape_md(lift.revenue_reason or 'no prices')}.")
-    amount = lambda value: money(value, currency, markdown=True)  # noqa: E731
-    low, high = lift.revenue_ci
-    revenue_ci = "" if pd.isna(low) or pd.isna(high) else f" (95% CI {_signed(low)} to {amount(high)})"
-    text = (f"{figures} and **{amount(lift.extra_revenue)} more revenue**{revenue_ci}, "
-            f"beside the {amount(lift.converted_revenue)} that the {lift.converted:,} {unit} who reached {last} "
-            f"spent there")
-    if not pd.isna(logged_revenue):
-        text += f" (all {last} events in the log: {amount(logged_revenue)})"
-    return (text + f". This assumes {assumption}, spending {amount(lift.revenue_per_conversion)} per "
-            f"{unit.removesuffix('s')} reaching {last}.")
 
 
 def planted_table(check: pd.DataFrame) -> pd.DataFrame:

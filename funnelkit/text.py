@@ -41,6 +41,18 @@ def pct_ci(rate: float, low: float, high: float, digits: int = 1) -> str:
     return f"{pct(rate, digits)} (95% CI {low:.{digits}%}–{high:.{digits}%})"
 
 
+def duration(value) -> str:
+    """A Timedelta or seconds as '45 s', '4.8 min', '2.3 h', '1.5 days'."""
+    if value is None or pd.isna(value):
+        return "–"
+    seconds = value.total_seconds() if isinstance(value, (pd.Timedelta,)) else float(value)
+    for limit, size, unit in ((120, 1, "s"), (7200, 60, "min"), (172800, 3600, "h")):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}" if unit == "s" else f"{seconds / size:.1f} {unit}"
+    days = seconds / 86400
+    return f"{days:.0f} days" if days == round(days) else f"{days:.1f} days"
+
+
 def points(value: float, *, signed: bool = False) -> str:
     """A difference of two shares in percentage points, as a number: ``0.036``, ``1.2``, ``+0.036``, ``−0.01``.
 

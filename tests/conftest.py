@@ -73,10 +73,30 @@ def spark():
     ``CI=true`` they fail instead: a green CI run always means the Spark tests ran.
     """
     try:
-        from funnelkit.spark import spark_session
+        from funnelkit.engines.spark import spark_session
 
         session = spark_session("local[2]", {"spark.driver.memory": "2g"})
     except Exception as exc:  # ImportError, a missing Java, a JVM that does not start
         unavailable(f"Spark is not available: {type(exc).__name__}: {exc}", "spark")
     yield session
     session.stop()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def engine(request):
+    """Each engine of ``funnelkit.engines.ENGINES`` in turn, empty: build logs on it with
+    ``EventLog.from_frame(frame, engine)``, and a test runs on every engine.
+
+    The Spark one runs in the ``spark`` session fixture (marked ``spark``, skipped without PySpark
+    on a developer's machine, a failure under ``CI=true``); what it makes is dropped afterwards.
+    """
+    if request.param == "spark":
+        from funnelkit.engines.spark import SparkEngine
+
+        made = SparkEngine(request.getfixturevalue("spark"))
+    else:
+        from funnelkit.engines.duckdb import DuckDBEngine
+
+        made = DuckDBEngine()
+    yield made
+    made.close()

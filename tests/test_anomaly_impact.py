@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from funnelkit.anomaly import impact
+from funnelkit.anomaly.study import headline_text
 from funnelkit.params import FunnelParams
 from funnelkit.schema import COLUMNS
 from tests.test_funnel import at, log_of, steps
@@ -78,68 +79,12 @@ def test_false_flag_cost_counts_real_customers_and_their_revenue():
 def test_headline_and_table_say_which_way_conversion_moves(log):
     _, events = log
     d = impact.conversion_distortion(events, SPEC.model_copy(update={"censoring": "naive"}), ["9", "10"])
-    text = impact.headline_text(None, {}, {"events": 0.25, "sessions": 0.2}, d, 2)
+    text = headline_text(None, {}, {"events": 0.25, "sessions": 0.2}, d, 2)
     # +5 points, but from 2 removed users: the interval (−5.6 to +13.9) includes zero, so no direction is claimed
     assert "no measurable change: the interval includes zero (+5.0 percentage points, 95% CI −5.6 to +13.9)" in text
     assert "raise" not in text and "2 users" in text and "25.0% of all events" in text
     table = impact.distortion_table(d)
     assert table.iloc[2]["conversion (95% CI)"] == "+5.0 pp (−5.6 to +13.9 pp)"
-
-
-# --- the correction in words (issue 18): a direction only when the interval excludes zero, points never "%" ----
-
-
-def test_a_correction_whose_interval_is_above_zero_raises_conversion_by_points():
-    text = impact.change_text(0.00036, 0.00015, 0.00064)
-    assert text == "they raise it by 0.036 percentage points (95% CI 0.015 to 0.064)"
-    assert "%" not in text.replace("95% CI", "")
-
-
-def test_a_correction_whose_interval_is_below_zero_lowers_it_by_the_size_of_the_drop():
-    # the sizes of the drop, smallest first: a reader compares magnitudes, not signed numbers
-    text = impact.change_text(-0.0001, -0.0002, -0.00005)
-    assert text == "they lower it by 0.01 percentage points (95% CI 0.005 to 0.02)"
-
-
-def test_a_correction_whose_interval_includes_zero_is_no_measurable_change():
-    # the report's own example: "lower it by 0.01 points (95% CI −0.01 to +0.12)" claimed a direction
-    text = impact.change_text(-0.0001, -0.0001, 0.0012)
-    assert text.startswith("no measurable change: the interval includes zero")
-    assert "(−0.01 percentage points, 95% CI −0.01 to +0.12)" in text
-    assert "lower" not in text and "raise" not in text and "%" not in text.replace("95% CI", "")
-    # an interval touching zero does not exclude it
-    assert impact.change_text(0.001, 0.0, 0.002).startswith("no measurable change")
-
-
-def test_points_keep_two_significant_digits_below_one_point():
-    assert [impact.points(v) for v in (0.00036, 0.0004, 0.012, -0.00036, 0.0)] == ["0.036", "0.04", "1.2", "−0.036", "0"]
-    assert impact.points(0.00036, signed=True) == "+0.036"
-
-
-def test_the_headline_on_a_log_without_known_incidents_names_one_detector_and_its_days():
-    from tests.test_anomaly_incidents import alarm_rows
-
-    alarms = {"day": alarm_rows([("cart", "rate test", 24 * 2, True), ("cart", "rate test", 24 * 5, True),
-                                 ("purchase", "rate test", 24 * 5, True), ("cart", "3-sigma", 24 * 9, True),
-                                 ("entrants", "3-sigma", 24 * 3, True)])}
-    distortion = {"difference": 0.001, "low": 0.0005, "high": 0.002, "removed_entrants": 4,
-                  "kept": {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}}
-    text = impact.headline_text(None, alarms, {"events": 0.01, "sessions": 0.02}, distortion, 3)
-    # the rate test's two days (09-08 and 09-11), not the 3-sigma's third day nor traffic alarms
-    assert "- **Broken days:** 2 days with a drop in a step's conversion, by the rate test detector on daily " \
-           "conversion" in text
-    assert "planted" not in text and "built-in" not in text and "day(s)" not in text
-    assert "they raise it by 0.1 percentage points (95% CI 0.05 to 0.2)" in text
-
-
-def test_the_headline_when_no_frequency_is_monitored_says_so_instead_of_zero_days():
-    distortion = {"difference": 0.0, "low": 0.0, "high": 0.0, "removed_entrants": 0,
-                  "kept": {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}}
-    text = impact.headline_text(None, {}, {"events": 0.01, "sessions": 0.02}, distortion, 1,
-                                {"day": "the median day has 3 session(s) entering the funnel"})
-    assert "not watched: no KPI frequency had enough sessions to monitor" in text and "0 day" not in text
-    assert "- **Not monitored daily:** the median day has 3 session(s) entering the funnel." in text
-    assert "the flagged users never entered the funnel, so it is unchanged" in text
 
 
 def test_follow_up_tables_keep_the_real_ids_with_the_reports_pseudonym_beside_each():
@@ -155,15 +100,3 @@ def test_follow_up_tables_keep_the_real_ids_with_the_reports_pseudonym_beside_ea
     assert out[f"{COLUMNS.session_id}_pseudonym"].tolist() == shown[COLUMNS.session_id].tolist()
     assert impact.with_pseudonyms(frame, enabled=False) is frame
     assert list(impact.with_pseudonyms(frame[["events"]], env="FUNNELKIT_TEST_ID_KEY").columns) == ["events"]
-
-
-def test_the_headline_on_a_quiet_log_says_no_day_instead_of_zero_days():
-    from tests.test_anomaly_incidents import alarm_rows
-
-    alarms = {"day": alarm_rows([("cart", "rate test", 0, False), ("cart", "STL", 24, True)])}
-    distortion = {"difference": 0.0, "low": -0.001, "high": 0.001, "removed_entrants": 2,
-                  "kept": {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}}
-    text = impact.headline_text(None, alarms, {"events": 0.01, "sessions": 0.02}, distortion, 2)
-    assert "- **Broken days:** no day with a drop in a step's conversion, by the rate test detector on daily " \
-           "conversion" in text
-    assert "0 day" not in text and "shaded" not in text

@@ -134,7 +134,7 @@ def test_with_every_frequency_skipped_the_tables_are_empty_not_errors():
 
 
 def test_the_headline_says_which_frequency_was_not_monitored_and_why():
-    from funnelkit.anomaly.impact import headline_text
+    from funnelkit.anomaly.study import headline_text
 
     overall = {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}
     distortion = {"difference": 0.001, "low": 0.0, "high": 0.002, "kept": overall}
@@ -190,7 +190,7 @@ def test_the_headline_detectors_alarm_days_leave_out_traffic_and_other_detectors
 
 
 def test_the_headline_on_the_built_in_shop_reports_the_detector_the_charts_shade():
-    from funnelkit.anomaly.impact import headline_text
+    from funnelkit.anomaly.study import headline_text
 
     alarms = {"day": alarm_rows([("checkout", "3-sigma", 0, True), ("purchase", "3-sigma", 48, True),
                                  ("cart", "3-sigma", 96, True), ("checkout", "rate test", 0, True)])}

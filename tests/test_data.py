@@ -17,9 +17,9 @@ from funnelkit.data import (
     ValidationReport,
     describe_source,
     load_events,
-    load_from_params,
     source_fingerprint,
 )
+from funnelkit.engines import open_events
 from funnelkit.errors import DataError, SchemaError
 from funnelkit.params import DataParams, Params, SimulationParams
 from funnelkit.schema import COLUMNS, EVENTS
@@ -54,7 +54,7 @@ def frame_of(events) -> pd.DataFrame:
 
 
 def column_types(events) -> dict[str, str]:
-    return dict(events.con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {events.table})").fetchall())
+    return events.column_types()
 
 
 def canonical_csv(path: Path, rows, header=(C.user_id, C.event_time, C.event_type)) -> Path:
@@ -461,7 +461,7 @@ def test_ragged_csv_is_a_data_error_naming_the_line(tmp_path):
 
 
 def test_events_live_in_the_given_connection_without_leftovers(tmp_path):
-    from funnelkit.eventlog import connect
+    from funnelkit.engines.duckdb import connect
 
     con = connect()
     good = canonical_csv(tmp_path / "good.csv", [("u", "2026-01-01T00:00:00Z", "view")])
@@ -469,7 +469,7 @@ def test_events_live_in_the_given_connection_without_leftovers(tmp_path):
     with pytest.raises(DataError):
         load_events(bad, con=con)
     events = load_events(good, con=con)
-    assert events.con is con
+    assert events.engine.con is con
     names = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert names == {events.table}
 
@@ -541,9 +541,15 @@ def test_fingerprint_follows_content_not_mtime_or_location(tmp_path):
 def test_params_with_a_source_load_that_source(tmp_path):
     path = write(tmp_path / "r.csv", [REES46_HEADER, *REES46_ROWS])
     params = Params(data=DataParams(source=path, format="rees46"))
-    events = load_from_params(params)
+    events = open_events(params)
     assert events.report.rows_kept == 4 and events.source == str(path)
     assert describe_source(params) == (str(path), source_fingerprint(path))
+
+
+def test_a_spark_table_is_described_without_reading_it():
+    # hashing a table of the Spark session would start a JVM before any notebook: no fingerprint
+    params = Params.model_validate({"engine": {"name": "spark", "spark": {"table": "lake.events"}}})
+    assert describe_source(params) == ("Spark table lake.events", "")
 
 
 def test_describe_source_refuses_a_missing_path(tmp_path):
@@ -557,7 +563,7 @@ def test_simulated_shop_loads_as_canonical_events(tmp_path):
     label, fingerprint = describe_source(params)
     assert label.startswith("built-in simulated shop (seed 7")
     assert fingerprint == simulate.ensure_dataset(params.simulation).fingerprint
-    events = load_from_params(params)
+    events = open_events(params)
     assert events.source == label and events.report.rows_kept > 0
     assert events.columns[:4] == [C.user_id, C.session_id, C.event_time, C.event_type]
     assert column_types(events)[C.event_time] == "TIMESTAMP WITH TIME ZONE"

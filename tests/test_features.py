@@ -2,6 +2,7 @@
 on random logs, and the simulator's planted step models recovered from the table."""
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from funnelkit.data import load_events
 from funnelkit.errors import DataError, ParamsError, SchemaError
 from funnelkit.eventlog import EventLog
 from funnelkit.features import count_column, design_matrix, session_table
-from funnelkit.params import SimulationParams
+from funnelkit.params import DriversParams, SimulationParams
 from funnelkit.schema import COLUMNS, EVENTS, SEGMENTS
 from funnelkit.simulate import PLANTED_STEPS, REFERENCE_PRICE, simulate
 
@@ -75,6 +76,14 @@ LEAK_EXPECTED = {
     "hour": 9, "weekday": 0, "returning": False, "days_since_last_visit": float("nan"),
     "device": "mobile", "channel": "email",
 }
+
+
+def test_log_price_is_relative_to_the_reference_price_whose_default_is_the_shops():
+    # one reference price everywhere by default, so the estimated log_price effect compares with the planted one
+    default = inspect.signature(session_table).parameters["reference_price"].default
+    assert default == DriversParams().reference_price == REFERENCE_PRICE
+    row = session_table(EventLog.from_frame(frame_of(LEAK_BEFORE)), label=E.cart, reference_price=15.0).iloc[0]
+    assert row["log_price"] == pytest.approx(math.log(30.0 / 15.0), rel=1e-12)
 
 
 def test_features_use_only_events_before_the_label_event():

@@ -4,6 +4,7 @@ A unit is censored when ``entry + window > data_end``: a unit whose window close
 ends has had its whole window and is resolved (and may convert at that very last microsecond); one
 microsecond later it is censored. The property test of test_funnel.py hits this edge only on the draws
 that put an entry exactly one window before the last event, so a ``>=`` slips through most runs.
+Every test runs on every engine (the ``engine`` fixture of tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -21,21 +22,23 @@ US = pd.Timedelta(microseconds=1)
 VIEW_CART = [StepSpec(name="view", events=["view"]), StepSpec(name="cart", events=["cart"])]
 
 
-def log_of(rows) -> EventLog:
-    """rows: (user, time, event_type); one session per user."""
+def log_of(rows, engine) -> EventLog:
+    """rows: (user, time, event_type); one session per user; the log on ``engine``."""
     frame = pd.DataFrame(rows, columns=[COLUMNS.user_id, COLUMNS.event_time, COLUMNS.event_type])
     frame[COLUMNS.session_id] = "s" + frame[COLUMNS.user_id]
     frame[COLUMNS.event_time] = pd.to_datetime(frame[COLUMNS.event_time]).dt.as_unit("us")
-    return EventLog.from_frame(frame)
+    return EventLog.from_frame(frame, engine)
 
 
-# The data end is the last event, T0 + 7 days: exactly the end of the window of whoever entered at T0.
-EDGE = log_of([
-    ("closes_at_end", T0, "view"),                      # a drop-off whose window ends with the data: resolved
-    ("buys_at_end", T0, "view"), ("buys_at_end", T0 + WINDOW, "cart"),  # carts at the last moment: converted
-    ("one_us_late", T0 + US, "view"),                   # its window ends 1 µs after the data: censored
-    ("last", T0 + WINDOW, "view"),                      # the last event of the log: censored
-])
+@pytest.fixture
+def edge(engine) -> EventLog:
+    """The data end is the last event, T0 + 7 days: exactly the end of the window of whoever entered at T0."""
+    return log_of([
+        ("closes_at_end", T0, "view"),                      # a drop-off whose window ends with the data: resolved
+        ("buys_at_end", T0, "view"), ("buys_at_end", T0 + WINDOW, "cart"),  # carts at the last moment: converted
+        ("one_us_late", T0 + US, "view"),                   # its window ends 1 µs after the data: censored
+        ("last", T0 + WINDOW, "view"),                      # the last event of the log: censored
+    ], engine)
 
 
 @pytest.mark.parametrize("spec", [
@@ -44,8 +47,8 @@ EDGE = log_of([
     FunnelParams(steps=VIEW_CART, window="7D", mode="strict"),
     FunnelParams(steps=VIEW_CART, window="7D", mode="any_order"),
 ], ids=["ordered", "ordered_max_time", "strict", "any_order"])
-def test_a_unit_whose_window_ends_exactly_at_the_data_end_is_resolved(spec):
-    result = run_funnel(EDGE, spec)
+def test_a_unit_whose_window_ends_exactly_at_the_data_end_is_resolved(edge, spec):
+    result = run_funnel(edge, spec)
     assert result.data_end == T0 + WINDOW
     units = result.unit_frame().set_index("unit")
     assert units["censored"].to_dict() == {"closes_at_end": False, "buys_at_end": False,
@@ -56,19 +59,19 @@ def test_a_unit_whose_window_ends_exactly_at_the_data_end_is_resolved(spec):
     assert result.censored["units"].tolist() == [2, 0]
 
 
-def test_an_explicit_data_end_moves_the_edge_by_the_same_rule():
-    one_us_earlier = run_funnel(EDGE, FunnelParams(steps=VIEW_CART, window="7D"), data_end=T0 + WINDOW - US)
+def test_an_explicit_data_end_moves_the_edge_by_the_same_rule(edge):
+    one_us_earlier = run_funnel(edge, FunnelParams(steps=VIEW_CART, window="7D"), data_end=T0 + WINDOW - US)
     # now the window of the units entering at T0 ends 1 µs after the data: everyone is censored
     assert one_us_earlier.steps["entrants"].tolist() == [0, 0]
     assert one_us_earlier.steps["censored"].iloc[0] == 4
-    naive = run_funnel(EDGE, FunnelParams(steps=VIEW_CART, window="7D", censoring="naive"))
+    naive = run_funnel(edge, FunnelParams(steps=VIEW_CART, window="7D", censoring="naive"))
     assert naive.steps["entrants"].tolist() == [4, 1] and naive.steps["censored"].tolist() == [0, 0]
 
 
-def test_a_trend_period_is_complete_once_its_last_possible_entrant_window_has_closed():
+def test_a_trend_period_is_complete_once_its_last_possible_entrant_window_has_closed(engine):
     """Day d is complete when d + 1 day + window <= data end: its last possible entrant is resolved."""
     log = log_of([("a", T0, "view"), ("b", T0 + pd.Timedelta(days=1), "view"),
-                  ("c", T0 + pd.Timedelta(days=2), "view")])
+                  ("c", T0 + pd.Timedelta(days=2), "view")], engine)
     trend = run_funnel(log, FunnelParams(steps=VIEW_CART, window="1D")).trend("day")
     # data end T0 + 2 D: day 0 closes exactly then (complete), day 1 one day later (provisional)
     assert trend["complete"].tolist() == [True, False, False]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2_contingency
 
-from funnelkit.data import load_from_params
+from funnelkit.engines import open_events
 from funnelkit.eventlog import EventLog
 from funnelkit.funnel import run_funnel
 from funnelkit.params import FunnelParams, StepSpec, load_params
@@ -63,7 +63,7 @@ def test_the_session_trend_of_the_ci_shop_follows_its_planted_weekly_rate():
     # the simulator plants no trend: each week's rate moves only with incident days and fake-order bursts,
     # so each closed week must agree with the mean planted probability of that week's sessions
     params = load_params(ROOT / "params" / "ci.yaml")
-    trend = run_funnel(load_from_params(params), params.funnel, unit="session").trend()
+    trend = run_funnel(open_events(params), params.funnel, unit="session").trend()
     planted = ensure_dataset(params.simulation).sessions()
     start = pd.to_datetime(planted["start"], utc=True).dt.floor("D")
     planted["period"] = start - pd.to_timedelta(start.dt.weekday, unit="D")

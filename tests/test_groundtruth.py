@@ -5,7 +5,7 @@ import pytest
 
 from funnelkit.data import load_events
 from funnelkit.funnel import run_funnel
-from funnelkit.groundtruth import planted_step_check
+from funnelkit.groundtruth import planted_step_check, step_check_metrics
 from funnelkit.params import FunnelParams, SimulationParams
 from funnelkit.simulate import simulate
 
@@ -43,6 +43,12 @@ def test_planted_rates_fall_inside_the_reported_intervals(shop):
     assert check["expected"].iloc[1] == pytest.approx(at_checkout["p_checkout"].mean(), rel=1e-12)
 
 
+def test_step_check_metrics_count_the_rates_inside_their_interval_and_the_largest_z():
+    check = pd.DataFrame({"step": ["cart", "checkout", "purchase"], "inside": [True, False, True], "z": [0.5, -2.5, 1.0]})
+    figures = {m.name: m.value for m in step_check_metrics(check)}
+    assert figures == {"planted_steps_inside_ci": 2, "planted_steps_total": 3, "planted_max_abs_z": 2.5}
+
+
 def test_planted_check_needs_the_session_funnel(shop):
     dataset, events, _ = shop
     users = run_funnel(events, FunnelParams())
@@ -62,3 +68,39 @@ def test_incident_day_shows_as_a_broken_step(shop):
     rate = (units["depth"] > k)[at_previous].groupby(day[at_previous]).mean()
     others = rate.drop(incident["date"])
     assert rate[incident["date"]] < 0.5 * np.median(others)
+
+
+def test_kpi_alarms_are_scored_against_the_planted_incidents_of_their_step():
+    from types import SimpleNamespace
+
+    from funnelkit.groundtruth import false_alarm_rates, score_incidents
+    from tests.test_anomaly_incidents import INCIDENTS, alarm_rows
+
+    truth = SimpleNamespace(incidents=INCIDENTS)  # what a Planted offers the comparison: its incidents
+    alarms = {"day": alarm_rows([("checkout", "rate test", 0, True), ("purchase", "rate test", 0, True),
+                                 ("purchase", "rate test", 48, True), ("checkout", "STL", 24, True)])}
+    scored = score_incidents(alarms, truth).set_index("detector")
+    assert scored.loc["rate test", ["alarms", "false_alarms", "recall"]].tolist() == [3, 1, 1.0]
+    assert scored.loc["STL", ["alarms", "false_alarms", "recall"]].tolist() == [1, 1, 0.0]
+    rates = false_alarm_rates(alarms, 30, truth).set_index("detector")
+    assert rates["false alarms"].to_dict() == {"rate test": 1, "STL": 1}  # the two incident-day alarms left out
+
+
+def test_driver_recovery_holds_each_estimate_against_its_planted_coefficient():
+    from types import SimpleNamespace
+
+    from funnelkit.groundtruth import driver_recovery, planted_effects
+
+    truth = SimpleNamespace(steps={"cart": {"intercept": -2.0, "device[mobile]": -0.5, "log_price": -0.3}})
+    effects = pd.DataFrame({"step": ["cart", "cart", "cart", "checkout"],
+                            "term": ["device[mobile]", "log_price", "country[FR]", "device[mobile]"],
+                            "coef": [-0.45, -0.1, 0.2, 0.05], "coef_low": [-0.6, -0.2, 0.1, -0.1],
+                            "coef_high": [-0.3, 0.0, 0.3, 0.2], "p_value": [0.001, 0.04, 0.002, 0.5],
+                            "p_adjusted": [0.004, 0.08, 0.006, 0.5]})
+    table = planted_effects(effects, truth)
+    # a term the simulator left out (country, any term of a step it did not plant) is planted at zero
+    assert table["planted"].tolist() == [-0.5, -0.3, 0.0, 0.0]
+    assert table["inside"].tolist() == [True, False, False, True]
+    assert table.columns.tolist()[-3:] == ["planted", "inside", "p_adjusted"] and "planted" not in effects
+    assert driver_recovery(effects, truth) == driver_recovery(table, truth) == {
+        "inside": 2, "total": 4, "planted_nonzero_found": 1, "planted_nonzero": 2, "false_positives": 1}

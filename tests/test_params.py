@@ -199,3 +199,21 @@ def test_describe_duration_in_words(td, words):
 
 def test_window_7m_is_seven_minutes():
     assert parse_params({"funnel": {"window": "7m"}}).funnel.window == dt.timedelta(minutes=7)
+
+
+def test_the_drivers_section_defaults_and_its_seed_follows_the_shop():
+    from funnelkit.params import DriversParams, Params, SimulationParams
+
+    params = parse_params({"simulation": {"seed": 11}})
+    assert params.drivers.window == dt.timedelta(days=1) and params.drivers.reference_price == 50.0
+    assert (params.drivers.before, params.drivers.folds, params.drivers.max_rows) == ("cart", 5, 20_000)
+    # unset, the study is seeded as it always was, by the shop's seed; set, its own
+    assert params.drivers.seed == 11 and parse_params({}).drivers.seed == 7
+    assert parse_params({"simulation": {"seed": 11}, "drivers": {"seed": 3}}).drivers.seed == 3
+    assert Params(simulation=SimulationParams(seed=5), drivers=DriversParams(folds=3)).drivers.seed == 5
+    assert parse_params(yaml.safe_load(params.to_yaml())) == params
+    assert parse_params({"drivers": {"window": "6h", "before": None, "max_rows": None}}).drivers.before is None
+    with pytest.raises(ParamsError, match="'drivers.folds'"):
+        parse_params({"drivers": {"folds": 1}})
+    with pytest.raises(ParamsError, match="'drivers.windw' is not accepted.*reference_price"):
+        parse_params({"drivers": {"windw": "1D"}})

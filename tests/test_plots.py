@@ -528,6 +528,26 @@ def test_hourly_alarms_shade_an_hour_each():
     assert mdates_num(span) == mdates_num(periods[30])
 
 
+def test_kpi_step_charts_draw_one_labelled_figure_per_step_with_that_steps_alarms():
+    import pandas as pd
+
+    periods, series, alarms = _kpi_case()
+    series = series.assign(cart_rate=0.4)
+    by_step = {"cart": alarms.iloc[:0], "checkout": alarms[alarms["detector"] == "3-sigma"]}
+    figures = plots.kpi_step_charts(series, by_step, {"planted incident day": ["2026-09-03"]}, detector="3-sigma",
+                                    alarm_label="alarm: 3-sigma detector on hourly conversion",
+                                    period=pd.Timedelta(hours=1))
+    assert len(figures) == 2 and all(labelled(fig) for fig in figures)
+    assert [fig.axes[0].get_ylabel() for fig in figures] == [
+        "cart conversion from the previous step (%)", "checkout conversion from the previous step (%)"]
+    assert [len([p for p in fig.axes[0].patches if p.get_gid() == "alarm"]) for fig in figures] == [0, 2]
+    (first, _) = [p for p in figures[1].axes[0].patches if p.get_gid() == "alarm"]
+    assert first.get_width() * 24 == pytest.approx(1.0)  # each figure gets the period given
+    assert "alarm: 3-sigma detector on hourly conversion" in [t.get_text() for t in
+                                                              figures[1].axes[0].get_legend().get_texts()]
+    assert plots.kpi_step_charts(series, {}) == []
+
+
 def mdates_num(value):
     """Matplotlib's float for a time (days since its epoch), or the left edge of a span."""
     import matplotlib.dates as mdates

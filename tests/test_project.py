@@ -57,3 +57,43 @@ def test_constraints_pin_every_direct_dependency():
 
     names = {re.split(r"[<>=\[ ]", d)[0].lower() for d in project["dependencies"] + project["optional-dependencies"]["dev"]}
     assert names <= pins, names - pins
+
+
+STUDY_MODULES = ["drivers.py", "features.py", "predict.py", "funnel", "recommend", "anomaly"]
+PRESENTATION = {"plots", "tables", "report", "simulate", "index_page"}
+
+
+def _funnelkit_imports(path: Path) -> set[str]:
+    """The funnelkit modules a file imports (relative or absolute), by name, outside ``plot`` methods
+    (a results object's ``.plot()`` delegates to ``plots.py``, as the house conventions say)."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "plot":
+            node.body = []
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level or module.startswith("funnelkit"):
+                names.update(part for part in module.split(".") if part)
+                names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(part for alias in node.names if alias.name.startswith("funnelkit")
+                         for part in alias.name.split("."))
+    return names
+
+
+@pytest.mark.parametrize("module", STUDY_MODULES)
+def test_studies_never_import_presentation_or_the_simulator(module):
+    root = ROOT / "funnelkit" / module
+    for path in ([root] if root.is_file() else sorted(root.glob("*.py"))):
+        assert not _funnelkit_imports(path) & PRESENTATION, f"{path.relative_to(ROOT)} imports presentation"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_reach_the_planted_truth_only_through_groundtruth(path):
+    source = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert "funnelkit.simulate" not in source and "source is None" not in source
+    assert "open_events(params)" in source

@@ -1,6 +1,6 @@
 """The recommendation study: confidence matrix, leak-free splits, models, evaluation, explanations,
-and the simulator's planted tastes; crafted logs against a brute force, a planted block problem
-that ALS must solve, and a small simulated shop against its ground truth."""
+the simulator's planted tastes and the whole study (``recommend.run``); crafted logs against a brute
+force, a planted block problem that ALS must solve, and a small simulated shop against its ground truth."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,11 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from funnelkit import recommend
 from funnelkit.data import load_events
 from funnelkit.errors import DataError, ParamsError, SchemaError
 from funnelkit.eventlog import EventLog
 from funnelkit.groundtruth import planted_preference_scores, planted_taste_overlap
-from funnelkit.params import ALSSettings, FunnelParams, RecommendParams, SimulationParams, SweepGrid
+from funnelkit.params import (ALSSettings, BPRSettings, FunnelParams, RecommendParams, SimulationParams,
+                              SweepGrid)
 from funnelkit.recommend import (ALSRecommender, BPRRecommender, Evaluation, ItemKNNRecommender,
                                  PopularityRecommender, RandomRecommender, chosen_settings, confidence_matrix,
                                  default_cutoff, evaluate, evaluation_users, leave_last_out, make_split,
@@ -1161,21 +1163,25 @@ def test_split_descriptions_name_the_protocol_and_its_leakage(split_log):
 
 def test_user_temporal_split_with_a_weight_column_is_the_same_on_spark(spark):
     """The split's SQL (window ranks, a DECIMAL fraction, the weight range check) translated to Spark SQL."""
-    from funnelkit.spark import SparkEventLog
+    from funnelkit.engines.spark import SparkEngine
 
     rng = np.random.default_rng(4)
     rows = [(f"u{rng.integers(6)}", str(rng.choice(["view", "cart", "purchase"])), f"i{rng.integers(8)}",
              int(rng.integers(0, 100)), f"{rng.integers(1, 11) / 2:g}") for _ in range(150)]
     frame = weighted_frame(rows)
     spec = RecommendParams(split="user_temporal", test_fraction=0.3, weight_column="stars")
-    duck, on_spark = (make_split(log, spec) for log in (EventLog.from_frame(frame),
-                                                        SparkEventLog.from_frame(frame, spark)))
-    np.testing.assert_array_equal(on_spark.train.user_ids, duck.train.user_ids)
-    np.testing.assert_allclose(dense(on_spark.train), dense(duck.train), rtol=1e-6)
-    assert truth_pairs(on_spark) == truth_pairs(duck) and on_spark.counts == duck.counts
-    bad = frame.assign(stars=frame["stars"].where(frame.index != 3, "nan"))
-    with pytest.raises(DataError, match="1 weighted event"):
-        make_split(SparkEventLog.from_frame(bad, spark), spec)
+    engine = SparkEngine(spark)
+    try:
+        duck, on_spark = (make_split(log, spec) for log in (EventLog.from_frame(frame),
+                                                            EventLog.from_frame(frame, engine)))
+        np.testing.assert_array_equal(on_spark.train.user_ids, duck.train.user_ids)
+        np.testing.assert_allclose(dense(on_spark.train), dense(duck.train), rtol=1e-6)
+        assert truth_pairs(on_spark) == truth_pairs(duck) and on_spark.counts == duck.counts
+        bad = frame.assign(stars=frame["stars"].where(frame.index != 3, "nan"))
+        with pytest.raises(DataError, match="1 weighted event"):
+            make_split(EventLog.from_frame(bad, engine), spec)
+    finally:
+        engine.close()
 
 
 # ---------------------------------------------------------------------------
@@ -1370,13 +1376,168 @@ def test_why_of_implicits_als_is_the_largest_terms_of_the_score_by_the_numpy_for
 
 def test_recommendations_csv_keeps_the_real_ids_beside_the_report_pseudonym(evaluation, tmp_path, monkeypatch):
     from funnelkit.pseudonym import pseudonym
+    from funnelkit.report import write_csv
 
     monkeypatch.setenv("TEST_KEY", "k" * 32)
-    written = explain.write_recommendations(evaluation, tmp_path / "r.csv", 5, id_key_env="TEST_KEY")
+    table = explain.recommendations_table(evaluation, 5, id_key_env="TEST_KEY")
+    write_csv(table, tmp_path / "r.csv")
     frame = pd.read_csv(tmp_path / "r.csv", dtype={"user_id": str})
     assert list(frame.columns[:3]) == ["user_id", "user_pseudonym", "rank"]
     assert set(frame["user_id"]) == set(evaluation.split.train.user_ids[evaluation.users])
     assert all(p == pseudonym(u, env="TEST_KEY") for u, p in zip(frame["user_id"], frame["user_pseudonym"]))
-    assert len(written) == len(frame)
-    plain = explain.write_recommendations(evaluation, tmp_path / "p.csv", 5)
+    assert len(table) == len(frame)
+    plain = explain.recommendations_table(evaluation, 5)
     assert "user_pseudonym" not in plain.columns
+    pd.testing.assert_frame_equal(plain, table.drop(columns="user_pseudonym"))
+
+
+# ---------------------------------------------------------------------------
+# the whole study in one call: recommend.run on a small simulated shop
+# ---------------------------------------------------------------------------
+
+#: what notebook 03 recorded on the CI shop (params/ci.yaml) before the study became recommend.run:
+#: name, unit and headline flag, in recording order (the MLlib figure only on the Spark engine)
+NOTEBOOK_03_METRICS = [
+    ("hit_rate_als", "share of test shoppers", True),
+    ("hit_rate_best_sellers", "share of test shoppers", True),
+    ("hit_rate_gain_over_best_sellers", "pp", True),
+    ("cold_shoppers", "shoppers", True),
+    ("ndcg_als", "NDCG@10", False),
+    ("ndcg_best_baseline", "NDCG@10", False),
+    ("best_baseline", None, False),
+    ("ndcg_gain_over_best_baseline", "NDCG@10", False),
+    ("ndcg_gain_over_popularity", "NDCG@10", False),
+    ("test_users", "users", False),
+    ("sweep_settings", "settings", False),
+    ("cart_abandoners", "users", False),
+    ("planted_overlap_als", "share", False),
+    ("planted_overlap_popularity", "share", False),
+    ("reference_max_factor_difference", None, False),
+    ("metrics_vs_implicit_max_difference", None, False),
+    ("recommendation_rows", "rows", False),
+]
+PLANTED_METRICS = {"planted_overlap_als", "planted_overlap_popularity"}
+
+STUDY_SPEC = RecommendParams(
+    test_period=dt.timedelta(days=4), k=[5, 10], headline_k=10, threads=1, bootstrap=100,
+    als=ALSSettings(factors=8, iterations=5), sweep=SweepGrid(factors=[8], regularization=[1.0], alpha=[1.0, 10.0]),
+    bpr=BPRSettings(factors=8, iterations=10))
+
+
+@pytest.fixture(scope="module")
+def shop_log(shop):
+    return load_events(shop[0].events_path)
+
+
+@pytest.fixture(scope="module")
+def study(shop, shop_log):
+    from funnelkit.groundtruth import Planted
+
+    return recommend.run(shop_log, STUDY_SPEC, funnel=FunnelParams(), truth=Planted(shop[0]))
+
+
+@pytest.fixture(scope="module")
+def study_without_truth(shop_log):
+    return recommend.run(shop_log, STUDY_SPEC)
+
+
+def test_study_records_the_figures_notebook_03_recorded_with_their_units_and_headline_flags(study):
+    got = [(m.name, m.unit, m.headline) for m in study.metrics()]
+    assert got == NOTEBOOK_03_METRICS
+    assert list(study.summary()["name"]) == [name for name, _, _ in NOTEBOOK_03_METRICS]
+    labels = {m.name: m.label for m in study.metrics()}
+    assert labels["hit_rate_als"] == "ALS: shoppers who carted or bought one of the 10 items it would have shown"
+    assert labels["ndcg_best_baseline"] == f"Best baseline ({study.baseline}) on the test period"
+    assert labels["planted_overlap_popularity"] == "popularity: overlap with planted top 10"
+
+
+def test_study_without_the_planted_truth_keeps_every_account_and_has_no_planted_figures(study_without_truth, shop):
+    results = study_without_truth
+    assert [m.name for m in results.metrics()] == [n for n, _, _ in NOTEBOOK_03_METRICS if n not in PLANTED_METRICS]
+    assert results.excluded == set() and results.planted_overlap is None
+    assert "planted" not in results.describe_data()
+    # the anomalous accounts are shoppers here: some of them are in the training matrix
+    labels = shop[2]
+    anomalous = set(labels.loc[labels["label"] != "human", "user_id"])
+    assert anomalous & set(results.split.train.user_ids)
+
+
+def test_study_with_the_planted_truth_leaves_out_its_anomalous_accounts_and_measures_the_taste(study, shop):
+    dataset, _, labels, _ = shop
+    anomalous = set(labels.loc[labels["label"] != "human", "user_id"])
+    assert study.excluded == anomalous and not anomalous & set(study.split.train.user_ids)
+    assert f"The {len(anomalous):,} accounts the simulator planted" in study.describe_data()
+    expected = planted_taste_overlap(study.evaluation, dataset, 10, n_boot=100, seed=0)
+    pd.testing.assert_frame_equal(study.planted_overlap, expected)
+    figures = {m.name: m for m in study.metrics()}
+    als = expected.set_index("model").loc["ALS"]
+    assert figures["planted_overlap_als"].value == als["overlap"]
+    assert figures["planted_overlap_als"].ci == (als["low"], als["high"])
+
+
+def test_study_figures_are_the_parts_they_summarise(study):
+    figures = {m.name: m for m in study.metrics()}
+    gain = figures["hit_rate_gain_over_best_sellers"]
+    assert gain.value == pytest.approx(figures["hit_rate_als"].value - figures["hit_rate_best_sellers"].value)
+    assert figures["test_users"].value == len(study.evaluation.users) == study.audience["evaluated"]
+    assert figures["sweep_settings"].value == 2 == len(study.sweep)
+    assert figures["cart_abandoners"].value == len(study.cart_abandoners) > 0
+    assert figures["best_baseline"].value == study.baseline != "ALS"
+    ranking = study.ranking.query("model == 'ALS' and metric == 'ndcg' and k == 10")
+    assert figures["ndcg_als"].value == pytest.approx(float(ranking["value"].iloc[0]), rel=1e-12)
+    assert figures["recommendation_rows"].value == len(study.recommendations) > 0
+    assert figures["metrics_vs_implicit_max_difference"].value < 1e-9
+    assert figures["reference_max_factor_difference"].value < 1e-8
+    # the study's settings are the sweep's best row, fitted everywhere else
+    assert (study.settings.factors, study.settings.alpha) == (int(study.sweep["factors"][0]), study.sweep["alpha"][0])
+
+
+def test_study_prose_leads_with_the_hit_rates_and_shows_its_checks(study):
+    assert study.headline().startswith(f"**{study.hit_rate['value'] * 100:.1f}% of shoppers carted or bought")
+    assert study.ndcg_text().startswith("**ALS ") and study.baseline in study.ndcg_text()
+    assert study.settings_text().startswith(f"Chosen: **8 factors, regularization 1, alpha {study.settings.alpha:g}**")
+    assert "implicit" in study.settings_text() and "with implicit" in study.mllib_text()
+    assert study.implicit_agreement_text() == "On the lists of **ALS**:"
+    assert study.planted_overlap_text().startswith("## Against the planted taste")
+    assert study.reference_text().startswith("Sub-matrix ")
+
+
+def test_study_shows_the_cart_abandoners_among_the_test_users_or_says_why_there_are_none(study):
+    # on this small shop none of the shoppers who left at the cart came back in the four test days ...
+    evaluated = study.split.train.user_ids[study.evaluation.users]
+    assert len(study.cart_abandoners) > 0 and not np.isin(evaluated, study.cart_abandoners).any()
+    assert study.left_at_cart is None
+    assert study.cart_abandoners_text() == "None of the cart abandoners came back in the test period."
+    # ... so the examples are of the first three test users
+    assert list(dict.fromkeys(study.examples["user_id"])) == list(evaluated[:3])
+    assert set(study.examples["rank"]) == {1, 2, 3, 4, 5}
+    some = dataclasses.replace(study, left_at_cart=study.ranking.assign(users=1234))
+    assert some.cart_abandoners_text() == "1,234 of them are among the test users."
+    not_temporal = dataclasses.replace(study, cart_abandoners=None, left_at_cart=None)
+    assert not_temporal.cart_abandoners_text().startswith("Not shown: this section needs one cut-off")
+    assert [m.value for m in not_temporal.metrics() if m.name == "cart_abandoners"] == [0]
+
+
+def test_study_without_a_cart_step_or_a_single_cut_off_looks_for_no_abandoners(shop_log):
+    no_cart = FunnelParams(steps=[{"name": "view", "events": ["view"]}, {"name": "purchase", "events": ["purchase"]}])
+    assert recommend.run(shop_log, STUDY_SPEC, funnel=no_cart).cart_abandoners is None
+    per_user = recommend.run(shop_log, STUDY_SPEC.model_copy(update={"split": "leave_last_out"}))
+    assert per_user.split.cutoff is None and per_user.cart_abandoners is None
+    assert per_user.cart_abandoners_text().startswith("Not shown")
+
+
+def test_study_on_mllib_records_its_normal_equations_check_after_the_reference_check(study):
+    mllib = dataclasses.replace(study, mllib_check={"users": 300, "max_difference": 2e-6,
+                                                    "implicit_form_difference": 0.3})
+    names = [m.name for m in mllib.metrics()]
+    at = names.index("reference_max_factor_difference")
+    assert names[at + 1:at + 3] == ["mllib_normal_equations_max_difference", "metrics_vs_implicit_max_difference"]
+    assert "is **2.0e-06** of the largest factor entry" in mllib.mllib_text()
+
+
+def test_study_recommendations_table_adds_the_pseudonym_only_when_asked(study, monkeypatch):
+    monkeypatch.setenv("TEST_KEY", "k" * 32)
+    plain = study.recommendations_table()
+    keyed = study.recommendations_table(id_key_env="TEST_KEY")
+    assert "user_pseudonym" not in plain and list(keyed.columns[:2]) == ["user_id", "user_pseudonym"]
+    pd.testing.assert_frame_equal(plain, keyed.drop(columns="user_pseudonym"))

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from funnelkit.data import load_from_params
+from funnelkit.engines import open_events
 from funnelkit.eventlog import EventLog
 from funnelkit.features import session_table
 from funnelkit.funnel import dropoff_paths, run_funnel, transition_matrix
 from funnelkit.params import ExclusionSpec, FilterSpec, FunnelParams, Params, StepSpec, load_params
 from funnelkit.schema import COLUMNS
-from funnelkit.spark import WAREHOUSE_OPTION, SparkEventLog, session_options, to_spark_sql
+from funnelkit.engines.spark import WAREHOUSE_OPTION, SparkEngine, session_options, to_spark_sql
 from tests.reference.funnel_bruteforce import step_counts, unit_results
 from tests.test_funnel import TYPES, _normalise, at
 
@@ -53,7 +53,7 @@ def test_weekday_and_hour_are_utc_and_monday_based(spark):
     frame = pd.DataFrame({COLUMNS.user_id: ["a", "b"], COLUMNS.session_id: ["a1", "b1"],
                           COLUMNS.event_type: ["view", "view"],
                           COLUMNS.event_time: pd.to_datetime(["2026-03-02 23:30", "2026-03-08 01:00"], utc=True)})
-    table = session_table(SparkEventLog.from_frame(frame, spark), label="cart")
+    table = session_table(EventLog.from_frame(frame, SparkEngine(spark)), label="cart")
     assert table["weekday"].tolist() == [0, 6] and table["hour"].tolist() == [23, 1]
 
 
@@ -109,7 +109,7 @@ def test_spark_duckdb_and_brute_force_agree_on_random_logs(spark, mode, limits, 
         expected = _normalise(unit_results(frame, spec, data_end))
         results = {name: run_funnel(log, spec, data_end=data_end)
                    for name, log in (("duckdb", EventLog.from_frame(frame)),
-                                     ("spark", SparkEventLog.from_frame(frame, spark)))}
+                                     ("spark", EventLog.from_frame(frame, SparkEngine(spark))))}
         for name, result in results.items():
             pd.testing.assert_frame_equal(_normalise(result.unit_frame()), expected, check_dtype=False, obj=name)
             assert result.steps["entrants"].tolist() == step_counts(expected, len(spec.steps)), name
@@ -123,9 +123,9 @@ def test_spark_duckdb_and_brute_force_agree_on_random_logs(spark, mode, limits, 
 @pytest.fixture(scope="module")
 def shop_logs(spark):
     params = load_params(CI_PARAMS)
-    duck = load_from_params(params)
+    duck = open_events(params)
     spark_params = Params.model_validate({**params.model_dump(), "engine": {"name": "spark"}})
-    return duck, load_from_params(spark_params)
+    return duck, open_events(spark_params)
 
 
 def test_loading_reports_the_same_data_on_both_engines(shop_logs):

@@ -31,10 +31,11 @@ from funnelkit.params import RecommendParams, load_params
 from funnelkit.recommend import ItemKNNRecommender, PopularityRecommender, SparkALSRecommender, models_from_params
 from funnelkit.recommend.evaluate import ranked_by_implicit
 from funnelkit.recommend.spark_als import normal_equations_check
+from funnelkit.pseudonym import ensure_key
 from funnelkit.report import read_metrics
 from funnelkit.schema import COLUMNS
 from funnelkit.simulate import ensure_dataset
-from funnelkit.spark import SparkEventLog, session_of
+from funnelkit.engines.spark import SparkEngine, session_of
 from tests.test_anomaly_kpi import CRAFTED_END, CRAFTED_ROWS, CRAFTED_SPEC
 from tests.test_funnel import log_of
 
@@ -122,7 +123,7 @@ def test_mllib_fits_delete_their_temporary_checkpoints_and_the_session_fits_agai
 def crafted_funnels(spark):
     """The crafted KPI log of tests/test_anomaly_kpi.py (empty hours and an empty day), funnel on each engine."""
     frame, duck = log_of(CRAFTED_ROWS)
-    spark_log = SparkEventLog.from_frame(frame, spark)
+    spark_log = EventLog.from_frame(frame, SparkEngine(spark))
     assert session_of(spark_log) is spark and session_of(duck) is None
     return tuple(run_funnel(log, CRAFTED_SPEC, data_end=CRAFTED_END) for log in (duck, spark_log))
 
@@ -140,7 +141,8 @@ def shop(spark):
     """The CI shop's events as read in place by each engine, and its planted labels."""
     dataset = ensure_dataset(load_params(ROOT / "params" / "ci.yaml").simulation)
     labels = dataset.labels().set_index("user_id")["label"]
-    return EventLog.from_parquet(dataset.events_path), SparkEventLog.from_parquet(dataset.events_path, spark), labels
+    on_spark = EventLog.from_parquet(dataset.events_path, SparkEngine(spark))
+    return EventLog.from_parquet(dataset.events_path), on_spark, labels
 
 
 def test_behaviour_features_and_the_cost_of_flags_are_identical_on_the_ci_shop(shop):
@@ -171,6 +173,7 @@ def study_reports(spark, tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("studies")
     spark_dir, duck_dir = folder / "spark", folder / "duckdb"
+    ensure_key()  # both runs must pseudonymise ids with the same key, or the written files differ
     duck = subprocess.Popen(
         [sys.executable, "-m", "funnelkit", "run", "--params", str(ROOT / "params" / "ci.yaml"), "--only", "03", "04",
          "--notebooks", str(ROOT / "notebooks"), "--reports", str(duck_dir), "--no-progress"],

@@ -82,15 +82,6 @@ def test_markdown_escaping_keeps_data_as_plain_text(text):
     assert html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip() == text
 
 
-def test_headline_escapes_step_names():
-    log = _log()
-    spec = FunnelParams(steps=[StepSpec(name="[x](javascript:alert(1))", events=["view"]),
-                               StepSpec(name="cart", events=["cart"])], window="1D")
-    result = run_funnel(log, spec, data_end=pd.Timestamp("2026-02-01", tz="UTC"))
-    text = tables.headline(result, None)
-    assert "](javascript" not in text and "\\[x\\]" in text
-
-
 def test_breakdown_overview_of_no_breakdowns_is_an_empty_table():
     assert tables.breakdown_overview([]).empty and list(tables.breakdown_tests([]).columns)
 
@@ -206,7 +197,7 @@ def _views(text):
 #: Views with no text from the data or the params to escape.
 NUMBERS_ONLY = {"trend_table", "sweep_view"}
 #: Functions of ``funnelkit.tables`` that make strings, not tables (tested for escaping below).
-TEXT_HELPERS = {"escape", "escape_md", "pct", "pct_ci", "duration", "money", "data_note", "headline"}
+TEXT_HELPERS = {"escape", "escape_md", "pct", "pct_ci", "duration", "money", "data_note"}
 
 
 def test_every_table_view_is_in_the_escaping_test():
@@ -243,77 +234,21 @@ def _plain_text(markdown: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", _render(markdown)))
 
 
-def _lift(result, **changes):
-    """A StepLift of ``result``'s worst step with round figures (``changes`` replace fields)."""
-    from dataclasses import replace
-
-    from funnelkit.funnel import StepLift
-
-    lift = StepLift(step=str(result.worst_step()["step"]), previous=result.step_names[0], units=100, passed=10,
-                    rate=0.1, converted=5, segment="device", value="desktop", best_units=40, best_rate=0.2,
-                    extra_conversions=6.2, conversions_ci=(3.1, 9.4), extra_revenue=1234.5, revenue_ci=(1000.0, 1500.0),
-                    revenue_per_conversion=12.0, converted_revenue=60.0)
-    return replace(lift, **changes)
-
-
-@pytest.mark.parametrize("text", HOSTILE)
-def test_headline_keeps_hostile_currency_step_and_segment_names_as_plain_text(text):
-    result = _steps(text)
-    markdown = tables.headline(result, _lift(result, segment=text, value=text), currency=text, logged_revenue=90.0)
-    rendered = _render(markdown)
-    assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered and "<code" not in rendered
-    assert "<em" not in rendered and rendered.count("<strong>") == 7  # only the headline's own bold
-    seen = _plain_text(markdown)
-    assert f"1,234 {text} more revenue" in seen and f"12 {text} per user reaching {text} 2" in seen
-    assert f"from {text} to {text} 2" in seen and f"best segment, {text} = {text} (20.0%" in seen
-    assert f"(95% CI 1,000 to 1,500 {text})" in seen and f"beside the 60 {text} that" in seen
-
-
-def test_headline_states_the_lift_its_assumption_and_actual_revenue_beside_it():
-    result = _steps("view")
-    seen = _plain_text(tables.headline(result, _lift(result), currency="EUR", logged_revenue=90.0))
-    assert "Overall conversion: 50.00% of users (95% CI" in seen  # u2 of u1, u2 carted
-    assert ("What improving view 2 could bring: about 6 more users reaching view 2 (95% CI 3 to 9) and 1,234 EUR more "
-            "revenue (95% CI 1,000 to 1,500 EUR), beside the 60 EUR that the 5 users who reached view 2 spent there "
-            "(all view 2 events in the log: 90 EUR).") in seen
-    assert ("This assumes that view 2 converts for all users as it does today for its best segment, device = desktop "
-            "(20.0% of its 40 users, against 10.0% overall), and that the extra users then go on like those who "
-            "pass view 2 today, spending 12 EUR per user reaching view 2.") in seen
-    for wording in ("simulat", "built-in", "planted", "shop"):  # true of any log, not only the built-in one
-        assert wording not in seen.lower()
-
-
-def test_headline_says_what_cannot_be_computed_instead_of_a_number():
-    result = _steps("view")
-    no_segments = _plain_text(tables.headline(result, _lift(result, reason="the log has no segment columns")))
-    assert "What improving view 2 could bring: not estimated: the log has no segment columns." in no_segments
-    assert "EUR" not in no_segments and "more users" not in no_segments
-    no_prices = _plain_text(tables.headline(result, _lift(result, extra_revenue=float("nan"),
-                                                             revenue_reason="the log has no prices")))
-    assert "about 6 more users reaching view 2 (95% CI 3 to 9), assuming that view 2 converts" in no_prices
-    assert no_prices.rstrip().endswith("The revenue cannot be computed: the log has no prices.")
-    assert "EUR" not in no_prices and "beside" not in no_prices
-
-
-def test_a_lift_whose_interval_reaches_zero_is_no_measurable_gain_and_a_missing_interval_is_not_printed():
-    result = _steps("view")
-    unsure = _plain_text(tables.headline(result, _lift(result, extra_conversions=2.0, conversions_ci=(-1.5, 5.5))))
-    assert ("What improving view 2 could bring: no measurable gain: the interval includes zero (about 2 more users "
-            "reaching view 2, 95% CI −2 to 6), assuming that view 2 converts") in unsure
-    assert "EUR" not in unsure and "more revenue" not in unsure
-    one_buyer = _plain_text(tables.headline(result, _lift(result, revenue_ci=(float("nan"), float("nan"))),
-                                            currency="EUR", logged_revenue=90.0))
-    assert "and 1,234 EUR more revenue, beside the 60 EUR" in one_buyer and "nan" not in one_buyer
-
-
 @pytest.mark.parametrize("text", HOSTILE)
 def test_data_note_keeps_a_hostile_source_path_as_plain_text(text):
-    from types import SimpleNamespace
+    from funnelkit.params import Params
 
-    params = SimpleNamespace(data=SimpleNamespace(source=f"/data/{text}.csv", format="canonical"))
-    note = tables.data_note(params)
+    note = tables.data_note(Params.model_validate({"data": {"source": f"/data/{text}.csv"}}))
     assert "<script" not in _render(note) and "<img" not in _render(note)
     assert _plain_text(note) == f"Data: /data/{text}.csv, read as format canonical.\n"
+
+
+def test_data_note_says_simulated_only_for_the_built_in_shop_and_names_a_spark_table():
+    from funnelkit.params import Params
+
+    assert tables.data_note(Params()).startswith("**The data is simulated**")
+    spark = Params.model_validate({"engine": {"name": "spark", "spark": {"table": "shop.events"}}})
+    assert _plain_text(tables.data_note(spark)) == "Data: Spark table shop.events.\n"
 
 
 @pytest.mark.parametrize("text", HOSTILE)

@@ -21,8 +21,8 @@ Feature transform
 Labels
     A :class:`pandas.Series` indexed by ``user_id`` whose values are
     ``"human"`` (:data:`NORMAL`) or the name of an anomaly type (the
-    simulator's ``bot``, ``click_farm``, ``fake_order``): e.g.
-    ``ensure_dataset(p).labels().set_index("user_id")["label"]``.
+    simulator's ``bot``, ``click_farm``, ``fake_order``): e.g. ``planted(params).labels``
+    (``funnelkit.groundtruth``).
 
 References
 ----------
@@ -51,7 +51,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, RobustScaler
 
 from ..errors import DataError, ParamsError, SchemaError
-from ..eventlog import EventLog, literal, quote
+from ..eventlog import EventLog
+from ..engines import literal, quote
 from ..requirements import unavailable
 from ..schema import COLUMNS, EVENTS
 from .kpi import MAD_SCALE, MEAN_AD_SCALE

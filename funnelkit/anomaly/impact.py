@@ -5,12 +5,13 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import confint_proportions_2indep
 
-from ..eventlog import EventLog, literal, quote
+from ..eventlog import EventLog
+from ..engines import literal, quote
 from ..funnel import run_funnel
 from ..params import FunnelParams
 from ..pseudonym import DEFAULT_KEY_ENV, pseudonymise
 from ..schema import COLUMNS, EVENTS
-from .incidents import headline_detector, lead_alarm_days, lead_label
+from ..text import points
 
 
 def conversion_distortion(events: EventLog, spec: FunnelParams, flagged, *, unit: str | None = None) -> dict:
@@ -110,130 +111,6 @@ def distortion_table(distortion: dict) -> pd.DataFrame:
                                           f"({points(distortion['low'], signed=True)} to "
                                           f"{points(distortion['high'], signed=True)} pp)")}
     return pd.DataFrame([row("all", distortion["all"]), row("without flagged users", distortion["kept"]), difference])
-
-
-_ADJECTIVE = {"hour": "hourly", "day": "daily"}
-_MINUS = "\u2212"  # a typographic minus: "-0.01" reads as a hyphen beside a dash
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}" + ("" if count == 1 else "s")
-
-
-def points(value: float, *, signed: bool = False) -> str:
-    """A difference of two shares in percentage points, as a number: ``0.036``, ``1.2``, ``+0.036``, ``−0.01``.
-
-    Two significant digits below one point (a difference of 0.00036 is ``0.036``, never ``0.04`` nor ``0``),
-    one decimal above; ``signed`` writes ``+`` or ``−`` (zero stays ``0``).
-    """
-    pp = value * 100
-    if pp == 0:
-        return "0"
-    text = f"{abs(pp):.2g}" if abs(pp) < 1 else f"{abs(pp):,.1f}"
-    if signed:
-        return ("+" if pp > 0 else _MINUS) + text
-    return text if pp > 0 else _MINUS + text
-
-
-def change_text(difference: float, low: float, high: float, *, subject: str = "they",
-                what: str = "it") -> str:
-    """How ``subject`` moves a share, in words, from a difference of two shares and its 95% interval.
-
-    Parameters
-    ----------
-    difference, low, high : float
-        The difference (share with minus share without, in [−1, 1]) and its 95% CI.
-    subject, what : str
-        Who moves what: "they raise it by …".
-
-    Returns
-    -------
-    str
-        Interval above zero: "they raise it by 0.036 percentage points (95% CI 0.015 to 0.064)";
-        below zero: "they lower it by 0.01 percentage points (95% CI 0.005 to 0.02)" (sizes of the drop);
-        an interval that includes zero: "no measurable change: the interval includes zero (+0.01
-        percentage points, 95% CI −0.01 to +0.12)". Always percentage points, never "%": a difference
-        of two rates is not a share of anything.
-    """
-    if low > 0:
-        return (f"{subject} raise {what} by {points(difference)} percentage points "
-                f"(95% CI {points(low)} to {points(high)})")
-    if high < 0:
-        return (f"{subject} lower {what} by {points(-difference)} percentage points "
-                f"(95% CI {points(-high)} to {points(-low)})")
-    return (f"no measurable change: the interval includes zero ({points(difference, signed=True)} percentage "
-            f"points, 95% CI {points(low, signed=True)} to {points(high, signed=True)})")
-
-
-def _incident_line(scored: pd.DataFrame, lead: dict) -> str:
-    row = scored[(scored["frequency"] == lead["frequency"]) & (scored["detector"] == lead["detector"])].iloc[0]
-    name = f"the {lead_label(lead)}"
-    false_alarms = _plural(int(row["false_alarms"]), "false alarm")
-    if not row["recall"] > 0:
-        return (f"- **Broken days:** no detector found a planted incident day; the charts shade the alarms of "
-                f"{name} ({false_alarms}).")
-    return (f"- **Broken days:** {name} found {row['recall']:.0%} of the planted incident days with "
-            f"{false_alarms} (precision {row['precision']:.0%}), on average {row['delay_hours']:.0f} hours after "
-            "the day began; the charts below shade its alarms.")
-
-
-def headline_text(scored: pd.DataFrame | None, alarms: dict[str, pd.DataFrame], traffic: dict, distortion: dict,
-                  n_flagged: int, skipped: dict[str, str] | None = None) -> str:
-    """The study's findings in plain language (Markdown).
-
-    Parameters
-    ----------
-    scored : DataFrame or None
-        ``incidents.score_table`` against known incidents (the built-in shop), or None (a log of yours:
-        nothing is said about planted incidents).
-    alarms : dict
-        ``{freq: incidents.step_alarms table}`` of the monitored frequencies.
-    traffic : dict
-        :func:`traffic_share` of the flagged users.
-    distortion : dict
-        :func:`conversion_distortion`.
-    n_flagged : int
-        Number of flagged users.
-    skipped : dict, optional
-        The KPI frequencies not monitored, with the reason (``incidents.sparse_frequencies``).
-
-    Notes
-    -----
-    The broken-days line names one detector and frequency, ``incidents.headline_detector(alarms,
-    scored)``: the one whose alarms the report's charts shade, so its count is what a reader sees marked.
-    """
-    lead = headline_detector(alarms, scored)
-    lines = []
-    if lead is None:
-        lines.append("- **Broken days:** not watched: no KPI frequency had enough sessions to monitor (below).")
-    elif scored is not None and len(scored):
-        lines.append(_incident_line(scored, lead))
-    else:
-        days = len(lead_alarm_days(alarms, lead))
-        name = f"the {lead_label(lead)}"
-        if days:
-            lines.append(f"- **Broken days:** {_plural(days, 'day')} with a drop in a step's conversion, by {name} "
-                         "(shaded on the charts; every detector's alarms are in the table below).")
-        else:
-            lines.append(f"- **Broken days:** no day with a drop in a step's conversion, by {name} (the other "
-                         "detectors' alarms, if any, are in the table below).")
-    for freq, reason in (skipped or {}).items():
-        lines.append(f"- **Not monitored {_ADJECTIVE.get(freq, freq)}:** {reason}.")
-    if not n_flagged:
-        lines.append("- **Flagged accounts:** none.")
-        return "\n".join(lines)
-    lines.append(f"- **Flagged accounts:** {_plural(n_flagged, 'user')}, who produced {traffic['events']:.1%} of all "
-                 f"events and {traffic['sessions']:.1%} of sessions.")
-    kept = distortion["kept"]
-    corrected = (f"without them overall conversion is {kept['conversion']:.2%} (95% CI {kept['ci_low']:.2%} to "
-                 f"{kept['ci_high']:.2%})")
-    if not distortion.get("removed_entrants", 1):
-        lines.append(f"- **Conversion corrected:** {corrected}: the flagged users never entered the funnel, so "
-                     "it is unchanged.")
-    else:
-        change = change_text(distortion["difference"], distortion["low"], distortion["high"])
-        lines.append(f"- **Conversion corrected:** {corrected}; {change}.")
-    return "\n".join(lines)
 
 
 def with_pseudonyms(frame: pd.DataFrame, columns=(COLUMNS.user_id, COLUMNS.session_id), *, enabled: bool = True,

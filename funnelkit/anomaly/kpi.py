@@ -1,7 +1,8 @@
 """KPI anomaly detection: per-period funnel counts and four detectors that flag unusual periods.
 
-:func:`kpi_series` turns a funnel's per-unit table into one row per hour or
-day (traffic and step conversion counts, computed in the engine, DuckDB or Spark); the detectors
+:func:`kpi_series` turns a funnel's counts by period of entry
+(:meth:`FunnelResult.by_period`, computed in the engine, DuckDB or Spark) into
+one row per hour or day of traffic and step conversions; the detectors
 take one column of it and say which periods are unusual:
 
 ``3-sigma`` (:func:`three_sigma`)
@@ -36,8 +37,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..eventlog import quote
-
 if TYPE_CHECKING:  # pragma: no cover
     from ..funnel import FunnelResult
 
@@ -62,7 +61,6 @@ PERIOD_LENGTH = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1)}
 STL_PERIODS = {"hour": (24, 168), "day": (7,)}
 """Seasonal periods used by :func:`detect` (in periods): daily and weekly for hours, weekly for days."""
 
-_INTERVAL = {"hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY"}
 _RESULT_COLUMNS = ["value", "expected", "score", "alarm"]
 
 
@@ -75,8 +73,8 @@ def kpi_series(result: "FunnelResult", freq: Literal["hour", "day"]) -> pd.DataF
     ----------
     result : FunnelResult
         A computed funnel (:func:`funnelkit.funnel.run_funnel`); its
-        per-unit table is aggregated in its engine and only the per-period
-        table becomes pandas.
+        :meth:`~funnelkit.funnel.FunnelResult.by_period` counts (aggregated
+        in its engine) are the series.
     freq : {"hour", "day"}
         Period length. A unit belongs to the period (UTC) containing its
         ``entry`` (the time it entered the funnel).
@@ -117,38 +115,16 @@ def kpi_series(result: "FunnelResult", freq: Literal["hour", "day"]) -> pd.DataF
     periods' rates are computed on the resolved units only (and are NaN
     when every unit of the period is censored).
     """
-    if freq not in _INTERVAL:
+    if freq not in PERIOD_LENGTH:
         raise ValueError(f"freq must be 'hour' or 'day', got {freq!r}")
-    events, table = result.events, result.units_table
+    periods = result.by_period(freq, empty_periods=True)
+    frame = pd.DataFrame({"period": periods["period"], "entrants": periods["units"]})
     names = result.step_names
-    types = {name: str(dtype) for name, dtype in events.query(f"SELECT * FROM {table} LIMIT 0").dtypes.items()}
-    # the per-unit table stores times as µs since the epoch (BIGINT); accept TIMESTAMPTZ too
-    entry_us = "entry" if "INT" in types["entry"].upper() else "epoch_us(entry)"
-    aggregates, outputs = [], []
-    for k, name in enumerate(names[1:], start=1):
-        f, r, q = (quote(f"{name}_{suffix}") for suffix in ("from", "reached", "rate"))
-        aggregates.append(f"count(*) FILTER (WHERE NOT censored AND depth >= {k}) AS {f}")
-        aggregates.append(f"count(*) FILTER (WHERE NOT censored AND depth > {k}) AS {r}")
-        outputs.append(f"coalesce(a.{f}, 0) AS {f}, coalesce(a.{r}, 0) AS {r}, "
-                       f"CASE WHEN coalesce(a.{f}, 0) > 0 THEN a.{r} / a.{f} END AS {q}")
-    sql = (
-        f"WITH u AS (SELECT date_trunc('{freq}', make_timestamp({entry_us})) AS period, depth, censored "
-        f"FROM {table}), "
-        f"a AS (SELECT period, count(*) AS entrants, {', '.join(aggregates)} FROM u GROUP BY period), "
-        # the calendar from the first to the last period; written so that sqlglot's Spark translation
-        # (EXPLODE(SEQUENCE(...))) runs too: Spark rejects a generator beside an aggregate or HAVING
-        f"bounds AS (SELECT min(period) AS lo, max(period) AS hi FROM a), "
-        f"cal AS (SELECT unnest(generate_series(lo, hi, {_INTERVAL[freq]})) AS period FROM bounds "
-        f"WHERE lo IS NOT NULL) "
-        f"SELECT cal.period, coalesce(a.entrants, 0) AS entrants, {', '.join(outputs)} "
-        f"FROM cal LEFT JOIN a ON a.period = cal.period ORDER BY cal.period"
-    )
-    frame = events.query(sql)
-    frame["period"] = pd.to_datetime(frame["period"]).dt.tz_localize("UTC")
-    counts = [c for c in frame.columns if c == "entrants" or c.endswith(("_from", "_reached"))]
-    frame[counts] = frame[counts].astype("int64")
-    rates = [c for c in frame.columns if c.endswith("_rate")]
-    frame[rates] = frame[rates].astype(float)
+    for previous, name in zip(names, names[1:]):
+        trials, reached = periods[f"reached_{previous}"], periods[f"reached_{name}"]
+        frame[f"{name}_from"] = trials
+        frame[f"{name}_reached"] = reached
+        frame[f"{name}_rate"] = (reached / trials.where(trials > 0)).astype(float)
     return frame
 
 

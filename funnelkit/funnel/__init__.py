@@ -1,4 +1,4 @@
-"""The funnel engine: ordered funnels over an event log, computed in DuckDB.
+"""The funnel engine: ordered funnels over an event log, computed in the log's engine (DuckDB, Spark).
 
 Semantics
 ---------
@@ -108,6 +108,14 @@ Breakdown attribution
     one step with different values take the smallest value. Trends count a
     unit in the period of its entry under both rules.
 
+Reading the result
+    :func:`run_funnel` returns a :class:`FunnelResult`. Its per-unit table
+    stays in the engine; other code reads it through
+    :meth:`FunnelResult.units_sql` (a relation to join in further queries),
+    :meth:`FunnelResult.units` (the rows as pandas) and
+    :meth:`FunnelResult.by_period` (counts by period of entry), which select
+    units by the step they reached or stopped at and by censoring.
+
 A brute-force reference of these rules lives in ``tests/reference`` and the
 engine is checked against it on random logs with hypothesis.
 """
@@ -115,6 +123,7 @@ from .engine import run_funnel
 from .lift import StepLift, lift_to_best_segment
 from .paths import dropoff_paths, transition_matrix
 from .result import Breakdown, FunnelResult
+from . import study  # so that `from funnelkit import funnel` gives funnel.study.run
 
 __all__ = ["run_funnel", "FunnelResult", "Breakdown", "transition_matrix", "dropoff_paths", "lift_to_best_segment",
            "StepLift"]

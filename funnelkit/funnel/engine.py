@@ -1,9 +1,10 @@
 """SQL for the funnel: one row per unit with its depth, times and censoring.
 
 The semantics are documented in ``funnelkit.funnel``. The SQL is DuckDB's
-dialect and runs in the event log's engine (DuckDB, or Spark after translation,
-see ``funnelkit.spark``); the per-unit table is materialised as a temporary
-table there and the result object aggregates it further.
+dialect and runs in the event log's engine (DuckDB, or another after translation,
+see ``funnelkit.engines``); the per-unit table is materialised as a temporary
+table there, and :class:`FunnelResult` reads it through its public methods
+(``units_sql``, ``units``, ``by_period``) and aggregates it further.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import itertools
 import pandas as pd
 from pydantic import ValidationError
 
+from ..engines import quote
 from ..errors import ParamsError, SchemaError
-from ..eventlog import EventLog, quote
+from ..eventlog import EventLog
 from ..params import ExclusionSpec, FunnelParams, Params, format_validation_error
 from ..schema import COLUMNS
 from .result import FunnelResult

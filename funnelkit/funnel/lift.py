@@ -10,14 +10,14 @@ would convert, and what would they spend?
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import norm
 
 from ..schema import COLUMNS
 from .result import MISSING_SEGMENT, FunnelResult
 
-Z95 = float(norm.ppf(0.975))
+Z95 = NormalDist().inv_cdf(0.975)
 
 
 def lift_estimate(best_units: int, best_passed: int, other_units: int, other_passed: int, converted: int,
@@ -160,7 +160,7 @@ def lift_to_best_segment(result: FunnelResult, columns: list[str], step: str | i
         has no prices; the whole lift is NaN with ``reason`` when no segment
         competes or none converts better than the rest.
     """
-    k = result._index(step if step is not None else str(result.worst_step()["step"]))
+    k = result.step_index(step if step is not None else str(result.worst_step()["step"]))
     if k == 0:
         raise ValueError("a step after the first is lifted: the first step has no conversion")
     steps = result.steps

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..eventlog import EventLog, quote
+from ..engines import quote
+from ..eventlog import EventLog
 from ..schema import COLUMNS, EVENTS
 from .result import FunnelResult
 from .sql import micros, unit_column
@@ -45,15 +46,15 @@ def dropoff_paths(result: FunnelResult, step: str | int, max_events: int = 4, to
     ``max_events`` kept and ``"(exit)"`` appended. Columns: ``path``,
     ``units``, ``share`` of those drop-offs.
     """
-    k = result._index(step)
+    k = result.step_index(step)
     n = len(result.step_names)
     if not 0 <= k < n - 1:
         raise ValueError(f"step must be a step before the last one, got {step!r}")
     unit_col = quote(unit_column(result.spec.unit))
     kind, time = quote(COLUMNS.event_type), quote(COLUMNS.event_time)
-    frame = result._sql(
-        f"WITH dropped AS (SELECT unit, T{k} AS since, entry + {micros(result.spec.window)} AS until FROM {result._resolved} "
-        f"WHERE depth = {k + 1}), "
+    frame = result.events.query(
+        f"WITH dropped AS (SELECT unit, T{k} AS since, entry + {micros(result.spec.window)} AS until "
+        f"FROM {result.units_sql(furthest=k)} AS u), "
         f"ev AS (SELECT d.unit, e.{kind} AS kind, epoch_us(e.{time}) AS t FROM dropped d "
         f"JOIN {quote(result.events.table)} e ON e.{unit_col} = d.unit "
         f"AND epoch_us(e.{time}) > d.since AND epoch_us(e.{time}) <= d.until), "

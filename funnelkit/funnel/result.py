@@ -1,20 +1,25 @@
-"""FunnelResult: the per-unit table in DuckDB and the small tables derived from it."""
+"""FunnelResult: the per-unit table in the engine and the small tables derived from it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
 
+from ..engines import quote
 from ..errors import SchemaError
-from ..eventlog import EventLog, quote
+from ..eventlog import EventLog
 from ..params import FunnelParams
 from ..schema import COLUMNS
-from .sql import match_sql, micros, unit_column
+from .sql import match_sql, unit_column
 from ..stats import chi2_independence, pool_small, rate_frame
 
 MISSING_SEGMENT = "(missing)"
+PERIOD_LENGTH = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1), "week": pd.Timedelta(weeks=1)}
+"""Length of a period of each frequency of :meth:`FunnelResult.by_period`."""
+_CALENDAR_FREQ = {"hour": "h", "day": "D", "week": "W-MON"}  # pandas aliases of the same periods
 
 
 @dataclass
@@ -58,6 +63,23 @@ class FunnelResult:
     Counts are of units (users or sessions). Unless ``censoring="naive"``,
     every count and rate leaves out censored units (window still open at
     ``data_end``); they are reported in :attr:`censored`.
+
+    The per-unit table stays in the event log's engine. Code outside the
+    funnel reads it through :meth:`units_sql` (a relation for further engine
+    queries), :meth:`units` (the same rows as pandas) and :meth:`by_period`
+    (counts per period of entry), never by the table's name.
+
+    Attributes
+    ----------
+    events : EventLog
+        The events the funnel was computed on.
+    spec : FunnelParams
+        The funnel, validated.
+    units_table : str
+        Name of the per-unit table in the engine (private to the funnel:
+        read it through :meth:`units_sql`).
+    data_end : Timestamp
+        Where the data ends for censoring (UTC).
     """
 
     events: EventLog
@@ -69,16 +91,79 @@ class FunnelResult:
     def step_names(self) -> list[str]:
         return [s.name for s in self.spec.steps]
 
-    def _sql(self, sql: str) -> pd.DataFrame:
-        return self.events.query(sql)
+    def step_index(self, step: str | int) -> int:
+        """The position of a step in the funnel (0 for the first), from its name or its position.
+
+        Raises
+        ------
+        ValueError
+            If no step has that name, or the position is not one of the steps'.
+        """
+        n = len(self.step_names)
+        if isinstance(step, Integral) and not isinstance(step, bool):
+            if not 0 <= step < n:
+                raise ValueError(f"step {step} is out of range: the funnel has {n} steps, numbered from 0")
+            return int(step)
+        if step not in self.step_names:
+            raise ValueError(f"no step named {step!r}; the steps are {self.step_names}")
+        return self.step_names.index(step)
+
+    def units_sql(self, *, reached: str | int | None = None, furthest: str | int | None = None,
+                  resolved: bool | None = True) -> str:
+        """The per-unit rows as a parenthesised SELECT, to use in further queries on :attr:`events`.
+
+        Parameters
+        ----------
+        reached : str or int, optional
+            Keep the units that reached this step (name or position *k*):
+            ``depth > k``.
+        furthest : str or int, optional
+            Keep the units whose furthest step is this one, that is which
+            reached it and went no further: ``depth = k + 1``. For the last
+            step it is the same as ``reached``.
+        resolved : bool or None, default True
+            True keeps resolved units (window closed by :attr:`data_end`),
+            False the censored ones, None every unit. With
+            ``censoring="naive"`` no unit is censored.
+
+        Returns
+        -------
+        str
+            ``(SELECT ... )`` in DuckDB's dialect (the engine translates it),
+            one row per unit with columns
+
+            ``unit``
+                The unit's id (user or session id).
+            ``entry``
+                When the unit entered the funnel (µs since the epoch, UTC).
+            ``start``
+                Start of the attempt that gave its result (µs).
+            ``depth``
+                Number of steps reached (1 to the number of steps).
+            ``censored``
+                Whether its window was still open at :attr:`data_end`.
+            ``T0``, ``T1``, ...
+                When it reached each step (µs), NULL past its depth.
+
+            The rules behind every column are in ``funnelkit.funnel``.
+        """
+        condition = _unit_condition(
+            resolved=resolved,
+            reached=None if reached is None else self.step_index(reached),
+            furthest=None if furthest is None else self.step_index(furthest),
+        )
+        return f"(SELECT * FROM {self.units_table} WHERE {condition})"
+
+    def units(self, *, reached: str | int | None = None, furthest: str | int | None = None,
+              resolved: bool | None = True) -> pd.DataFrame:
+        """The rows of :meth:`units_sql` as pandas, ordered by unit (one row per unit: use on small data)."""
+        return self.events.query(
+            f"SELECT * FROM {self.units_sql(reached=reached, furthest=furthest, resolved=resolved)} AS u ORDER BY unit"
+        )
 
     def unit_frame(self) -> pd.DataFrame:
-        """The per-unit table as pandas (one row per unit: use on small data)."""
-        return self._sql(f"SELECT * FROM {self.units_table} ORDER BY unit")
-
-    @property
-    def _resolved(self) -> str:
-        return f"(SELECT * FROM {self.units_table} WHERE NOT censored)"
+        """Every unit, censored ones included: :meth:`units` with ``resolved=None``."""
+        return self.units(resolved=None)
 
     @cached_property
     def steps(self) -> pd.DataFrame:
@@ -96,15 +181,16 @@ class FunnelResult:
         whose window is still open that have reached the step so far.
         """
         n = len(self.step_names)
-        reach = ", ".join(f"count(*) FILTER (WHERE depth > {k}) AS r{k}" for k in range(n))
-        censored = ", ".join(f"count(*) FILTER (WHERE depth > {k} AND censored) AS c{k}" for k in range(n))
+        reach = ", ".join(f"count(*) FILTER (WHERE {_unit_condition(reached=k)}) AS r{k}" for k in range(n))
+        censored = ", ".join(f"count(*) FILTER (WHERE {_unit_condition(reached=k, resolved=False)}) AS c{k}"
+                             for k in range(n))
         quantiles = ", ".join(
-            f"quantile_cont(T{k} - T{k - 1}, 0.5) FILTER (WHERE depth > {k} AND NOT censored) AS m{k}, "
-            f"quantile_cont(T{k} - T{k - 1}, 0.9) FILTER (WHERE depth > {k} AND NOT censored) AS p{k}"
+            f"quantile_cont(T{k} - T{k - 1}, 0.5) FILTER (WHERE {_unit_condition(reached=k)}) AS m{k}, "
+            f"quantile_cont(T{k} - T{k - 1}, 0.9) FILTER (WHERE {_unit_condition(reached=k)}) AS p{k}"
             for k in range(1, n)
         )
-        row = self._sql(
-            f"SELECT {reach.replace('WHERE ', 'WHERE NOT censored AND ')}, {censored}"
+        row = self.events.query(
+            f"SELECT {reach}, {censored}"
             + (f", {quantiles}" if quantiles else "")
             + f" FROM {self.units_table}"
         ).iloc[0]
@@ -145,8 +231,8 @@ class FunnelResult:
         Columns ``step`` and ``units`` (censored units whose furthest step so
         far is this one); empty counts when ``censoring="naive"``.
         """
-        counts = self._sql(
-            f"SELECT depth, count(*) AS units FROM {self.units_table} WHERE censored GROUP BY depth"
+        counts = self.events.query(
+            f"SELECT depth, count(*) AS units FROM {self.units_sql(resolved=False)} AS u GROUP BY depth"
         ).set_index("depth")["units"]
         units = [int(counts.get(k + 1, 0)) for k in range(len(self.step_names))]
         return pd.DataFrame({"step": self.step_names, "units": units})
@@ -183,7 +269,7 @@ class FunnelResult:
         last = self.spec.steps[-1]
         unit_col = quote(unit_column(self.spec.unit))
         units, mean, std, total = self.events.rows(
-            f"WITH c AS (SELECT unit, T{n - 1} AS t FROM {self._resolved} WHERE depth = {n}), "
+            f"WITH c AS (SELECT unit, T{n - 1} AS t FROM {self.units_sql(reached=n - 1)} AS u), "
             f"v AS (SELECT c.unit, sum(e.{quote(COLUMNS.price)}) AS revenue FROM c JOIN {quote(self.events.table)} e "
             f"ON e.{unit_col} = c.unit AND epoch_us(e.{quote(COLUMNS.event_time)}) = c.t "
             f"WHERE {match_sql(last.events, last.filters)} GROUP BY c.unit) "
@@ -209,33 +295,6 @@ class FunnelResult:
             f"WHERE {match_sql(last.events, last.filters)}"
         )[0]
         return float("nan") if value is None else float(value)
-
-    def revenue_lost(self, step: str | int) -> dict:
-        """Revenue lost at ``step``: units that reached the previous step but not
-        this one, times the share of this step's entrants who went on to convert
-        (95% Wilson interval), times :meth:`revenue_per_conversion`.
-
-        An estimate of what the lost units would have spent had they passed
-        the step and then behaved like those who did; the interval covers the
-        downstream rate only, not the order value.
-        """
-        k = self._index(step)
-        if k == 0:
-            raise ValueError("revenue is lost between steps: choose a step after the first")
-        table = self.steps
-        lost = float(table["drop_off"].iloc[k])
-        reached, converted = table["entrants"].iloc[k], table["entrants"].iloc[-1]
-        rates = rate_frame([converted], [reached]).iloc[0]
-        value = self.revenue_per_conversion()
-        return {
-            "step": self.step_names[k],
-            "units_lost": int(lost),
-            "downstream_conversion": float(rates["rate"]),
-            "revenue_per_conversion": value,
-            "revenue": lost * rates["rate"] * value,
-            "ci_low": lost * rates["ci_low"] * value,
-            "ci_high": lost * rates["ci_high"] * value,
-        }
 
     def breakdown(self, column: str, attribution: str | None = None, min_units: int = 0) -> Breakdown:
         """Conversion by the values of a segment column (see :class:`Breakdown`).
@@ -270,8 +329,8 @@ class FunnelResult:
         values = (f"SELECT u.unit, min(e.v) AS v FROM ({step_events}) e JOIN u "
                   f"ON e.unit = u.unit AND e.t = {time_expr} WHERE {matched} GROUP BY u.unit")
         reach = ", ".join(f"count(*) FILTER (WHERE depth > {k}) AS reached_{k}" for k in range(n))
-        table = self._sql(
-            f"WITH u AS (SELECT * FROM {self._resolved}), vals AS ({values}) "
+        table = self.events.query(
+            f"WITH u AS (SELECT * FROM {self.units_sql()} AS resolved), vals AS ({values}) "
             f"SELECT CAST(vals.v AS VARCHAR) AS value, {reach} FROM u LEFT JOIN vals ON vals.unit = u.unit "
             f"GROUP BY ALL ORDER BY reached_0 DESC, value"
         )
@@ -290,6 +349,75 @@ class FunnelResult:
         test = chi2_independence(np.column_stack([converted, entrants - converted]))
         return Breakdown(column=column, attribution=attribution, table=out, test=test)
 
+    def by_period(self, freq: str, *, empty_periods: bool = False) -> pd.DataFrame:
+        """Units by period of entry (``hour``, ``day`` or ``week``; weeks start Monday; UTC), counted in the engine.
+
+        A unit belongs to the period containing its ``entry``. Both
+        :meth:`trend` and the KPI series of ``funnelkit.anomaly.kpi`` are
+        this table.
+
+        Parameters
+        ----------
+        freq : {"hour", "day", "week"}
+            Period length.
+        empty_periods : bool, default False
+            Also give the periods between the first and the last with no
+            entrant (zero counts), so that the rows make a complete calendar.
+
+        Returns
+        -------
+        DataFrame
+            One row per period, in time order, with columns
+
+            ``period``
+                Start of the period (tz-aware UTC Timestamp).
+            ``units``
+                Units that entered the funnel in the period, censored ones
+                included (traffic, known as soon as a unit arrives).
+            ``censored``
+                Of those, the units whose window was still open at
+                :attr:`data_end` (0 with ``censoring="naive"``).
+            ``reached_<step>``, for every step
+                Resolved units of the period that reached the step
+                (``depth > k``, as :meth:`units_sql` with ``reached``).
+                Every unit reaches the first step, so ``reached_<first>`` =
+                ``units - censored``.
+            ``complete``
+                False when some entrant of the period may still convert: the
+                period's end plus the window is after :attr:`data_end`, so
+                its counts are provisional. Always True with
+                ``censoring="naive"``, which takes every window as closed.
+
+            Counts are int64. Empty when the funnel has no unit.
+
+        Raises
+        ------
+        ValueError
+            If ``freq`` is not one of the three.
+        """
+        if freq not in PERIOD_LENGTH:
+            raise ValueError(f"freq must be one of {', '.join(map(repr, PERIOD_LENGTH))}, got {freq!r}")
+        n = len(self.step_names)
+        reached = ", ".join(f"count(*) FILTER (WHERE {_unit_condition(reached=k)}) AS r{k}" for k in range(n))
+        frame = self.events.query(
+            f"WITH p AS (SELECT *, date_trunc('{freq}', make_timestamp(entry)) AS period FROM {self.units_table}) "
+            f"SELECT period, count(*) AS units, count(*) FILTER (WHERE {_unit_condition(resolved=False)}) AS censored, "
+            f"{reached} FROM p GROUP BY period ORDER BY period"
+        )
+        frame = frame.rename(columns={f"r{k}": f"reached_{name}" for k, name in enumerate(self.step_names)})
+        counts = [c for c in frame.columns if c != "period"]
+        frame[counts] = frame[counts].astype("int64")
+        frame["period"] = pd.to_datetime(frame["period"]).dt.tz_localize("UTC")
+        if empty_periods and len(frame):
+            calendar = pd.date_range(frame["period"].iloc[0], frame["period"].iloc[-1], freq=_CALENDAR_FREQ[freq])
+            frame = (frame.set_index("period").reindex(calendar.astype(frame["period"].dtype), fill_value=0)
+                     .rename_axis("period").reset_index())
+        if self.spec.censoring == "naive":
+            frame["complete"] = True
+        else:
+            frame["complete"] = frame["period"] + PERIOD_LENGTH[freq] + pd.Timedelta(self.spec.window) <= self.data_end
+        return frame
+
     def trend(self, freq: str | None = None) -> pd.DataFrame:
         """Conversion by period of entry (``day`` or ``week``, weeks start Monday, UTC).
 
@@ -298,39 +426,28 @@ class FunnelResult:
         (units of the period whose window is still open, left out of the
         counts) and ``complete`` (False when some entrant of the period may
         still convert: the period's last possible entry plus the window ends
-        after the data, so the point is provisional).
+        after the data, so the point is provisional). The counts are
+        :meth:`by_period`'s; periods with no entrant have no row.
         """
-        freq = freq or self.spec.trend_freq
-        n = len(self.step_names)
-        length_us = {"day": 86_400_000_000, "week": 7 * 86_400_000_000}[freq]
-        window_us = micros(self.spec.window)
-        end_us = self.data_end.value // 1000
-        frame = self._sql(
-            f"WITH p AS (SELECT *, date_trunc('{freq}', make_timestamp(entry)) AS period FROM {self.units_table}) "
-            f"SELECT period, count(*) FILTER (WHERE NOT censored) AS entrants, "
-            f"count(*) FILTER (WHERE NOT censored AND depth = {n}) AS converted, "
-            f"count(*) FILTER (WHERE censored) AS censored, "
-            f"epoch_us(period) + {length_us} + {window_us} <= {end_us} AS complete "
-            f"FROM p GROUP BY period ORDER BY period"
-        )
-        frame["period"] = pd.to_datetime(frame["period"]).dt.tz_localize("UTC")
-        rates = rate_frame(frame["converted"], frame["entrants"])
-        frame.insert(3, "conversion", rates["rate"].to_numpy())
-        frame.insert(4, "ci_low", rates["ci_low"].to_numpy())
-        frame.insert(5, "ci_high", rates["ci_high"].to_numpy())
-        if self.spec.censoring == "naive":
-            frame["complete"] = True
-        return frame
+        periods = self.by_period(freq or self.spec.trend_freq)
+        entrants = periods[f"reached_{self.step_names[0]}"]
+        converted = periods[f"reached_{self.step_names[-1]}"]
+        rates = rate_frame(converted, entrants)
+        return pd.DataFrame({
+            "period": periods["period"], "entrants": entrants, "converted": converted,
+            "conversion": rates["rate"].to_numpy(), "ci_low": rates["ci_low"].to_numpy(),
+            "ci_high": rates["ci_high"].to_numpy(), "censored": periods["censored"], "complete": periods["complete"],
+        })
 
     def durations(self, step: str | int, from_step: str | int | None = None) -> pd.Series:
         """Seconds from ``from_step`` (default: the previous step) to ``step``,
         one value per resolved unit that reached ``step``."""
-        k = self._index(step)
-        j = k - 1 if from_step is None else self._index(from_step)
+        k = self.step_index(step)
+        j = k - 1 if from_step is None else self.step_index(from_step)
         if not 0 <= j < k:
             raise ValueError(f"from_step must come before step {step!r}")
-        frame = self._sql(
-            f"SELECT (T{k} - T{j}) / 1e6 AS seconds FROM {self._resolved} WHERE depth > {k} ORDER BY seconds"
+        frame = self.events.query(
+            f"SELECT (T{k} - T{j}) / 1e6 AS seconds FROM {self.units_sql(reached=k)} AS u ORDER BY seconds"
         )
         return frame["seconds"].rename(f"{self.step_names[j]} → {self.step_names[k]} (s)")
 
@@ -342,18 +459,21 @@ class FunnelResult:
             out[f"{self.step_names[k - 1]} → {self.step_names[k]}"] = series
         return out
 
-    def _index(self, step: str | int) -> int:
-        if isinstance(step, int):
-            return step
-        if step not in self.step_names:
-            raise ValueError(f"no step named {step!r}; the steps are {self.step_names}")
-        return self.step_names.index(step)
-
     def plot(self, ax=None, unit: str = "units"):
         """Funnel chart of :attr:`steps` (delegates to ``funnelkit.plots``)."""
         from ..plots import funnel_chart
 
         return funnel_chart(self.steps, ax=ax, unit=unit)
+
+
+def _unit_condition(*, resolved: bool | None = True, reached: int | None = None, furthest: int | None = None) -> str:
+    """SQL condition on the per-unit table's columns (see :meth:`FunnelResult.units_sql`; steps by position)."""
+    conditions = {True: ["NOT censored"], False: ["censored"], None: []}[resolved]
+    if reached is not None:
+        conditions.append(f"depth > {int(reached)}")
+    if furthest is not None:
+        conditions.append(f"depth = {int(furthest) + 1}")
+    return " AND ".join(conditions) or "TRUE"
 
 
 def _micros_to_timedelta(value) -> pd.Timedelta:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ..eventlog import literal, quote
+from ..engines import literal, quote
 from ..params import FilterSpec
 from ..schema import COLUMNS
 

@@ -8,6 +8,8 @@ ranking metrics of :mod:`.metrics`; :func:`sweep` tunes ALS on a validation
 split carved out of the training period; given a SparkSession, both fit Spark
 MLlib's ALS (:mod:`.spark_als`) instead of implicit's. :mod:`.reference` is an
 exact, readable NumPy ALS that the tests hold implicit's solver against.
+:func:`run` (:mod:`.study`) is the whole study in one call, returning a
+:class:`RecommendResults` that the notebook shows.
 """
 from .evaluate import Evaluation, als_model, chosen_settings, evaluate, evaluation_users, models_from_params, sweep
 from .matrix import Interactions, confidence_matrix
@@ -16,10 +18,12 @@ from .models import (ALSRecommender, BPRRecommender, ItemKNNRecommender, Popular
 from .spark_als import SparkALSRecommender
 from .split import (Split, default_cutoff, leave_last_out, make_split, temporal_split, user_temporal_split,
                     validation_split)
+from .study import RecommendResults, run
 
 __all__ = [
     "ALSRecommender", "BPRRecommender", "Evaluation", "Interactions", "ItemKNNRecommender",
-    "PopularityRecommender", "RandomRecommender", "SparkALSRecommender", "Split", "als_model", "chosen_settings",
-    "confidence_matrix", "default_cutoff", "evaluate", "evaluation_users", "leave_last_out", "make_split",
-    "models_from_params", "sweep", "temporal_split", "top_k", "user_temporal_split", "validation_split",
+    "PopularityRecommender", "RandomRecommender", "RecommendResults", "SparkALSRecommender", "Split", "als_model",
+    "chosen_settings", "confidence_matrix", "default_cutoff", "evaluate", "evaluation_users", "leave_last_out",
+    "make_split", "models_from_params", "run", "sweep", "temporal_split", "top_k", "user_temporal_split",
+    "validation_split",
 ]

@@ -9,10 +9,12 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from ..errors import ParamsError
-from ..eventlog import EventLog, literal, quote, timestamp_literal
+from ..eventlog import EventLog
+from ..engines import literal, quote, timestamp_literal
 from ..funnel import run_funnel
 from ..params import FunnelParams
 from ..schema import COLUMNS
+from ..text import escape_md
 from . import metrics
 from .evaluate import Evaluation, evaluate, models_from_params
 from .matrix import ITEM, TIME
@@ -154,9 +156,7 @@ def hit_rate_text(hit: dict, who: dict, spec, *, best: dict | None = None) -> st
     def name(model: str) -> str:
         return "best-sellers" if model == "popularity" else model
 
-    from ..tables import escape_md  # event names come from params: plain text in the Markdown headline
-
-    did = escape_md(outcome(spec.test_events))
+    did = escape_md(outcome(spec.test_events))  # event names come from params: plain text in the Markdown
     k = hit["k"]
     verdict = (f"{hit['model']} does better" if hit["difference_low"] > 0 else
                f"{hit['model']} does worse" if hit["difference_high"] < 0 else "not distinguishable from zero")
@@ -210,11 +210,9 @@ def cart_abandoners(events: EventLog, funnel: FunnelParams, until: pd.Timestamp,
     if step not in names:
         raise ParamsError(f"funnel.steps: the recommendation study looks for users who left at the {step!r} step, "
                           f"but the funnel's steps are {names}")
-    depth = names.index(step) + 1
     before = events.derive(f"SELECT * FROM {quote(events.table)} WHERE {TIME} < {timestamp_literal(until)}")
     result = run_funnel(before, funnel, unit="user", data_end=until)
-    rows = events.rows(f"SELECT unit FROM {result.units_table} WHERE NOT censored AND depth = {depth}")
-    return np.array(sorted(r[0] for r in rows), dtype=str)
+    return np.array(sorted(result.units(furthest=step)["unit"]), dtype=str)
 
 
 def recommendation_examples(evaluation: Evaluation, user_ids, catalogue: pd.DataFrame, *, model: str = "ALS",
@@ -474,9 +472,9 @@ def reference_check(split: Split, settings, *, users: int = 300, items: int = 20
     }
 
 
-def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "ALS", *,
+def recommendations_table(evaluation: Evaluation, k: int, model: str = "ALS", *,
                           id_key_env: str | None = None) -> pd.DataFrame:
-    """Write ``model``'s top-k per evaluated user as CSV, with whether each item was a test hit.
+    """``model``'s top-k per evaluated user, with whether each item was a test hit (``recommendations.csv``).
 
     Columns: ``user_id`` (the real id: the file is for acting on), then
     ``user_pseudonym`` when ``id_key_env`` names the pseudonym key's
@@ -487,7 +485,6 @@ def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "AL
     every ranking metric from the file alone.
     """
     from ..pseudonym import pseudonymise
-    from ..report import write_csv
 
     split = evaluation.split
     recommended = evaluation.recommended[model][:, :k]
@@ -505,5 +502,4 @@ def write_recommendations(evaluation: Evaluation, path, k: int, model: str = "AL
     if id_key_env is not None:
         shown = pseudonymise(frame[["user_id"]], ["user_id"], env=id_key_env)["user_id"]
         frame.insert(1, "user_pseudonym", shown)
-    write_csv(frame, path)
     return frame

@@ -14,7 +14,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DataError, ParamsError, SchemaError
-from ..eventlog import EventLog, literal, quote, timestamp_literal
+from ..eventlog import EventLog
+from ..engines import literal, quote, timestamp_literal
 from ..params import RecommendParams
 from ..schema import COLUMNS
 

@@ -49,7 +49,7 @@ class SparkALSRecommender(_Scored):
     seed : int
         MLlib's ``seed`` for the random starting factors.
     spark : pyspark.sql.SparkSession, optional
-        The session to fit in; default :func:`funnelkit.spark.spark_session` (``local[2]``
+        The session to fit in; default :func:`funnelkit.engines.spark.spark_session` (``local[2]``
         unless a session is already running). It is shared, never copied.
     blocks : int, optional
         MLlib's ``numUserBlocks`` and ``numItemBlocks``. None: the session's default
@@ -175,7 +175,7 @@ class SparkALSRecommender(_Scored):
         ValueError
             If ``train`` has no positive entry (MLlib has nothing to fit).
         """
-        from ..spark import spark_session
+        from ..engines.spark import spark_session
 
         spark = self.spark if self.spark is not None else spark_session()
         _ensure_checkpoint_dir(spark)

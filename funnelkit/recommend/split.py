@@ -45,7 +45,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DataError
-from ..eventlog import EventLog, literal, quote, timestamp_literal
+from ..eventlog import EventLog
+from ..engines import literal, quote, timestamp_literal
 from ..params import RecommendParams
 from .matrix import ITEM, TIME, TYPE, USER, Interactions, check_event_types, confidence_matrix, stored
 

@@ -191,6 +191,45 @@ def _singular_values(A: np.ndarray) -> np.ndarray:
     return linalg.svdvals(A, check_finite=False)
 
 
+def _unit_columns(Xw: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale a design's columns to unit 2-norm after checking it can identify its coefficients.
+
+    Parameters
+    ----------
+    Xw : numpy.ndarray of shape (n, p)
+        The (weighted) design.
+    names : sequence of str
+        Column names, for the error messages.
+
+    Returns
+    -------
+    Xs : numpy.ndarray of shape (n, p)
+        ``Xw`` with unit-norm columns.
+    col_norm : numpy.ndarray of shape (p,)
+        The column norms divided out.
+    sv : numpy.ndarray of shape (p,)
+        Singular values of ``Xs``, largest first.
+
+    Raises
+    ------
+    RegressionError
+        ``n <= p``.
+    RankDeficientError
+        A column is identically zero, or ``Xs`` is numerically rank deficient.
+    """
+    n, p = Xw.shape
+    if n <= p:
+        raise RegressionError(f"need more observations than columns (n_samples = {n}, n_columns = {p})")
+    col_norm = np.sqrt(np.sum(Xw * Xw, axis=0))
+    zero = [names[j] for j in np.flatnonzero(col_norm == 0)]
+    if zero:
+        raise RankDeficientError(f"column(s) {zero} are identically zero")
+    Xs = Xw / col_norm
+    sv = _singular_values(Xs)
+    _check_full_rank(Xs, names, sv)
+    return Xs, col_norm, sv
+
+
 def _check_full_rank(Xs: np.ndarray, names: Sequence[str], sv: np.ndarray) -> None:
     """Raise RankDeficientError naming dependent columns if Xs is rank deficient.
 
@@ -218,7 +257,20 @@ def _check_full_rank(Xs: np.ndarray, names: Sequence[str], sv: np.ndarray) -> No
 # Results base
 # --------------------------------------------------------------------------
 class _CoefResults:
-    """Shared coefficient table machinery (params, bse, tests, intervals)."""
+    """Shared coefficient table machinery: the fitted ``params`` and their covariance, and
+    what derives from them (``bse``, Wald statistics, p-values, intervals).
+
+    Parameters
+    ----------
+    params : numpy.ndarray of shape (p,)
+        The estimates.
+    cov : numpy.ndarray of shape (p, p)
+        Their estimated covariance.
+    names : list of str
+        Column names.
+    df : float or None
+        Degrees of freedom of the Student-t reference distribution; None for the standard normal.
+    """
 
     _stat_label = "t"
 
@@ -226,8 +278,12 @@ class _CoefResults:
         self._names = list(names)
         self.params = pd.Series(params, index=self._names, name="coef")
         self._cov = cov
-        self._df = df  # None -> standard normal reference distribution
-        self.bse = pd.Series(np.sqrt(np.diag(cov)), index=self._names, name="std_err")
+        self._df = df
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors: square roots of the diagonal of ``cov_params()``."""
+        return pd.Series(np.sqrt(np.diag(self._cov)), index=self._names, name="std_err")
 
     def _linear_predictor(self, X) -> np.ndarray:
         """``X @ params`` for a design with the model's columns."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -12,17 +14,36 @@ from scipy import linalg, stats
 from ._base import (
     RankDeficientError,
     RegressionError,
-    _check_full_rank,
     _CoefResults,
     _design,
     _singular_values,
     _target,
+    _unit_columns,
 )
 
 __all__ = ["ols", "OLSResults"]
 
+
+class _WeightedData(NamedTuple):
+    """A validated least-squares problem: what :func:`ols` fits and :class:`OLSResults` keeps."""
+
+    X: np.ndarray
+    """The design as given, shape (n, p)."""
+    y: np.ndarray
+    """The response, shape (n,)."""
+    weights: np.ndarray | None
+    """The WLS weights, or None."""
+    sqrt_w: np.ndarray
+    """Square roots of the weights (ones when unweighted): the weighted problem is
+    ``sqrt_w * X``, ``sqrt_w * y``."""
+    names: list[str]
+    """Column names."""
+    const: int | None
+    """Index of the constant column, or None."""
+
+
 # --------------------------------------------------------------------------
-# Linear least squares
+# Results
 # --------------------------------------------------------------------------
 class OLSResults(_CoefResults):
     r"""Results of :func:`ols`.
@@ -89,6 +110,150 @@ class OLSResults(_CoefResults):
 
     _stat_label = "t"
 
+    def __init__(
+        self,
+        params: np.ndarray,
+        cov: np.ndarray,
+        data: _WeightedData,
+        *,
+        method: str,
+        cov_type: str,
+        leverage: np.ndarray,
+        condition_number: float,
+        condition_number_scaled: float,
+    ):
+        n, p = data.X.shape
+        super().__init__(params, cov, data.names, df=n - p)
+        self._data = data
+        self.method = method
+        self.cov_type = cov_type
+        self.leverage = leverage
+        self.condition_number = condition_number
+        self.condition_number_scaled = condition_number_scaled
+
+    # dimensions ------------------------------------------------------------
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The WLS weights, or None."""
+        return self._data.weights
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations n."""
+        return self._data.X.shape[0]
+
+    @property
+    def k_constant(self) -> int:
+        """1 if the design has a constant column, else 0."""
+        return int(self._data.const is not None)
+
+    @property
+    def df_model(self) -> int:
+        """p - k_constant."""
+        return len(self._names) - self.k_constant
+
+    @property
+    def df_resid(self) -> int:
+        """n - p."""
+        return self.nobs - len(self._names)
+
+    # fit -------------------------------------------------------------------
+    @cached_property
+    def fittedvalues(self) -> np.ndarray:
+        r""":math:`X\hat\beta`."""
+        return self._data.X @ self.params.to_numpy()
+
+    @cached_property
+    def resid(self) -> np.ndarray:
+        r""":math:`e = y - X\hat\beta` (unweighted)."""
+        return self._data.y - self.fittedvalues
+
+    @cached_property
+    def ssr(self) -> float:
+        r"""Residual sum of squares :math:`\sum_i w_i e_i^2`."""
+        wresid = self._data.sqrt_w * self.resid
+        return float(wresid @ wresid)
+
+    @cached_property
+    def tss(self) -> float:
+        """Total sum of squares, centred on the weighted mean when there is a constant."""
+        w, y = self._data.sqrt_w**2, self._data.y
+        if self.k_constant:
+            ybar = float(np.sum(w * y) / float(np.sum(w)))
+            return float(np.sum(w * (y - ybar) ** 2))
+        return float(np.sum(w * y**2))
+
+    @property
+    def ess(self) -> float:
+        """Explained sum of squares ``tss - ssr``."""
+        return self.tss - self.ssr
+
+    @property
+    def rsquared(self) -> float:
+        """``1 - ssr / tss`` (NaN when ``tss = 0``)."""
+        return 1.0 - self.ssr / self.tss if self.tss > 0 else np.nan
+
+    @property
+    def rsquared_adj(self) -> float:
+        """``1 - (n - k_constant) / (n - p) * (1 - R^2)``."""
+        return 1.0 - (self.nobs - self.k_constant) / self.df_resid * (1.0 - self.rsquared)
+
+    @property
+    def scale(self) -> float:
+        """Residual variance ``ssr / (n - p)``."""
+        return self.ssr / self.df_resid
+
+    @property
+    def resid_std(self) -> float:
+        """Residual standard deviation, in the units of y."""
+        return math.sqrt(self.scale)
+
+    @cached_property
+    def _f_test(self) -> tuple[float, float]:
+        """(F, p-value) of all non-constant coefficients = 0; see the class docstring."""
+        if self.df_model == 0:
+            return float(np.nan), float(np.nan)
+        if self.cov_type == "nonrobust":
+            fvalue = (self.ess / self.df_model) / self.scale if self.scale > 0 else math.inf
+            return float(fvalue), float(stats.f.sf(fvalue, self.df_model, self.df_resid))
+        idx = [j for j in range(len(self._names)) if j != self._data.const]
+        bsub = self.params.to_numpy()[idx]
+        Vsub = self._cov[np.ix_(idx, idx)]
+        try:
+            fvalue = float(bsub @ linalg.solve(Vsub, bsub, assume_a="pos")) / len(idx)
+        except linalg.LinAlgError:  # zero residuals: singular robust covariance
+            fvalue = math.inf
+        return float(fvalue), float(stats.f.sf(fvalue, len(idx), self.df_resid))
+
+    @property
+    def fvalue(self) -> float:
+        """F statistic of all non-constant coefficients = 0."""
+        return self._f_test[0]
+
+    @property
+    def f_pvalue(self) -> float:
+        """p-value of :attr:`fvalue`."""
+        return self._f_test[1]
+
+    @cached_property
+    def llf(self) -> float:
+        """Gaussian log-likelihood (``inf`` for an exact fit, where it is unbounded)."""
+        n, ssr = self.nobs, self.ssr
+        if ssr > 0:
+            return -0.5 * n * (math.log(2.0 * math.pi * ssr / n) + 1.0) + float(np.sum(np.log(self._data.sqrt_w)))
+        return math.inf
+
+    @property
+    def aic(self) -> float:
+        """``-2 llf + 2 p``."""
+        return -2.0 * self.llf + 2.0 * len(self._names)
+
+    @property
+    def bic(self) -> float:
+        """``-2 llf + p log n``."""
+        return -2.0 * self.llf + math.log(self.nobs) * len(self._names)
+
+    # use -------------------------------------------------------------------
     @property
     def tvalues(self) -> pd.Series:
         """t statistics ``params / bse``."""
@@ -122,6 +287,9 @@ class OLSResults(_CoefResults):
         return self._summary(title, header, alpha, notes)
 
 
+# --------------------------------------------------------------------------
+# Fitting, step by step
+# --------------------------------------------------------------------------
 def ols(
     X,
     y,
@@ -199,6 +367,26 @@ def ols(
     Higham, N.J. (2002) *Accuracy and Stability of Numerical Algorithms*, 2nd ed.
     MacKinnon, J.G. & White, H. (1985) J. Econometrics 29, 305-325.
     """
+    refine = _check_options(method, cov_type, refine)
+    data = _weighted_data(X, y, weights, names)
+    Xw, yw = data.X * data.sqrt_w[:, None], data.y * data.sqrt_w
+    Xs, col_norm, sv_scaled = _unit_columns(Xw, data.names)
+    sv_raw = _singular_values(Xw)
+    cond_raw, cond_scaled = float(sv_raw[0] / sv_raw[-1]), float(sv_scaled[0] / sv_scaled[-1])
+    if method == "qr":
+        beta, xtx_inv, leverage = _solve_qr(Xs, yw, col_norm, refine)
+    else:
+        beta, xtx_inv, leverage = _solve_normal(Xw, yw, cond_scaled)
+    wresid = data.sqrt_w * (data.y - data.X @ beta)
+    cov = _covariance(cov_type, Xw, wresid, xtx_inv, leverage)
+    return OLSResults(
+        beta, cov, data, method=method, cov_type=cov_type, leverage=leverage,
+        condition_number=cond_raw, condition_number_scaled=cond_scaled,
+    )
+
+
+def _check_options(method: str, cov_type: str, refine: int | None) -> int:
+    """Validate :func:`ols`'s options; return the number of refinement steps to take."""
     if method not in ("qr", "normal"):
         raise RegressionError(f"method must be 'qr' or 'normal', got {method!r}")
     if cov_type not in ("nonrobust", "HC3"):
@@ -210,135 +398,82 @@ def ols(
         raise RegressionError(f"refine must be >= 0, got {refine}")
     if method == "normal" and refine:
         raise RegressionError("refine applies to method='qr' only")
+    return refine
 
+
+def _weighted_data(X, y, weights, names: Sequence[str] | None) -> _WeightedData:
+    """Validate the design, the response and the weights (strictly positive)."""
     Xa, names, const = _design(X, names)
-    n, p = Xa.shape
+    n = Xa.shape[0]
     ya = _target(y, n)
     if weights is None:
-        w = None
-        sw = np.ones(n)
-    else:
-        w = _target(weights, n, "weights")
-        if np.any(w <= 0):
-            raise RegressionError("weights must be strictly positive (got zero or negative weight(s))")
-        sw = np.sqrt(w)
-    if n <= p:
-        raise RegressionError(f"need more observations than columns (n_samples = {n}, n_columns = {p})")
-    Xw = Xa * sw[:, None]
-    yw = ya * sw
+        return _WeightedData(Xa, ya, None, np.ones(n), names, const)
+    w = _target(weights, n, "weights")
+    if np.any(w <= 0):
+        raise RegressionError("weights must be strictly positive (got zero or negative weight(s))")
+    return _WeightedData(Xa, ya, w, np.sqrt(w), names, const)
 
-    col_norm = np.sqrt(np.sum(Xw * Xw, axis=0))
-    zero = [names[j] for j in np.flatnonzero(col_norm == 0)]
-    if zero:
-        raise RankDeficientError(f"column(s) {zero} are identically zero")
-    Xs = Xw / col_norm
-    sv_s = _singular_values(Xs)
-    _check_full_rank(Xs, names, sv_s)
-    sv_raw = _singular_values(Xw)
-    cond_raw = float(sv_raw[0] / sv_raw[-1])
-    cond_scaled = float(sv_s[0] / sv_s[-1])
 
-    if method == "qr":
-        Q, R = linalg.qr(Xs, mode="economic", check_finite=False)
-        gamma = linalg.solve_triangular(R, Q.T @ yw, check_finite=False)
-        for _ in range(refine):
-            r = yw - Xs @ gamma
-            gamma = gamma + linalg.solve_triangular(R, Q.T @ r, check_finite=False)
-        beta = gamma / col_norm
-        Rinv = linalg.solve_triangular(R, np.eye(p), check_finite=False)
-        xtx_inv = (Rinv @ Rinv.T) / np.outer(col_norm, col_norm)
-        leverage = np.sum(Q * Q, axis=1)
-    else:
-        A = Xw.T @ Xw
-        b = Xw.T @ yw
-        try:
-            cho = linalg.cho_factor(A, lower=True, check_finite=False)
-        except linalg.LinAlgError as exc:
-            raise RankDeficientError(
-                "the normal equations X'X b = X'y are not numerically positive definite "
-                f"(Cholesky failed; kappa(scaled X) = {cond_scaled:.2e}, so kappa(X'X) ~ {cond_scaled**2:.1e}); "
-                "use method='qr'"
-            ) from exc
-        beta = linalg.cho_solve(cho, b, check_finite=False)
-        xtx_inv = linalg.cho_solve(cho, np.eye(p), check_finite=False)
-        xtx_inv = 0.5 * (xtx_inv + xtx_inv.T)
-        leverage = np.einsum("ij,jk,ik->i", Xw, xtx_inv, Xw)
+def _solve_qr(Xs: np.ndarray, yw: np.ndarray, col_norm: np.ndarray, refine: int):
+    r"""Householder QR of the column-scaled design, with ``refine`` steps of iterative refinement.
 
-    fitted = Xa @ beta
-    resid = ya - fitted
-    wresid = sw * resid
-    ssr = float(wresid @ wresid)
-    df_resid = n - p
-    k_constant = int(const is not None)
-    df_model = p - k_constant
-    scale = ssr / df_resid
-    wsum = float(np.sum(sw**2))
-    if k_constant:
-        ybar = float(np.sum(sw**2 * ya) / wsum)
-        tss = float(np.sum(sw**2 * (ya - ybar) ** 2))
-    else:
-        tss = float(np.sum(sw**2 * ya**2))
-    ess = tss - ssr
-    rsquared = 1.0 - ssr / tss if tss > 0 else np.nan
-    rsquared_adj = 1.0 - (n - k_constant) / df_resid * (1.0 - rsquared)
+    Returns
+    -------
+    beta : numpy.ndarray of shape (p,)
+    xtx_inv : numpy.ndarray of shape (p, p)
+        :math:`(\tilde X'\tilde X)^{-1} = D^{-1}R^{-1}R^{-T}D^{-1}`.
+    leverage : numpy.ndarray of shape (n,)
+        Row sums of squares of Q.
+    """
+    p = Xs.shape[1]
+    Q, R = linalg.qr(Xs, mode="economic", check_finite=False)
+    gamma = linalg.solve_triangular(R, Q.T @ yw, check_finite=False)
+    for _ in range(refine):
+        r = yw - Xs @ gamma
+        gamma = gamma + linalg.solve_triangular(R, Q.T @ r, check_finite=False)
+    Rinv = linalg.solve_triangular(R, np.eye(p), check_finite=False)
+    xtx_inv = (Rinv @ Rinv.T) / np.outer(col_norm, col_norm)
+    return gamma / col_norm, xtx_inv, np.sum(Q * Q, axis=1)
 
+
+def _solve_normal(Xw: np.ndarray, yw: np.ndarray, cond_scaled: float):
+    """The normal equations by Cholesky, unscaled (Cholesky is invariant to column scaling).
+
+    Returns ``beta``, ``xtx_inv`` and ``leverage`` as :func:`_solve_qr` does; raises
+    :class:`RankDeficientError` when :math:`X'X` is not numerically positive definite.
+    """
+    p = Xw.shape[1]
+    try:
+        cho = linalg.cho_factor(Xw.T @ Xw, lower=True, check_finite=False)
+    except linalg.LinAlgError as exc:
+        raise RankDeficientError(
+            "the normal equations X'X b = X'y are not numerically positive definite "
+            f"(Cholesky failed; kappa(scaled X) = {cond_scaled:.2e}, so kappa(X'X) ~ {cond_scaled**2:.1e}); "
+            "use method='qr'"
+        ) from exc
+    beta = linalg.cho_solve(cho, Xw.T @ yw, check_finite=False)
+    xtx_inv = linalg.cho_solve(cho, np.eye(p), check_finite=False)
+    xtx_inv = 0.5 * (xtx_inv + xtx_inv.T)
+    return beta, xtx_inv, np.einsum("ij,jk,ik->i", Xw, xtx_inv, Xw)
+
+
+def _covariance(
+    cov_type: str, Xw: np.ndarray, wresid: np.ndarray, xtx_inv: np.ndarray, leverage: np.ndarray
+) -> np.ndarray:
+    """The covariance of the estimates, classical or HC3 (see :func:`ols`).
+
+    Raises :class:`RegressionError` for HC3 when an observation has leverage 1.
+    """
     if cov_type == "nonrobust":
-        cov = scale * xtx_inv
-    else:
-        if np.any(leverage >= 1.0 - 1e-10):
-            bad = np.flatnonzero(leverage >= 1.0 - 1e-10)
-            raise RegressionError(
-                f"HC3 is undefined: observation(s) {bad[:10].tolist()} have leverage 1 "
-                "(each is fitted exactly by its own parameter)"
-            )
-        u2 = (wresid / (1.0 - leverage)) ** 2
-        meat = Xw.T @ (Xw * u2[:, None])
-        cov = xtx_inv @ meat @ xtx_inv
-        cov = 0.5 * (cov + cov.T)
-
-    if df_model == 0:
-        fvalue = f_pvalue = np.nan
-    elif cov_type == "nonrobust":
-        fvalue = (ess / df_model) / scale if scale > 0 else math.inf
-        f_pvalue = float(stats.f.sf(fvalue, df_model, df_resid))
-    else:
-        idx = [j for j in range(p) if j != const]
-        bsub = beta[idx]
-        Vsub = cov[np.ix_(idx, idx)]
-        try:
-            fvalue = float(bsub @ linalg.solve(Vsub, bsub, assume_a="pos")) / len(idx)
-        except linalg.LinAlgError:  # zero residuals: singular robust covariance
-            fvalue = math.inf
-        f_pvalue = float(stats.f.sf(fvalue, len(idx), df_resid))
-
-    if ssr > 0:
-        llf = -0.5 * n * (math.log(2.0 * math.pi * ssr / n) + 1.0) + float(np.sum(np.log(sw)))
-    else:  # an exact fit: the Gaussian likelihood is unbounded
-        llf = math.inf
-
-    res = OLSResults(beta, cov, names, df=df_resid)
-    res.method = method
-    res.cov_type = cov_type
-    res.nobs = n
-    res.df_model = df_model
-    res.df_resid = df_resid
-    res.k_constant = k_constant
-    res.resid = resid
-    res.fittedvalues = fitted
-    res.ssr = ssr
-    res.tss = tss
-    res.ess = ess
-    res.rsquared = rsquared
-    res.rsquared_adj = rsquared_adj
-    res.scale = scale
-    res.resid_std = math.sqrt(scale)
-    res.fvalue = float(fvalue)
-    res.f_pvalue = float(f_pvalue)
-    res.llf = llf
-    res.aic = -2.0 * llf + 2.0 * p
-    res.bic = -2.0 * llf + math.log(n) * p
-    res.condition_number = cond_raw
-    res.condition_number_scaled = cond_scaled
-    res.leverage = leverage
-    res.weights = w
-    return res
+        n, p = Xw.shape
+        return float(wresid @ wresid) / (n - p) * xtx_inv
+    exact = np.flatnonzero(leverage >= 1.0 - 1e-10)
+    if exact.size:
+        raise RegressionError(
+            f"HC3 is undefined: observation(s) {exact[:10].tolist()} have leverage 1 "
+            "(each is fitted exactly by its own parameter)"
+        )
+    u2 = (wresid / (1.0 - leverage)) ** 2
+    meat = Xw.T @ (Xw * u2[:, None])
+    cov = xtx_inv @ meat @ xtx_inv
+    return 0.5 * (cov + cov.T)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -13,15 +15,13 @@ from scipy import linalg, optimize, special, stats
 
 from ._base import (
     _EPS,
-    RankDeficientError,
     RegressionError,
     SeparationError,
     SeparationInfo,
-    _check_full_rank,
     _CoefResults,
     _design,
-    _singular_values,
     _target,
+    _unit_columns,
 )
 
 __all__ = ["logit", "LogitResults"]
@@ -39,6 +39,24 @@ def _log1pexp(eta: np.ndarray) -> np.ndarray:
 
 def _loglik(eta: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(y * eta - _log1pexp(eta)))
+
+
+def _objective(X: np.ndarray, y: np.ndarray, lam: np.ndarray, beta: np.ndarray) -> float:
+    r"""The maximised function :math:`\ell(\beta) - \tfrac12\beta'\mathrm{diag}(\lambda)\beta`."""
+    return _loglik(X @ beta, y) - 0.5 * float(beta @ (lam * beta))
+
+
+class _BinaryData(NamedTuple):
+    """A validated logistic problem: what :func:`logit` fits and :class:`LogitResults` keeps."""
+
+    X: np.ndarray
+    """The design as given, shape (n, p)."""
+    y: np.ndarray
+    """The 0/1 outcomes, shape (n,)."""
+    names: list[str]
+    """Column names."""
+    const: int | None
+    """Index of the constant column, or None."""
 
 
 def _lp_separated(A: np.ndarray, free: np.ndarray, thresh: float = 1e-6):
@@ -68,12 +86,54 @@ def _find_separation(X: np.ndarray, y: np.ndarray, names: list[str], const: int 
     scale[scale == 0] = 1.0
     s = 2.0 * y - 1.0
     A = s[:, None] * (X / scale)
-    p = A.shape[1]
     d = _lp_separated(A, free)
     if d is None:
         return None
+    d_complete = _complete_direction(A, free)
+    complete = d_complete is not None
+    if complete:
+        d = d_complete
+    d_show, cols, alone = _sparse_direction(A, free, const, d)
+    columns = [names[j] for j in cols]
+    with_const = alone and const is not None and const not in cols and abs(d_show[const]) > 1e-9
 
-    # complete separation: max t s.t. A d >= t, |d| <= 1, 0 <= t <= 1
+    n_perfect = int(np.sum(A @ d > 1e-9))
+    direction = d_show / scale
+    direction = direction / np.max(np.abs(direction))
+    kind = "complete" if complete else "quasi-complete"
+    quoted = ", ".join(repr(c) for c in columns)
+    if alone and cols == [const]:
+        what = f"the outcome is constant (all {int(y[0])}): the intercept {names[const]!r} diverges"
+    elif alone:
+        what = (
+            ("each of the columns " if len(columns) > 1 else "column ")
+            + quoted
+            + (f" (with the intercept {names[const]!r})" if with_const else "")
+            + " separates the outcome on its own"
+        )
+    else:
+        what = f"a linear combination of the columns {quoted} separates the outcome"
+    message = (
+        f"{kind} separation: {what}; {n_perfect} of {len(y)} observations are predicted perfectly"
+        + ("" if complete else " and the rest lie on the separating hyperplane")
+        + ". The maximum likelihood estimate does not exist (those coefficients diverge to +/-inf). "
+        "Drop or merge the offending column(s), or fit a penalised model (l2 > 0)."
+    )
+    return SeparationInfo(
+        kind=kind,
+        columns=tuple(columns),
+        direction=pd.Series(direction, index=names, name="direction"),
+        n_perfect=n_perfect,
+        message=message,
+    )
+
+
+def _complete_direction(A: np.ndarray, free: np.ndarray):
+    """A direction with ``A d > 0`` in every row (complete separation), or None.
+
+    The LP: max t s.t. A d >= t, |d| <= 1 (d_j = 0 for non-free j), 0 <= t <= 1.
+    """
+    p = A.shape[1]
     bounds = [(-1.0, 1.0) if free[j] else (0.0, 0.0) for j in range(p)] + [(0.0, 1.0)]
     c = np.zeros(p + 1)
     c[-1] = -1.0
@@ -81,11 +141,27 @@ def _find_separation(X: np.ndarray, y: np.ndarray, names: list[str], const: int 
         c=c, A_ub=np.hstack([-A, np.ones((A.shape[0], 1))]), b_ub=np.zeros(A.shape[0]),
         bounds=bounds, method="highs",
     )
-    complete = lp.status == 0 and -lp.fun > 1e-9 and np.min(A @ lp.x[:p]) > 0
-    if complete:
-        d = lp.x[:p]
+    if lp.status == 0 and -lp.fun > 1e-9 and np.min(A @ lp.x[:p]) > 0:
+        return lp.x[:p]
+    return None
 
-    # a sparse description: single columns (with the constant, if free) first
+
+def _sparse_direction(A: np.ndarray, free: np.ndarray, const: int | None, d: np.ndarray):
+    """A separating direction on few columns, to name them in the message.
+
+    The constant alone is tried first (if free), then each free column alone (with
+    the constant, if free).
+
+    Returns
+    -------
+    direction : numpy.ndarray
+        The direction to show.
+    columns : list of int
+        The columns that separate on their own (``alone``: ``direction`` is the
+        first one's), else the support of an L1-minimal separating direction.
+    alone : bool
+    """
+    p = A.shape[1]
     singles = []
     base = np.zeros(p, dtype=bool)
     if const is not None and free[const]:
@@ -98,63 +174,31 @@ def _find_separation(X: np.ndarray, y: np.ndarray, names: list[str], const: int 
                 continue
             sub = base.copy()
             sub[j] = True
-            dj = _lp_separated(A, sub)
-            if dj is not None:
+            if _lp_separated(A, sub) is not None:
                 singles.append(j)
     if singles:
         sub = base.copy()
         sub[singles[0]] = True
-        d_show = _lp_separated(A, sub)
-        columns = [names[j] for j in singles]
-        with_const = const is not None and const not in singles and abs(d_show[const]) > 1e-9
-    else:
-        # L1-minimal separating direction: min |d|_1 s.t. A d >= 0, 1'A d >= 1
-        idx = np.flatnonzero(free)
-        Af = A[:, idx]
-        k = idx.size
-        A_ub = np.vstack([np.hstack([-Af, Af]), -np.hstack([Af.sum(0), -Af.sum(0)])[None, :]])
-        b_ub = np.concatenate([np.zeros(A.shape[0]), [-1.0]])
-        lp1 = optimize.linprog(c=np.ones(2 * k), A_ub=A_ub, b_ub=b_ub, bounds=[(0, None)] * (2 * k), method="highs")
-        d_show = np.zeros(p)
-        if lp1.status == 0:
-            d_show[idx] = lp1.x[:k] - lp1.x[k:]
-        else:  # pragma: no cover - LP1 found a direction, so this LP is feasible
-            d_show = d
-        big = np.abs(d_show) > 1e-9 * np.max(np.abs(d_show))
-        columns = [names[j] for j in np.flatnonzero(big)]
-        with_const = False
+        return _lp_separated(A, sub), singles, True
+    d_show = _l1_minimal_direction(A, free, fallback=d)
+    big = np.abs(d_show) > 1e-9 * np.max(np.abs(d_show))
+    return d_show, [int(j) for j in np.flatnonzero(big)], False
 
-    margins = A @ d
-    n_perfect = int(np.sum(margins > 1e-9))
-    n = len(y)
-    direction = d_show / scale
-    direction = direction / np.max(np.abs(direction))
-    kind = "complete" if complete else "quasi-complete"
-    quoted = ", ".join(repr(c) for c in columns)
-    if singles and singles == [const]:
-        what = f"the outcome is constant (all {int(y[0])}): the intercept {names[const]!r} diverges"
-    elif singles:
-        what = (
-            ("each of the columns " if len(columns) > 1 else "column ")
-            + quoted
-            + (f" (with the intercept {names[const]!r})" if with_const else "")
-            + " separates the outcome on its own"
-        )
-    else:
-        what = f"a linear combination of the columns {quoted} separates the outcome"
-    message = (
-        f"{kind} separation: {what}; {n_perfect} of {n} observations are predicted perfectly"
-        + ("" if complete else " and the rest lie on the separating hyperplane")
-        + ". The maximum likelihood estimate does not exist (those coefficients diverge to +/-inf). "
-        "Drop or merge the offending column(s), or fit a penalised model (l2 > 0)."
-    )
-    return SeparationInfo(
-        kind=kind,
-        columns=tuple(columns),
-        direction=pd.Series(direction, index=names, name="direction"),
-        n_perfect=n_perfect,
-        message=message,
-    )
+
+def _l1_minimal_direction(A: np.ndarray, free: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """min |d|_1 s.t. A d >= 0, 1'A d >= 1 over the free columns (``fallback`` if infeasible)."""
+    p = A.shape[1]
+    idx = np.flatnonzero(free)
+    Af = A[:, idx]
+    k = idx.size
+    A_ub = np.vstack([np.hstack([-Af, Af]), -np.hstack([Af.sum(0), -Af.sum(0)])[None, :]])
+    b_ub = np.concatenate([np.zeros(A.shape[0]), [-1.0]])
+    lp = optimize.linprog(c=np.ones(2 * k), A_ub=A_ub, b_ub=b_ub, bounds=[(0, None)] * (2 * k), method="highs")
+    if lp.status != 0:  # pragma: no cover - a separating direction exists, so this LP is feasible
+        return fallback
+    d = np.zeros(p)
+    d[idx] = lp.x[:k] - lp.x[k:]
+    return d
 
 
 class LogitResults(_CoefResults):
@@ -205,6 +249,102 @@ class LogitResults(_CoefResults):
 
     _stat_label = "z"
 
+    def __init__(
+        self,
+        params: np.ndarray,
+        cov: np.ndarray,
+        data: _BinaryData,
+        *,
+        l2: float,
+        penalized: np.ndarray,
+        converged: bool,
+        n_iter: int,
+        history: pd.DataFrame,
+        separation: SeparationInfo | None,
+    ):
+        super().__init__(params, cov, data.names, df=None)
+        self._data = data
+        self.l2 = l2
+        self.penalized = penalized
+        self.converged = converged
+        self.n_iter = n_iter
+        self.history = history
+        self.separation = separation
+
+    # dimensions ------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        """Number of observations n."""
+        return self._data.X.shape[0]
+
+    @property
+    def k_constant(self) -> int:
+        """1 if the design has a constant column, else 0."""
+        return int(self._data.const is not None)
+
+    @property
+    def df_model(self) -> int:
+        """p - k_constant."""
+        return len(self._names) - self.k_constant
+
+    @property
+    def df_resid(self) -> int:
+        """n - p."""
+        return self.nobs - len(self._names)
+
+    # fit -------------------------------------------------------------------
+    @cached_property
+    def fittedvalues(self) -> np.ndarray:
+        r"""Fitted probabilities :math:`\hat p_i = 1/(1+e^{-x_i'\hat\beta})`."""
+        return special.expit(self._data.X @ self.params.to_numpy())
+
+    @cached_property
+    def llf(self) -> float:
+        """Log-likelihood at the estimates, without the penalty."""
+        return _loglik(self._data.X @ self.params.to_numpy(), self._data.y)
+
+    @cached_property
+    def objective(self) -> float:
+        """Penalised log-likelihood at the estimates (the maximised function)."""
+        return _objective(self._data.X, self._data.y, self.l2 * self.penalized, self.params.to_numpy())
+
+    @cached_property
+    def llnull(self) -> float:
+        """Log-likelihood of the constant-only model."""
+        ybar = float(self._data.y.mean())
+        return self.nobs * sum(v * math.log(v) for v in (ybar, 1.0 - ybar) if v > 0)
+
+    @property
+    def llr(self) -> float:
+        """Likelihood-ratio statistic ``2 (llf - llnull)``."""
+        return 2.0 * (self.llf - self.llnull)
+
+    @property
+    def llr_pvalue(self) -> float:
+        """Chi-squared (``df_model``) p-value of :attr:`llr`; NaN when ``df_model = 0``."""
+        return float(stats.chi2.sf(self.llr, self.df_model)) if self.df_model > 0 else np.nan
+
+    @property
+    def prsquared(self) -> float:
+        """McFadden's pseudo R-squared ``1 - llf / llnull``."""
+        return 1.0 - self.llf / self.llnull if self.llnull != 0 else np.nan
+
+    @property
+    def aic(self) -> float:
+        """``-2 llf + 2 p``."""
+        return -2.0 * self.llf + 2.0 * len(self._names)
+
+    @property
+    def bic(self) -> float:
+        """``-2 llf + p log n``."""
+        return -2.0 * self.llf + math.log(self.nobs) * len(self._names)
+
+    @property
+    def grad_norm(self) -> float:
+        """Largest absolute gradient component of the objective at the last iterate."""
+        return float(self.history["grad_norm"].iloc[-1])
+
+    # use -------------------------------------------------------------------
     @property
     def zvalues(self) -> pd.Series:
         """Wald statistics ``params / bse``."""
@@ -263,11 +403,11 @@ class LogitResults(_CoefResults):
             ``ci_upper``, indexed by the non-constant columns.
         """
         beta = self.params.to_numpy()
-        X = self._X
+        X = self._data.X
         pr = special.expit(X @ beta)
         w = pr * (1.0 - pr)
         n = X.shape[0]
-        keep = [j for j in range(len(beta)) if j != self._const]
+        keep = [j for j in range(len(beta)) if j != self._data.const]
         ame = w.mean() * beta
         J = np.diag(np.full(len(beta), w.mean())) + np.outer(beta, (w * (1.0 - 2.0 * pr)) @ X / n)
         if dummy:
@@ -423,6 +563,34 @@ def logit(
     data in binary logistic regression models*, DPhil thesis, Oxford.
     McCullagh, P. & Nelder, J.A. (1989) *Generalized Linear Models*, 2nd ed.
     """
+    l2 = _check_options(on_separation, l2, max_iter)
+    data = _binary_data(X, y, names)
+    penalized = _penalized(data, l2, penalize_intercept)
+    lam = l2 * penalized
+    beta, converged, n_iter, history = _newton_raphson(
+        data, lam, _start(start_params, len(data.names)), max_iter=max_iter, tol=tol
+    )
+    cov = _inverse_information(data.X, beta, lam)
+    separation = None
+    if on_separation != "ignore":
+        separation = _check_separation(data, lam, beta, converged, raise_error=on_separation == "raise")
+    res = LogitResults(
+        beta, cov, data, l2=l2, penalized=penalized,
+        # no maximum exists under separation: whatever the iterations did, it is not an MLE
+        converged=converged and separation is None,
+        n_iter=n_iter, history=history, separation=separation,
+    )
+    if not converged and separation is None:
+        warnings.warn(
+            f"Newton-Raphson did not converge in {n_iter} iterations (max |grad| {res.grad_norm:.2e})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return res
+
+
+def _check_options(on_separation: str, l2: float, max_iter: int) -> float:
+    """Validate :func:`logit`'s options; return ``l2`` as a float."""
     if on_separation not in ("raise", "warn", "ignore"):
         raise RegressionError(f"on_separation must be 'raise', 'warn' or 'ignore', got {on_separation!r}")
     l2 = float(l2)
@@ -430,48 +598,75 @@ def logit(
         raise RegressionError(f"l2 must be a finite number >= 0, got {l2}")
     if int(max_iter) < 1:
         raise RegressionError(f"max_iter must be >= 1, got {max_iter}")
+    return l2
+
+
+def _binary_data(X, y, names: Sequence[str] | None) -> _BinaryData:
+    """Validate the design (full column rank, n > p) and the 0/1 outcomes."""
     Xa, names, const = _design(X, names)
-    n, p = Xa.shape
-    ya = _target(y, n)
+    ya = _target(y, Xa.shape[0])
     if not np.all((ya == 0) | (ya == 1)):
         raise RegressionError("y must be coded 0/1")
-    if n <= p:
-        raise RegressionError(f"need more observations than columns (n_samples = {n}, n_columns = {p})")
-    col_norm = np.sqrt(np.sum(Xa * Xa, axis=0))
-    zero = [names[j] for j in np.flatnonzero(col_norm == 0)]
-    if zero:
-        raise RankDeficientError(f"column(s) {zero} are identically zero")
-    Xs = Xa / col_norm
-    _check_full_rank(Xs, names, _singular_values(Xs))
+    _unit_columns(Xa, names)
+    return _BinaryData(Xa, ya, names, const)
 
-    pen = np.ones(p) if l2 > 0 else np.zeros(p)
-    if const is not None and not penalize_intercept:
-        pen[const] = 0.0
-    lam = l2 * pen
 
-    def objective(b):
-        eta = Xa @ b
-        return _loglik(eta, ya) - 0.5 * float(b @ (lam * b))
+def _penalized(data: _BinaryData, l2: float, penalize_intercept: bool) -> np.ndarray:
+    """Which coefficients ``l2`` applies to: none without a penalty, else all but the
+    constant (unless ``penalize_intercept``)."""
+    penalized = np.full(len(data.names), l2 > 0)
+    if data.const is not None and not penalize_intercept:
+        penalized[data.const] = False
+    return penalized
 
+
+def _start(start_params, p: int) -> np.ndarray:
+    """The first iterate: ``start_params``, or zeros."""
     if start_params is None:
-        beta = np.zeros(p)
-    else:
-        beta = np.array(start_params, dtype=np.float64).reshape(-1)
-        if beta.shape != (p,) or not np.all(np.isfinite(beta)):
-            raise RegressionError(f"start_params must be {p} finite numbers")
+        return np.zeros(p)
+    beta = np.array(start_params, dtype=np.float64).reshape(-1)
+    if beta.shape != (p,) or not np.all(np.isfinite(beta)):
+        raise RegressionError(f"start_params must be {p} finite numbers")
+    return beta
+
+
+def _no_worse(new: float, old: float) -> bool:
+    """``new`` does not decrease the objective beyond its rounding error."""
+    return new >= old - 10.0 * _EPS * (1.0 + abs(old))
+
+
+def _information(X: np.ndarray, pr: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    r"""Negative Hessian of the objective, :math:`X'WX + \mathrm{diag}(\lambda)`, at fitted
+    probabilities ``pr`` (:math:`W = \mathrm{diag}(p_i(1-p_i))`)."""
+    wts = pr * (1.0 - pr)
+    return X.T @ (X * wts[:, None]) + np.diag(lam)
+
+
+def _newton_raphson(data: _BinaryData, lam: np.ndarray, beta: np.ndarray, *, max_iter: int, tol: float):
+    """Maximise the objective from ``beta`` by Newton steps with step halving (see :func:`logit`).
+
+    Returns
+    -------
+    beta : numpy.ndarray
+        The last accepted iterate.
+    converged : bool
+        The step or the Newton decrement fell below the tolerance.
+    n_iter : int
+        Newton steps taken.
+    history : pandas.DataFrame
+        One row per recorded iterate, as :attr:`LogitResults.history`.
+    """
+    X, y = data.X, data.y
+    obj = _objective(X, y, lam, beta)
     history = []
-    obj = objective(beta)
-    converged = False
-    it = 0
-    step = np.nan
-    halvings = 0
+    converged, it, step, halvings = False, 0, np.nan, 0
     while True:
-        pr = special.expit(Xa @ beta)
-        g = Xa.T @ (ya - pr) - lam * beta
+        pr = special.expit(X @ beta)
+        g = X.T @ (y - pr) - lam * beta
         history.append(
             {
                 "iteration": it,
-                "llf": _loglik(Xa @ beta, ya),
+                "llf": _loglik(X @ beta, y),
                 "objective": obj,
                 "grad_norm": float(np.max(np.abs(g))),
                 "step": step,
@@ -480,85 +675,63 @@ def logit(
         )
         if converged or it >= max_iter:
             break
-        wts = pr * (1.0 - pr)
-        H = Xa.T @ (Xa * wts[:, None]) + np.diag(lam)
         try:
-            cho = linalg.cho_factor(H, lower=True, check_finite=False)
+            cho = linalg.cho_factor(_information(X, pr, lam), lower=True, check_finite=False)
         except linalg.LinAlgError:
             break  # information numerically singular (fitted p at 0/1): stop, not converged
         delta = linalg.cho_solve(cho, g, check_finite=False)
-        small_step = np.max(np.abs(delta) / (1.0 + np.abs(beta))) <= tol
-        small_decrement = 0.5 * float(g @ delta) <= 10.0 * _EPS * (1.0 + abs(obj))
+        converged = bool(
+            np.max(np.abs(delta) / (1.0 + np.abs(beta))) <= tol  # small step
+            or 0.5 * float(g @ delta) <= 10.0 * _EPS * (1.0 + abs(obj))  # small decrement
+        )
         it += 1
-        step, halvings = 1.0, 0
-        while True:
-            cand = beta + step * delta
-            obj_new = objective(cand)
-            # accept any non-decrease up to rounding error of the objective
-            if obj_new >= obj - 10.0 * _EPS * (1.0 + abs(obj)) or halvings >= 50:
-                break
-            step *= 0.5
-            halvings += 1
-        converged = bool(small_step or small_decrement)
-        if obj_new >= obj - 10.0 * _EPS * (1.0 + abs(obj)):
+        cand, obj_new, step, halvings = _halve_step(data, lam, beta, delta, obj)
+        if _no_worse(obj_new, obj):
             beta, obj = cand, obj_new
         elif not converged:
             break  # 50 halvings without ascent: stuck, report non-convergence
+    return beta, converged, it, pd.DataFrame(history).set_index("iteration")
 
-    pr = special.expit(Xa @ beta)
-    wts = pr * (1.0 - pr)
-    H = Xa.T @ (Xa * wts[:, None]) + np.diag(lam)
+
+def _halve_step(data: _BinaryData, lam: np.ndarray, beta: np.ndarray, delta: np.ndarray, obj: float):
+    """The first of ``beta + delta``, ``beta + delta/2``, ... (at most 50 halvings) that does not
+    decrease the objective ``obj`` at ``beta``: (candidate, its objective, step, halvings)."""
+    step, halvings = 1.0, 0
+    while True:
+        cand = beta + step * delta
+        obj_new = _objective(data.X, data.y, lam, cand)
+        if _no_worse(obj_new, obj) or halvings >= 50:
+            return cand, obj_new, step, halvings
+        step *= 0.5
+        halvings += 1
+
+
+def _inverse_information(X: np.ndarray, beta: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Covariance of the estimates: the inverse information at ``beta`` (NaN where singular)."""
+    p = X.shape[1]
+    information = _information(X, special.expit(X @ beta), lam)
     try:
-        cov = linalg.cho_solve(linalg.cho_factor(H, lower=True, check_finite=False), np.eye(p))
-        cov = 0.5 * (cov + cov.T)
+        cov = linalg.cho_solve(linalg.cho_factor(information, lower=True, check_finite=False), np.eye(p))
     except linalg.LinAlgError:
-        cov = np.full((p, p), np.nan)
+        return np.full((p, p), np.nan)
+    return 0.5 * (cov + cov.T)
 
-    # Separation check.  A stationary point of the strictly concave objective is its
-    # maximum, so if Newton converged with all fitted probabilities away from 0 and 1
-    # (|eta| <= 15) the (penalised) MLE exists and there can be no separation: skip the LP.
-    separation = None
+
+def _check_separation(
+    data: _BinaryData, lam: np.ndarray, beta: np.ndarray, converged: bool, *, raise_error: bool
+) -> SeparationInfo | None:
+    """Run the separation LP when the fit leaves room for it; raise or warn on what it finds.
+
+    A stationary point of the strictly concave objective is its maximum, so if Newton
+    converged with all fitted probabilities away from 0 and 1 (``|eta| <= 15``) the
+    (penalised) MLE exists and there can be no separation: the LP is skipped.
+    """
     free = lam == 0.0
-    eta_max = float(np.max(np.abs(Xa @ beta)))
-    if on_separation != "ignore" and np.any(free) and not (converged and eta_max <= _ETA_SAFE):
-        separation = _find_separation(Xa, ya, names, const, free)
-        if separation is not None:
-            if on_separation == "raise":
-                raise SeparationError(separation)
-            warnings.warn(separation.message, RuntimeWarning, stacklevel=2)
-            converged = False  # no maximum exists: whatever the iterations did, it is not an MLE
-
-    res = LogitResults(beta, cov, names, df=None)
-    ybar = float(ya.mean())
-    llnull = n * sum(v * math.log(v) for v in (ybar, 1.0 - ybar) if v > 0)
-    llf = _loglik(Xa @ beta, ya)
-    k_constant = int(const is not None)
-    res.l2 = l2
-    res.penalized = pen.astype(bool)
-    res.nobs = n
-    res.k_constant = k_constant
-    res.df_model = p - k_constant
-    res.df_resid = n - p
-    res.llf = llf
-    res.objective = obj
-    res.llnull = llnull
-    res.llr = 2.0 * (llf - llnull)
-    res.llr_pvalue = float(stats.chi2.sf(res.llr, res.df_model)) if res.df_model > 0 else np.nan
-    res.prsquared = 1.0 - llf / llnull if llnull != 0 else np.nan
-    res.aic = -2.0 * llf + 2.0 * p
-    res.bic = -2.0 * llf + math.log(n) * p
-    res.converged = converged
-    res.n_iter = it
-    res.grad_norm = history[-1]["grad_norm"]
-    res.history = pd.DataFrame(history).set_index("iteration")
-    res.fittedvalues = pr
-    res.separation = separation
-    res._X = Xa
-    res._const = const
-    if not converged and separation is None:
-        warnings.warn(
-            f"Newton-Raphson did not converge in {it} iterations (max |grad| {res.grad_norm:.2e})",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return res
+    if not np.any(free) or (converged and float(np.max(np.abs(data.X @ beta))) <= _ETA_SAFE):
+        return None
+    separation = _find_separation(data.X, data.y, data.names, data.const, free)
+    if separation is not None:
+        if raise_error:
+            raise SeparationError(separation)
+        warnings.warn(separation.message, RuntimeWarning, stacklevel=3)
+    return separation

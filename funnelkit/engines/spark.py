@@ -1,34 +1,39 @@
 """The Spark engine: the same queries as on DuckDB, translated by sqlglot and run in a Spark session.
 
 Every query of the funnel engine, its results, the path analyses and the
-session table is written once, in DuckDB's dialect. :class:`SparkEventLog`
-is an :class:`~funnelkit.eventlog.EventLog` whose events are a Spark table or
-view; it translates each query with `sqlglot <https://sqlglot.com>`_ (plus the
-few rewrites in :func:`to_spark_sql`), runs it in Spark and brings back only
-the (small) result as pandas. The one construct with no Spark counterpart,
-the ASOF join, is generated as a window query instead (:meth:`SparkEventLog.asof_sql`).
-Tests hold both engines to the same brute-force reference on random logs.
+session table is written once, in DuckDB's dialect. :class:`SparkEngine`
+holds the events as Spark tables or views; it translates each query with
+`sqlglot <https://sqlglot.com>`_ (plus the few rewrites in :func:`to_spark_sql`),
+runs it in Spark and brings back only the (small) result as pandas. The one
+construct with no Spark counterpart, the ASOF join, is generated as a window
+query instead (:meth:`SparkEngine.asof_sql`). Tests hold both engines to the
+same brute-force reference on random logs.
 
 Spark is worth it when the events do not fit one machine (or already live in
 a Spark cluster). On one machine DuckDB is much faster: Spark pays for query
 planning, task scheduling and the JVM (see the README's performance section).
 
-PySpark is an optional extra: ``pip install -e ".[spark]"``.
+PySpark is an optional extra: ``pip install -e ".[spark]"``; this module imports
+it only when a session is made, so it imports without it.
 """
 from __future__ import annotations
 
 import getpass
-import itertools
 import tempfile
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .errors import FunnelkitError, SchemaError
-from .eventlog import _ASOF_OPS, EventLog, _segment_columns, quote
-from .schema import COLUMNS
+from ..errors import FunnelkitError, ParamsError, SchemaError
+from ..schema import COLUMNS
+from .protocol import ASOF_OPS
+from .sql import unique_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..eventlog import EventLog
+    from ..params import Params
 
 #: settings every funnelkit Spark session gets (params' ``engine.spark.options`` add to them)
 DEFAULT_OPTIONS = {
@@ -46,8 +51,6 @@ WAREHOUSE_OPTION = "spark.sql.warehouse.dir"
 
 #: settings fixed when the session starts: setting them on a running session is an error
 _STATIC_PREFIXES = ("spark.ui.", "spark.driver.", "spark.executor.", "spark.master", WAREHOUSE_OPTION)
-
-_names = itertools.count()
 
 #: Spark's simple type names → the DuckDB names the rest of the package checks against
 _INTEGER_TYPES = ("bigint", "int", "smallint", "tinyint")
@@ -115,7 +118,7 @@ def _temporary_warehouse() -> str:
     return str(Path(tempfile.gettempdir()) / f"funnelkit-spark-warehouse-{user}")
 
 
-def session_of(events: EventLog):
+def session_of(events: "EventLog"):
     """The ``SparkSession`` that holds ``events`` when they live in Spark (``engine.name: spark``), else None.
 
     What the recommendation study passes as ``spark`` to
@@ -123,7 +126,7 @@ def session_of(events: EventLog):
     ALS is fitted by Spark MLlib where the events are in Spark, and by ``implicit`` otherwise.
     Needs no PySpark for a DuckDB log.
     """
-    return events.con if isinstance(events, SparkEventLog) else None
+    return events.engine.session if isinstance(events.engine, SparkEngine) else None
 
 
 @lru_cache(maxsize=512)
@@ -165,61 +168,30 @@ def to_spark_sql(sql: str) -> str:
     return tree.sql(dialect="spark")
 
 
-@dataclass
-class SparkEventLog(EventLog):
-    """Canonical events as a Spark table or view; ``con`` is the ``SparkSession``.
+class SparkEngine:
+    """The :class:`~funnelkit.engines.protocol.Engine` protocol on a ``SparkSession``.
 
-    Build one with :meth:`from_parquet`, :meth:`from_table` or :meth:`from_frame`.
     Queries are written in DuckDB's dialect and translated (:func:`to_spark_sql`);
-    temporary tables are cached Spark views.
+    tables are temporary views, those of :meth:`create_table` cached.
+
+    Parameters
+    ----------
+    session : pyspark.sql.SparkSession, optional
+        The session to run in; default :func:`spark_session` (``local[2]``). It is
+        shared, not owned: :meth:`close` drops what this engine made and leaves it running.
     """
 
-    dialect = "spark"
+    name = "spark"
 
-    @classmethod
-    def from_table(cls, spark, table: str, *, source: str | None = None) -> "SparkEventLog":
-        """Events already in the session: a table or view with the canonical columns (checked)."""
-        columns = spark.table(table).columns
-        missing = [c for c in COLUMNS.required if c not in columns]
-        if missing:
-            raise SchemaError(f"Spark table {table!r} lacks the required column(s) {missing}; "
-                              f"columns found: {', '.join(columns)}")
-        name = f"spark_events_{next(_names)}"
-        spark.table(table).createOrReplaceTempView(name)
-        return cls(spark, name, segments=_segment_columns(columns), source=source or table)
+    def __init__(self, session=None):
+        self.session = session if session is not None else spark_session()
+        self._made: set[str] = set()  # the views and cached tables close() drops
 
-    @classmethod
-    def from_parquet(cls, path, spark=None) -> "SparkEventLog":  # type: ignore[override]
-        """Canonical Parquet file(s) or folder read in place by Spark (nothing is copied)."""
-        spark = spark or spark_session()
-        name = f"spark_parquet_{next(_names)}"
-        spark.read.parquet(str(path)).createOrReplaceTempView(name)
-        return cls.from_table(spark, name, source=str(path))
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame, spark=None) -> "SparkEventLog":  # type: ignore[override]
-        """Copy a canonical DataFrame into Spark (for tests and small data; the frame is not modified)."""
-        spark = spark or spark_session()
-        frame = frame.copy()
-        frame[COLUMNS.event_time] = pd.to_datetime(frame[COLUMNS.event_time], utc=True)
-        name = f"spark_frame_{next(_names)}"
-        spark.createDataFrame(frame).createOrReplaceTempView(name)
-        return cls.from_table(spark, name, source="a DataFrame")
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self.con.table(self.table).columns)
-
-    @property
-    def data_end(self) -> pd.Timestamp:
-        if self._data_end is None:
-            # as integer microseconds: collected Spark timestamps are naive, in the driver's local zone
-            (value,), = self.rows(f"SELECT epoch_us(max({quote(COLUMNS.event_time)})) FROM {quote(self.table)}")
-            self._data_end = pd.Timestamp(int(value), unit="us", tz="UTC")
-        return self._data_end
+    def __repr__(self) -> str:
+        return f"SparkEngine({self.session!r})"
 
     def query(self, sql: str) -> pd.DataFrame:
-        frame = self.con.sql(to_spark_sql(sql))
+        frame = self.session.sql(to_spark_sql(sql))
         table = frame.toPandas()
         # the dtypes DuckDB gives: integer columns with NULLs arrive as float NaN here (DuckDB: nullable
         # Int64), timestamps in nanoseconds (DuckDB: microseconds, the resolution both engines keep)
@@ -232,21 +204,56 @@ class SparkEventLog(EventLog):
         return table
 
     def rows(self, sql: str) -> list[tuple]:
-        return [tuple(row) for row in self.con.sql(to_spark_sql(sql)).collect()]
+        return [tuple(row) for row in self.session.sql(to_spark_sql(sql)).collect()]
 
     def create_table(self, name: str, sql: str) -> None:
-        frame = self.con.sql(to_spark_sql(sql)).persist()
+        frame = self.session.sql(to_spark_sql(sql)).persist()
         frame.count()  # compute it now: errors surface here, and later queries read the cached rows
-        frame.createOrReplaceTempView(name)
+        self._view(frame, name)
 
-    def column_types(self) -> dict[str, str]:
-        fields = self.con.table(self.table).schema.fields
+    def drop_table(self, name: str) -> None:
+        if self.session.catalog.tableExists(name):
+            self.session.table(name).unpersist()
+            self.session.catalog.dropTempView(name)
+        self._made.discard(name)
+
+    def create_view(self, name: str, sql: str) -> None:
+        self._view(self.session.sql(to_spark_sql(sql)), name)
+
+    def store_frame(self, name: str, frame: pd.DataFrame) -> None:
+        # text columns, declared so an empty list needs no type inference
+        schema = ", ".join(f"`{column}` string" for column in frame.columns)
+        self._view(self.session.createDataFrame(frame, schema), name)
+
+    def table_from_frame(self, frame: pd.DataFrame) -> str:
+        name = unique_name("spark_frame")
+        self._view(self.session.createDataFrame(frame), name)
+        return name
+
+    def table_from_parquet(self, path: str) -> str:
+        name = unique_name("spark_parquet")
+        self._view(self.session.read.parquet(str(path)), name)
+        return name
+
+    def table_from_table(self, table: str) -> str:
+        """A new view over ``table`` of the session (``db.table`` or a view name); return its name."""
+        name = unique_name("spark_events")
+        self._view(self.session.table(table), name)
+        return name
+
+    def _view(self, frame, name: str) -> None:
+        frame.createOrReplaceTempView(name)
+        self._made.add(name)
+
+    def column_types(self, table: str) -> dict[str, str]:
+        fields = self.session.table(table).schema.fields
         return {f.name: _TYPE_NAMES.get(f.dataType.simpleString(), f.dataType.simpleString().upper())
                 for f in fields}
 
     def asof_sql(self, left: str, right: str, *, key: str, time: str, op: str, out: str,
                  right_key: str = "unit") -> str:
-        """The ASOF join of :meth:`EventLog.asof_sql` as a running minimum (or maximum) over a window.
+        """The ASOF join of :meth:`Engine.asof_sql <funnelkit.engines.protocol.Engine.asof_sql>` as a running
+        minimum (or maximum) over a window.
 
         The distinct (key, time) pairs of ``left`` and the rows of ``right`` are
         sorted together per key; ``out`` is a running min over ``right``'s times
@@ -256,8 +263,8 @@ class SparkEventLog(EventLog):
         may not (``>``, ``<``). Running frames cost O(n) per key in Spark, where
         a frame running to the end would cost O(n²).
         """
-        if op not in _ASOF_OPS:
-            raise ValueError(f"op must be one of {_ASOF_OPS}, got {op!r}")
+        if op not in ASOF_OPS:
+            raise ValueError(f"op must be one of {ASOF_OPS}, got {op!r}")
         # src: 1 = a right row; 0/2 = a left row placed after/before equal right times in the sort
         if op == "<":
             left_src, window, agg = 0, "ORDER BY x, src ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW", "max"
@@ -273,15 +280,59 @@ class SparkEventLog(EventLog):
                 f"(SELECT k, x, found FROM ({nearest}) AS running WHERE src <> 1) n "
                 f"ON l.{key} = n.k AND l.{time} = n.x")
 
-    def _store_frame(self, name: str, frame: pd.DataFrame) -> None:
-        # the frames stored are id lists: text columns, declared so an empty list needs no type inference
-        schema = ", ".join(f"`{column}` string" for column in frame.columns)
-        self.con.createDataFrame(frame, schema).createOrReplaceTempView(name)
+    def translate(self, sql: str) -> str:
+        return to_spark_sql(sql)
 
-    def drop_table(self, name: str) -> None:
-        if self.con.catalog.tableExists(name):
-            self.con.table(name).unpersist()
-            self.con.catalog.dropTempView(name)
+    def close(self) -> None:
+        """Drop the views and cached tables this engine made; the session keeps running (it may be shared)."""
+        for name in list(self._made):
+            self.drop_table(name)
 
-    def _create_view(self, name: str, sql: str) -> None:
-        self.con.sql(to_spark_sql(sql)).createOrReplaceTempView(name)
+
+def open_events(params: "Params") -> "EventLog":
+    """The events of a run on the Spark engine, read by Spark and left there.
+
+    The source is ``engine.spark.table`` (a table of the session), or canonical Parquet:
+    ``data.source`` or the built-in shop. Spark reads the files in place, so the checks
+    :func:`funnelkit.data.load_events` makes on the way into DuckDB (and its format adapters) do not
+    apply: convert other formats to canonical Parquet first (load them with DuckDB and
+    ``COPY ... TO 'events.parquet'``). The validation report is computed in Spark.
+
+    Raises
+    ------
+    ParamsError
+        ``data.format`` is not ``canonical`` or the source is not Parquet.
+    SchemaError
+        Required columns are missing.
+    """
+    from ..data import KIND_NAMES, input_files, simulated_label, validation_report
+    from ..eventlog import EventLog
+
+    spark_params = params.engine.spark
+    if spark_params.table is None:
+        if params.data.format != "canonical":
+            raise ParamsError(f"engine spark reads canonical Parquet; data.format is {params.data.format!r}: "
+                              "convert the data to canonical Parquet first, or use engine duckdb")
+        if params.simulated:
+            from ..simulate import ensure_dataset
+
+            path, label, files = ensure_dataset(params.simulation).events_path, simulated_label(params), 1
+        else:
+            found, kind = input_files(Path(params.data.source))
+            if kind != "parquet":
+                raise ParamsError(f"engine spark reads Parquet; {params.data.source} holds {KIND_NAMES[kind]}")
+            path, label, files = params.data.source, str(params.data.source), len(found)
+    engine = SparkEngine(spark_session(spark_params.master, {k: str(v) for k, v in spark_params.options.items()}))
+    if spark_params.table is None:
+        events = EventLog.from_parquet(path, engine)
+    else:
+        label, files = spark_params.table, 0
+        events = EventLog.from_table(engine.table_from_table(spark_params.table), engine)
+    missing = [c for c in COLUMNS.required if c not in events.columns]
+    if missing:
+        where = label if spark_params.table is None else f"Spark table {label!r}"
+        raise SchemaError(f"{where} lacks the required column(s) {missing}; "
+                          f"columns found: {', '.join(events.columns)}")
+    events.source = label
+    events.report = validation_report(events, label, params.data, files, None, 0, False, "as stored (UTC)")
+    return events
