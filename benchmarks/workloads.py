@@ -98,7 +98,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from funnelkit.params import EngineParams, ExclusionSpec, FunnelParams, RecommendParams, StepSpec
-from funnelkit.schema import COLUMNS, EVENTS, SEGMENTS
+from funnelkit.schema import COLUMNS, EVENTS, SEGMENTS, US_PER_DAY, US_PER_SECOND
 from funnelkit.simulate import REFERENCE_PRICE
 
 __all__ = ["WORKLOADS", "IMPLEMENTATIONS", "answer", "compute", "canonical", "checksum", "funnel_spec", "funnel_limits_spec",
@@ -119,7 +119,7 @@ IMPLEMENTATIONS["funnel"] += ("spark",)
 
 FEATURES_LABEL = EVENTS.purchase
 FEATURES_WINDOW = "1D"
-"""The drivers study's window (``funnelkit.drivers.step_models(events, window="1D")`` in notebook 02)."""
+"""The drivers study's window (the default of ``drivers.window``, :class:`funnelkit.params.DriversParams`)."""
 BREAKDOWN_COLUMN = SEGMENTS.device
 
 FUNNEL_COLUMNS = ["step", "entrants", "censored", "time_from_previous_sum_us", "time_from_previous_median_ns"]
@@ -127,9 +127,6 @@ BREAKDOWN_COLUMNS = ["value", "step", "entrants", "reached", "share", "rate", "c
 MATRIX_COLUMNS = [COLUMNS.user_id, COLUMNS.item_id, "weight"]
 MISSING_SEGMENT = "(missing)"
 """How a unit without a segment value is labelled (as ``funnelkit.funnel.result`` labels it)."""
-
-_US_PER_SECOND = 1_000_000
-_US_PER_DAY = 86_400 * _US_PER_SECOND
 
 
 def funnel_spec() -> FunnelParams:
@@ -304,9 +301,9 @@ def _duckdb_funnel_answer(log, spec: FunnelParams) -> pd.DataFrame:
     result = run_funnel(log, spec)
     steps = result.steps
     n = len(result.step_names)
-    sums = ", ".join(f"CAST(coalesce(sum(T{k} - T{k - 1}) FILTER (WHERE depth > {k} AND NOT censored), 0) "
-                     f"AS BIGINT)" for k in range(1, n))
-    row = log.rows(f"SELECT {sums} FROM {result.units_table}")[0]
+    sums = ", ".join(f"CAST(coalesce(sum(T{k} - T{k - 1}) FILTER (WHERE depth > {k}), 0) AS BIGINT)"
+                     for k in range(1, n))
+    row = log.rows(f"SELECT {sums} FROM {result.units_sql(resolved=True)} AS u")[0]
     medians = [None if pd.isna(m) else int(m.value) for m in steps["median_time_from_previous"].iloc[1:]]
     return _funnel_answer(result.step_names, steps["entrants"], steps["censored"], list(row), medians)
 
@@ -594,7 +591,7 @@ def _pandas_features(path: str) -> pd.DataFrame:
     best = latest["price"].fillna(-np.inf).groupby(latest["s"]).max().reindex(range(n_units))
     last_viewed_price = best.where(best != -np.inf).to_numpy(dtype=float)
     dwell = np.zeros(n_units)
-    dwell[has_before] = (last_before[has_before] - start[has_before]) / float(_US_PER_SECOND)
+    dwell[has_before] = (last_before[has_before] - start[has_before]) / float(US_PER_SECOND)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_price = np.where(last_viewed_price > 0, np.log(last_viewed_price / float(REFERENCE_PRICE)), np.nan)
         n_view = counts[f"n_{EVENTS.view}"]
@@ -617,7 +614,7 @@ def _pandas_features(path: str) -> pd.DataFrame:
     seen = previous["prev"].notna().to_numpy()
     rows = previous["row"].to_numpy()[seen]
     returning[rows] = True
-    days_since[rows] = (start[rows] - previous["prev"].to_numpy()[seen].astype(np.int64)) / float(_US_PER_DAY)
+    days_since[rows] = (start[rows] - previous["prev"].to_numpy()[seen].astype(np.int64)) / float(US_PER_DAY)
 
     table = pd.DataFrame({
         COLUMNS.session_id: np.asarray(session_ids, dtype=object),

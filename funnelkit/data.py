@@ -113,15 +113,13 @@ from .engines.sql import literal, quote, timestamp_literal
 from .errors import DataError, SchemaError
 from .eventlog import EventLog
 from .params import DataParams, EngineParams, Params, describe_duration
-from .schema import COLUMNS, EVENTS
+from .schema import COLUMNS, EVENTS, NUMERIC_TYPES, US_PER_DAY, US_PER_MILLISECOND, US_PER_MINUTE, US_PER_SECOND
 
 _names = itertools.count()
 _SUFFIXES = {".csv.gz": "csv", ".csv": "csv", ".parquet": "parquet"}
 #: what each kind of input file is, in words (messages)
 KIND_NAMES = {"csv": "comma-separated CSV with a header row", "parquet": "Parquet"}
-_EPOCH_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
-_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                  "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+_EPOCH_US = {"s": US_PER_SECOND, "ms": US_PER_MILLISECOND, "us": 1}
 # a date, then (after an optional T) no letter, + or -: a time without a zone, whatever its spacing and
 # digits ('2026-03-29  1:5', '2026/03/29 10:05'). Anything else (Z, +02:00, UTC, EST, PM,
 # America/Argentina/Buenos_Aires, ...) is read as zoned; what DuckDB cannot read is unparsable.
@@ -133,7 +131,6 @@ _PANDAS_INDEX = re.compile(r"__index_level_\d+__")  # how pandas' to_parquet wri
 TIME_LIMITS = (pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2262-01-01", tz="UTC"))
 AUTO_MARGIN_DAYS = 7
 """Least widening of the bulk of the log on each side (``data.time_range: auto``), in days."""
-_DAY_US = 86_400_000_000
 
 
 @dataclass(frozen=True)
@@ -582,7 +579,7 @@ def _time_sql(con, column: str, types: dict, schema: DataParams, fmt: _Format, l
             raise SchemaError(f"{label}: column {column!r} holds times without a time zone; set "
                               f"data.assume_timezone (e.g. UTC or Europe/Berlin) to the zone they were recorded in")
         return naive, missing, {"rows": f"no zone in the data; read as {tz}"}
-    if dtype.startswith(_NUMERIC_TYPES):
+    if dtype.startswith(NUMERIC_TYPES):
         if unit is None:
             raise SchemaError(f"{label}: column {column!r} holds numbers; set data.timestamp_unit "
                               f"(s, ms or us) to the unit of these epoch timestamps")
@@ -761,7 +758,7 @@ def _time_aggregates(schema: DataParams, keep: str) -> list[str]:
     aggregates = [f"count(*) FILTER ({keep} AND {t} < {start})", f"count(*) FILTER ({keep} AND {t} >= {end})",
                   f"CAST(min({t}) FILTER ({keep}) AS VARCHAR)", f"CAST(max({t}) FILTER ({keep}) AS VARCHAR)"]
     if schema.time_range == "auto":  # a count per day: exact quantiles whatever the log's size, in little memory
-        day = f"CAST(floor(epoch_us({t}) / {_DAY_US}) AS BIGINT)"
+        day = f"CAST(floor(epoch_us({t}) / {US_PER_DAY}) AS BIGINT)"
         aggregates.append(f"histogram({day}) FILTER ({keep} AND {t} >= {start} AND {t} < {end})")
     return aggregates
 
@@ -784,11 +781,11 @@ def _plausible_range(schema: DataParams, values) -> _Span:
     cumulative = np.cumsum(counts)
     low, high = (days[int(np.searchsorted(cumulative, q * cumulative[-1]))] for q in (0.05, 0.95))
     margin = max(high - low + 1, AUTO_MARGIN_DAYS)
-    limit_low, limit_high = (bound.value // (_DAY_US * 1000) for bound in TIME_LIMITS)
+    limit_low, limit_high = (bound.value // (US_PER_DAY * 1000) for bound in TIME_LIMITS)
     first_day, end_day = max(low - margin, limit_low), min(high + 1 + margin, limit_high)
     before += sum(n for day, n in zip(days, counts) if day < first_day)
     after += sum(n for day, n in zip(days, counts) if day >= end_day)
-    return _Span(*(pd.Timestamp(day * _DAY_US, unit="us", tz="UTC") for day in (first_day, end_day)),
+    return _Span(*(pd.Timestamp(day * US_PER_DAY, unit="us", tz="UTC") for day in (first_day, end_day)),
                  "auto: the bulk of the log widened by its span", int(before), int(after), first, last)
 
 
@@ -802,7 +799,7 @@ def _create_table(con, table: str, body: str, columns: list[str], gap_minutes: f
     """Materialise ``body`` ordered by user and time, deriving sessions when ``gap_minutes`` is given."""
     user, time = quote(COLUMNS.user_id), quote(COLUMNS.event_time)
     if gap_minutes is not None:
-        gap_us = round(gap_minutes * 60_000_000)
+        gap_us = round(gap_minutes * US_PER_MINUTE)
         window = f"OVER (PARTITION BY {user} ORDER BY {time})"
         previous = f"lag(epoch_us({time})) {window}"
         flagged = (f"SELECT *, CASE WHEN {previous} IS NULL OR epoch_us({time}) - {previous} > {gap_us} "

@@ -624,10 +624,7 @@ def order_values(events: EventLog, *, window, exclude_users=None) -> pd.DataFram
     table = session_table(events, label=EVENTS.purchase, window=window)
     table = _study_sessions(events, table, window, exclude_users)
     table = table[table["label"] == 1]
-    revenue = events.query(
-        f"SELECT {quote(COLUMNS.session_id)} AS session_id, sum({quote(COLUMNS.price)}) AS revenue "
-        f"FROM {quote(events.table)} WHERE {quote(COLUMNS.event_type)} = '{EVENTS.purchase}' GROUP BY 1"
-    )
+    revenue = events.query(events.revenue_sql(quote(COLUMNS.session_id))).rename(columns={"key": "session_id"})
     return table.merge(revenue, left_on=COLUMNS.session_id, right_on="session_id", how="inner")
 
 

@@ -16,12 +16,8 @@ import pandas as pd
 
 from .engines.duckdb import DuckDBEngine
 from .engines.protocol import Engine
-from .engines.sql import quote, unique_name
-from .schema import COLUMNS
-
-# re-exported for the modules that still import them from here; their home is funnelkit.engines
-from .engines.duckdb import connect  # noqa: F401, E402
-from .engines.sql import literal, timestamp_literal  # noqa: F401, E402
+from .engines.sql import literal, quote, unique_name
+from .schema import COLUMNS, EVENTS
 
 
 @dataclass
@@ -125,6 +121,19 @@ class EventLog:
         name = unique_name(f"{self.table}_derived")
         self.engine.create_view(name, sql)
         return dataclasses.replace(self, table=name, _data_end=self.data_end if keep_data_end else None)
+
+    def revenue_sql(self, by: str | None = None, *, where: str | None = None) -> str:
+        """SQL of the revenue in the data's currency: the sum of ``price`` over purchase events.
+
+        ``by`` is a SQL expression to group by (the result has columns ``key`` and ``revenue``,
+        one row per value); without it the result is one row with ``revenue``. ``where``
+        replaces the purchase condition (a funnel's last step, say). Events without a price
+        add nothing; call it only when the log has a ``price`` column.
+        """
+        condition = where or f"{quote(COLUMNS.event_type)} = {literal(EVENTS.purchase)}"
+        key, group = (f"{by} AS key, ", " GROUP BY 1") if by else ("", "")
+        return (f"SELECT {key}sum({quote(COLUMNS.price)}) AS revenue FROM {quote(self.table)} "
+                f"WHERE {condition}{group}")
 
     def users_condition(self, user_ids) -> str:
         """A SQL condition on this log's rows: the event's user is one of ``user_ids`` (compared as text).

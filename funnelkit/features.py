@@ -30,7 +30,7 @@ import pandas as pd
 from .errors import DataError, ParamsError, SchemaError
 from .eventlog import EventLog
 from .engines import literal, quote
-from .schema import COLUMNS, EVENTS
+from .schema import COLUMNS, EVENTS, NUMERIC_TYPES, US_PER_DAY, US_PER_SECOND
 
 __all__ = ["session_table", "design_matrix", "count_column", "UNITS", "INTERCEPT"]
 
@@ -40,10 +40,6 @@ UNITS = ("session", "user")
 INTERCEPT = "intercept"
 """Name of the constant column of :func:`design_matrix` (as in ``PLANTED_STEPS``)."""
 
-_MICROS_PER_SECOND = 1_000_000
-_MICROS_PER_DAY = 86_400 * _MICROS_PER_SECOND
-_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                  "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 
 
 def count_column(event_type: str) -> str:
@@ -350,7 +346,7 @@ def _require(events: EventLog, types: dict[str, str], unit: str) -> None:
             raise SchemaError(f"session_table: column {column!r} ({why}) not found in the events of "
                               f"{_where(events)}; columns found: {', '.join(types)}")
     price = types.get(COLUMNS.price)
-    if price is not None and not price.startswith(_NUMERIC_TYPES):
+    if price is not None and not price.startswith(NUMERIC_TYPES):
         raise SchemaError(f"session_table: column {COLUMNS.price!r} has type {price}, expected a number")
 
 
@@ -459,7 +455,7 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
                           ("distinct_categories", has_cat)):
         if present:
             out[name] = f"coalesce(f.{name}, 0)"
-    out["dwell_seconds"] = f"coalesce((f.last_before - c.start) / {float(_MICROS_PER_SECOND)!r}, 0.0)"
+    out["dwell_seconds"] = f"coalesce((f.last_before - c.start) / {float(US_PER_SECOND)!r}, 0.0)"
     if has_price:
         out |= {"price_mean": "f.price_mean", "price_max": "f.price_max", "last_viewed_price": "f.last_viewed_price",
                 "log_price": f"CASE WHEN f.last_viewed_price > 0 "
@@ -470,7 +466,7 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
             "weekday": "CAST(isodow(make_timestamp(c.start)) - 1 AS BIGINT)"}
     if by_session:
         out |= {"returning": "p.prev_t IS NOT NULL",
-                "days_since_last_visit": f"(c.start - p.prev_t) / {float(_MICROS_PER_DAY)!r}"}
+                "days_since_last_visit": f"(c.start - p.prev_t) / {float(US_PER_DAY)!r}"}
     clash = sorted(set(segments) & set(out))
     if clash:
         raise SchemaError(f"session_table: segment column(s) {clash} have the name of a feature column; "

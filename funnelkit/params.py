@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Union
 import pandas as pd
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,7 +30,7 @@ from pydantic import (
 )
 
 from .errors import ParamsError
-from .schema import EVENTS
+from .schema import EVENTS, US_PER_DAY, US_PER_HOUR, US_PER_MILLISECOND, US_PER_MINUTE, US_PER_SECOND
 
 
 def _parse_duration(value: Any) -> dt.timedelta:
@@ -57,8 +58,8 @@ Duration = Annotated[
 def _format_duration(td: dt.timedelta) -> str:
     """The largest whole unit that represents ``td`` exactly, so that parsing it back gives ``td``."""
     micros = td // dt.timedelta(microseconds=1)
-    for unit, size in (("D", 86_400_000_000), ("h", 3_600_000_000), ("min", 60_000_000), ("s", 1_000_000),
-                       ("ms", 1_000)):
+    for unit, size in (("D", US_PER_DAY), ("h", US_PER_HOUR), ("min", US_PER_MINUTE), ("s", US_PER_SECOND),
+                       ("ms", US_PER_MILLISECOND)):
         if micros % size == 0:
             return f"{micros // size}{unit}"
     return f"{micros}us"
@@ -80,12 +81,12 @@ def describe_duration(td: dt.timedelta) -> str:
     micros = int(pd.Timedelta(td) // pd.Timedelta(microseconds=1))
     sign, micros = ("minus ", -micros) if micros < 0 else ("", micros)
     parts = []
-    for unit, size in (("day", 86_400_000_000), ("hour", 3_600_000_000), ("minute", 60_000_000)):
+    for unit, size in (("day", US_PER_DAY), ("hour", US_PER_HOUR), ("minute", US_PER_MINUTE)):
         count, micros = divmod(micros, size)
         if count:
             parts.append(f"{count} {unit}{'s' * (count != 1)}")
     if micros or not parts:
-        seconds = f"{micros / 1_000_000:.6f}".rstrip("0").rstrip(".")
+        seconds = f"{micros / US_PER_SECOND:.6f}".rstrip("0").rstrip(".")
         parts.append(f"{seconds} second{'s' * (seconds != '1')}")
     return sign + " ".join(parts)
 
@@ -454,9 +455,18 @@ class SparkParams(_Strict):
     """Read the events from this table of the Spark session (canonical columns) instead of ``data.source``."""
 
 
+def _registered_engine(name: str) -> str:
+    from .engines import ENGINES  # the registry is the one list of engines
+
+    if name not in ENGINES:
+        raise ValueError(f"expected one of the engines {', '.join(map(repr, ENGINES))}, got {name!r}")
+    return name
+
+
 class EngineParams(_Strict):
-    name: Literal["duckdb", "spark"] = "duckdb"
-    """Where the event-level work runs: ``duckdb`` (one machine, default) or ``spark`` (a cluster)."""
+    name: Annotated[str, AfterValidator(_registered_engine)] = "duckdb"
+    """Where the event-level work runs: ``duckdb`` (one machine, default), ``spark`` (a cluster), or
+    another engine of ``funnelkit.engines.ENGINES``."""
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
     """DuckDB's memory limit, e.g. ``2GB``; beyond it DuckDB spills to disk."""
     threads: Union[int, None] = Field(default=None, ge=1)

@@ -34,12 +34,11 @@ from typing import TYPE_CHECKING, TextIO
 import duckdb
 import pandas as pd
 
-from .data import _NUMERIC_TYPES
 from .errors import DataError, ParamsError, SchemaError
 from .engines import quote
 from .params import FilterSpec, Params, describe_duration
 from .requirements import event_type_counts
-from .schema import COLUMNS, EVENTS
+from .schema import COLUMNS, EVENTS, NUMERIC_TYPES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .eventlog import EventLog
@@ -273,7 +272,7 @@ def _unused_exclusion_message(item, top: list[tuple[str, int]], label: str) -> s
 
 def _column_kind(dtype: str) -> str:
     upper = dtype.upper()
-    if upper.startswith(_NUMERIC_TYPES):
+    if upper.startswith(NUMERIC_TYPES):
         return "number"
     if upper in ("VARCHAR", "TEXT", "STRING") or upper.startswith("VARCHAR"):
         return "text"

@@ -76,3 +76,14 @@ class Segments:
 
 
 SEGMENTS = Segments()
+
+# Event times are compared as whole microseconds since 1970 (``epoch_us``): the engines' time unit.
+US_PER_MILLISECOND = 1_000
+US_PER_SECOND = 1_000_000
+US_PER_MINUTE = 60 * US_PER_SECOND
+US_PER_HOUR = 60 * US_PER_MINUTE
+US_PER_DAY = 24 * US_PER_HOUR
+
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                 "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+"""Prefixes of the DuckDB type names that hold numbers (``DECIMAL(18,3)`` starts with ``DECIMAL``)."""

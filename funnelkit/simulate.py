@@ -67,7 +67,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .params import SimulationParams
-from .schema import COLUMNS, EVENTS, SEGMENTS
+from .schema import COLUMNS, EVENTS, SEGMENTS, US_PER_DAY, US_PER_HOUR
 
 SIMULATOR_VERSION = "3"
 """Bump when the generated data changes for the same parameters (invalidates caches)."""
@@ -352,11 +352,11 @@ class _Shop:
         return (self.start.value // 1000 + (seconds * 1e6)).astype(np.int64)
 
     def day_of(self, times_us: np.ndarray) -> np.ndarray:
-        return ((times_us - self.start.value // 1000) // 86_400_000_000).astype(np.int64)
+        return ((times_us - self.start.value // 1000) // US_PER_DAY).astype(np.int64)
 
     @property
     def end_us(self) -> int:
-        return self.start.value // 1000 + self.params.days * 86_400_000_000
+        return self.start.value // 1000 + self.params.days * US_PER_DAY
 
     # items -----------------------------------------------------------------
     @property
@@ -542,7 +542,7 @@ def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, firs
     session_user, starts = session_user[order], starts[order]
     # keep sessions at least three hours apart, so a 30-minute inactivity gap separates them
     too_close = np.zeros(len(starts), dtype=bool)
-    too_close[1:] = (session_user[1:] == session_user[:-1]) & (np.diff(starts) < 3 * 3_600_000_000)
+    too_close[1:] = (session_user[1:] == session_user[:-1]) & (np.diff(starts) < 3 * US_PER_HOUR)
     session_user, starts = session_user[~too_close], starts[~too_close]
     n_sess = len(starts)
     session_ids = first_session + np.arange(n_sess)
@@ -596,7 +596,7 @@ class _Anomalies:
         n_accounts = len(sessions_per_account)
         users = first_user + np.arange(n_accounts)
         session_user = np.repeat(np.arange(n_accounts), sessions_per_account)
-        starts = _spaced(session_user, starts[np.lexsort((starts, session_user))], 3_600_000_000)
+        starts = _spaced(session_user, starts[np.lexsort((starts, session_user))], US_PER_HOUR)
         session_users = users[session_user]
         session_ids = first_session + np.arange(len(starts))
         p = np.broadcast_to(np.asarray(p, float)[:, None], (3, len(starts)))

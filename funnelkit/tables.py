@@ -5,7 +5,6 @@ comes from the data is HTML-escaped, since reports are HTML.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .event_types import named_event_types, other_label

@@ -164,11 +164,18 @@ def test_a_new_engine_is_one_module_and_its_entry(monkeypatch):
 def test_an_unknown_engine_name_is_refused_clearly(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("engine:\n  name: chdb\n")
-    with pytest.raises(ParamsError, match="engine.name.*'duckdb' or 'spark'"):
+    with pytest.raises(ParamsError, match="engine.name.*expected one of the engines 'duckdb', 'spark', got 'chdb'"):
         load_params(path)
     unchecked = Params.model_construct(engine=EngineParams.model_construct(name="chdb"))
     with pytest.raises(ParamsError, match="no engine 'chdb'; the engines are duckdb, spark"):
         open_events(unchecked)
+
+
+def test_an_engine_in_the_registry_is_one_params_accept(tmp_path, monkeypatch):
+    monkeypatch.setitem(ENGINES, "chdb", "funnelkit.engines.chdb")
+    path = tmp_path / "params.yaml"
+    path.write_text("engine:\n  name: chdb\n")
+    assert load_params(path).engine.name == "chdb"
 
 
 def test_the_spark_engine_module_imports_without_starting_spark():

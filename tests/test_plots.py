@@ -603,7 +603,6 @@ def test_coverage_chart_writes_each_value_beside_its_bar():
 
 
 def test_ranking_chart_of_hit_rate_reads_in_percent_with_the_legend_beside_the_bars():
-    import pandas as pd
 
     summary = _ranking_summary().assign(metric=lambda f: f["metric"].replace({"ndcg": "hit"}))
     fig = plots.ranking_chart(summary, "hit")

@@ -1,8 +1,6 @@
 """The preflight on tiny crafted logs: what stops a run before any notebook, and what only warns."""
 from __future__ import annotations
 
-import datetime as dt
-import io
 
 import pandas as pd
 import pytest

@@ -54,7 +54,7 @@ from ..errors import DataError, ParamsError, SchemaError
 from ..eventlog import EventLog
 from ..engines import literal, quote
 from ..requirements import unavailable
-from ..schema import COLUMNS, EVENTS
+from ..schema import COLUMNS, EVENTS, US_PER_DAY, US_PER_HOUR
 from .kpi import MAD_SCALE, MEAN_AD_SCALE
 
 __all__ = ["FEATURES", "SOURCES", "unavailable_features", "LOG_FEATURES", "DETECTION_FEATURES", "RULES", "UNSUPERVISED", "NORMAL", "ANY", "REASON_Z", "user_features",
@@ -118,9 +118,7 @@ ANY = "any"
 REASON_Z = 3.5
 """A feature is a reason when its robust z-score exceeds this in absolute value (Iglewicz & Hoaglin [3]_)."""
 
-_US_PER_SECOND = 1_000_000
-_US_PER_DAY = 86_400 * _US_PER_SECOND
-_NIGHT_END_US = 6 * 3_600 * _US_PER_SECOND
+_NIGHT_END_US = 6 * US_PER_HOUR
 
 
 # --------------------------------------------------------------------------- features
@@ -217,11 +215,11 @@ def _features_sql(table: str, has_item: bool, has_cat: bool) -> str:
         f"top_item AS (SELECT uid, max(n) AS top FROM (SELECT uid, item, count(*) AS n FROM ev "
         f"WHERE et = {purchase} AND item IS NOT NULL GROUP BY uid, item) GROUP BY uid)",
         f"agg AS (SELECT uid, count(*) AS events, count(DISTINCT sid) AS sessions, "
-        f"count(*) FILTER (WHERE ((t % {_US_PER_DAY}) + {_US_PER_DAY}) % {_US_PER_DAY} < {_NIGHT_END_US}) AS night, "
+        f"count(*) FILTER (WHERE ((t % {US_PER_DAY}) + {US_PER_DAY}) % {US_PER_DAY} < {_NIGHT_END_US}) AS night, "
         f"count(*) FILTER (WHERE et = {view}) AS views, count(*) FILTER (WHERE et = {cart}) AS carts, "
         f"count(*) FILTER (WHERE et = {purchase}) AS purchases, count(DISTINCT item) AS items, "
         f"count(DISTINCT cat) AS cats, min(t) AS first_t, min(t) FILTER (WHERE et = {purchase}) AS first_buy, "
-        f"count(DISTINCT floor(t / {float(_US_PER_DAY)!r})) AS days FROM ev GROUP BY uid)",
+        f"count(DISTINCT floor(t / {float(US_PER_DAY)!r})) AS days FROM ev GROUP BY uid)",
     ]
     nan = "CAST('NaN' AS DOUBLE)"
     out = {
@@ -236,7 +234,7 @@ def _features_sql(table: str, has_item: bool, has_cat: bool) -> str:
         "distinct_categories": "a.cats" if has_cat else nan,
         "top_item_purchase_share": ("CASE WHEN a.purchases > 0 THEN coalesce(ti.top, 0) / a.purchases ELSE 0 END"
                                     if has_item else nan),
-        "hours_to_first_purchase": f"(a.first_buy - a.first_t) / {3_600 * _US_PER_SECOND:.1f}",
+        "hours_to_first_purchase": f"(a.first_buy - a.first_t) / {float(US_PER_HOUR)!r}",
         "sessions_per_day": "a.sessions / a.days",
         "carts": "a.carts",
         "purchases": "a.purchases",

@@ -82,12 +82,10 @@ def false_flag_cost(events: EventLog, flagged_users, labels: pd.Series) -> dict:
 
 
 def _revenue(events: EventLog) -> pd.Series:
-    user, kind, price = (quote(c) for c in (COLUMNS.user_id, COLUMNS.event_type, COLUMNS.price))
     if COLUMNS.price not in events.columns:
         return pd.Series(dtype=float)
-    frame = events.query(f"SELECT CAST({user} AS VARCHAR) AS user_id, sum({price}) AS revenue FROM "
-                         f"{quote(events.table)} WHERE {kind} = {literal(EVENTS.purchase)} GROUP BY 1")
-    return frame.set_index("user_id")["revenue"]
+    frame = events.query(events.revenue_sql(f"CAST({quote(COLUMNS.user_id)} AS VARCHAR)"))
+    return frame.set_index("key").rename_axis("user_id")["revenue"]
 
 
 def traffic_share(events: EventLog, users) -> dict:

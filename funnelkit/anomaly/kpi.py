@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..funnel.result import PERIOD_LENGTH as FUNNEL_PERIODS
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..funnel import FunnelResult
 
@@ -56,8 +58,8 @@ MAX_RHO = 0.999
 MEAN_AD_SCALE = 1.2533
 """Mean absolute deviation × 1.2533 (√(π/2)) estimates a normal standard deviation; used when the MAD is 0."""
 
-PERIOD_LENGTH = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1)}
-"""Length of one period of each frequency of :func:`kpi_series`."""
+PERIOD_LENGTH = {freq: FUNNEL_PERIODS[freq] for freq in ("hour", "day")}
+"""Length of one period of each frequency of :func:`kpi_series` (the funnel's hours and days)."""
 STL_PERIODS = {"hour": (24, 168), "day": (7,)}
 """Seasonal periods used by :func:`detect` (in periods): daily and weekly for hours, weekly for days."""
 

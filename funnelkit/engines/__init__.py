@@ -31,8 +31,8 @@ How to add an engine
    :class:`~funnelkit.engines.protocol.Engine` (``translate`` does the dialect: sqlglot
    reads DuckDB's and writes most others; ``asof_sql`` writes the nearest-time join in SQL
    the engine runs), and ``open_events(params) -> EventLog`` that reads the run's data into it.
-2. Add ``"<name>": "funnelkit.engines.<name>"`` to :data:`ENGINES` (and the name to
-   ``engine.name`` of :class:`funnelkit.params.EngineParams`).
+2. Add ``"<name>": "funnelkit.engines.<name>"`` to :data:`ENGINES`: ``engine.name: <name>``
+   in a params file then chooses it (the params check names against this registry).
 3. Add the name to the ``engine`` fixture of ``tests/conftest.py``: the known-answer tests of
    the funnel and ``tests/test_engines.py`` then run on it.
 """

@@ -290,10 +290,7 @@ class FunnelResult:
         if COLUMNS.price not in self.events.columns:
             return float("nan")
         last = self.spec.steps[-1]
-        (value,) = self.events.rows(
-            f"SELECT sum({quote(COLUMNS.price)}) FROM {quote(self.events.table)} "
-            f"WHERE {match_sql(last.events, last.filters)}"
-        )[0]
+        (value,) = self.events.rows(self.events.revenue_sql(where=match_sql(last.events, last.filters)))[0]
         return float("nan") if value is None else float(value)
 
     def breakdown(self, column: str, attribution: str | None = None, min_units: int = 0) -> Breakdown:

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from ..engines import literal, quote
 from ..params import FilterSpec
-from ..schema import COLUMNS
+from ..schema import COLUMNS, US_PER_SECOND
 
 
 def unit_column(unit: str) -> str:
@@ -15,7 +15,7 @@ def unit_column(unit: str) -> str:
 
 def micros(td: timedelta) -> int:
     """A duration in whole microseconds (the engine's time unit)."""
-    return int(round(td.total_seconds() * 1_000_000))
+    return int(round(td.total_seconds() * US_PER_SECOND))
 
 
 def filter_sql(flt: FilterSpec) -> str:

@@ -6,7 +6,6 @@ documented way keeps working.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,7 +14,7 @@ import yaml
 from funnelkit.data import load_events
 from funnelkit.errors import SchemaError
 from funnelkit.params import DataParams, RecommendParams
-from funnelkit.recommend import confidence_matrix, make_split
+from funnelkit.recommend import confidence_matrix
 from funnelkit.report import read_metrics
 from tests.hostile.conftest import ROOT, write_params
 from tests.hostile.logs import canonical_csv, orders_csv, ratings_csv
