@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 from funnelkit.engines import open_events  # noqa: E402
-from funnelkit.groundtruth import anomalous_accounts  # noqa: E402
+from funnelkit.groundtruth import planted  # noqa: E402
 from funnelkit.params import ALSSettings, load_params  # noqa: E402
 from funnelkit.recommend import (PopularityRecommender, SparkALSRecommender, als_model, evaluate,  # noqa: E402
                                  make_split)
@@ -64,7 +64,8 @@ def _split(args):
         spec = spec.model_copy(update={"max_eval_users": args.max_eval_users})
     started = time.perf_counter()
     events = open_events(params)
-    excluded = anomalous_accounts(params) or set()
+    truth = planted(params)
+    excluded = truth.anomalous_accounts if truth is not None else set()
     shoppers = events.without_users(excluded) if excluded else events
     split = make_split(shoppers, spec)
     return params, spec, split, time.perf_counter() - started

@@ -122,15 +122,15 @@ class EventLog:
         self.engine.create_view(name, sql)
         return dataclasses.replace(self, table=name, _data_end=self.data_end if keep_data_end else None)
 
-    def revenue_sql(self, by: str | None = None, *, where: str | None = None) -> str:
+    def revenue_sql(self, by: str | None = None, *, condition: str | None = None) -> str:
         """SQL of the revenue in the data's currency: the sum of ``price`` over purchase events.
 
         ``by`` is a SQL expression to group by (the result has columns ``key`` and ``revenue``,
-        one row per value); without it the result is one row with ``revenue``. ``where``
-        replaces the purchase condition (a funnel's last step, say). Events without a price
+        one row per value); without it the result is one row with ``revenue``. ``condition``
+        (SQL) picks the events instead of "the event is a purchase" (a funnel's last step, say). Events without a price
         add nothing; call it only when the log has a ``price`` column.
         """
-        condition = where or f"{quote(COLUMNS.event_type)} = {literal(EVENTS.purchase)}"
+        condition = condition or f"{quote(COLUMNS.event_type)} = {literal(EVENTS.purchase)}"
         key, group = (f"{by} AS key, ", " GROUP BY 1") if by else ("", "")
         return (f"SELECT {key}sum({quote(COLUMNS.price)}) AS revenue FROM {quote(self.table)} "
                 f"WHERE {condition}{group}")

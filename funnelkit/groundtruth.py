@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import logsumexp
 
-from .engines import literal, quote
+from .engines import quote
 from .funnel import FunnelResult, run_funnel
 from .params import FunnelParams
 from .schema import COLUMNS, EVENTS
@@ -45,13 +45,13 @@ class Planted:
         self._labels: pd.Series | None = None
 
     @property
-    def truth(self) -> dict:
+    def ground_truth(self) -> dict:
         """``ground_truth.json`` as a dict."""
         return self.dataset.ground_truth
 
     @property
     def labels(self) -> pd.Series:
-        """user id (str) → planted label: ``human``, ``bot``, ``click_farm`` or ``fake_orders``."""
+        """user id (str) → planted label: ``human``, ``bot``, ``click_farm`` or ``fake_order``."""
         if self._labels is None:
             self._labels = self.dataset.labels().set_index(COLUMNS.user_id)["label"]
         return self._labels
@@ -64,12 +64,12 @@ class Planted:
     @property
     def incidents(self) -> list[dict]:
         """The planted incidents: one dict per incident (``date``, ``step``, ``factor``, ...)."""
-        return self.truth["incidents"]
+        return self.ground_truth["incidents"]
 
     @property
     def sale_days(self) -> list:
         """Days with a planted sale (traffic up, not a fault)."""
-        return self.truth["sale_days"]
+        return self.ground_truth["sale_days"]
 
     def step_check(self, events) -> pd.DataFrame:
         """:func:`planted_step_check` on the session-level default funnel of ``events``."""
@@ -85,7 +85,6 @@ class Planted:
 def planted(params) -> Planted | None:
     """The planted truth of the run's data: a :class:`Planted` on the built-in shop, None on other data."""
     return Planted(ensure_dataset(params.simulation)) if params.simulated else None
-
 
 
 def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.DataFrame:
@@ -111,7 +110,8 @@ def planted_step_check(result: FunnelResult, sessions_path: str | Path) -> pd.Da
     if names[1:] != [n for n in STEP_OF_PROBABILITY if n in names] or names[0] != EVENTS.view:
         raise ValueError(f"planted steps are {EVENTS.funnel}, got {names}")
     events, rows = result.events, []
-    source = f"read_parquet({literal(str(sessions_path))})"
+    # the engine reads the planted sessions itself: no engine's file-reading SQL here
+    source = events.engine.table_from_parquet(str(sessions_path))
     for k, name in enumerate(names[1:], start=1):
         column = quote(STEP_OF_PROBABILITY[name])
         total, successes, p_sum, p_var = events.rows(
@@ -141,16 +141,6 @@ def step_check_metrics(check: pd.DataFrame) -> list[Metric]:
         Metric("planted_steps_total", len(check), label="Planted step rates checked"),
         Metric("planted_max_abs_z", float(check["z"].abs().max()), label="Largest |z| vs planted rates"),
     ]
-
-
-def anomalous_accounts(params) -> set | None:
-    """User ids the built-in shop labels as bots, click farm or fake orders; None for other data.
-
-    Studies of customer behaviour leave them out on the simulated shop so that
-    their estimates can be checked against the planted truth.
-    """
-    truth = planted(params)
-    return None if truth is None else truth.anomalous_accounts
 
 
 def planted_effects(effects: pd.DataFrame, truth: Planted) -> pd.DataFrame:

@@ -327,7 +327,7 @@ class DriversParams(_Strict):
     """The prediction is fitted on a stratified random sample of at most this many sessions (the nested
     grid searches are costly; the intervals say how precise the scores are); null: every session."""
     seed: int = 7
-    """Seeds the folds, the row sample and the models. Not given in a params file: ``simulation.seed``."""
+    """Seeds the folds, the row sample and the models; when not given, ``simulation.seed``."""
 
 
 class ALSSettings(_Strict):
@@ -528,6 +528,15 @@ class Params(_Strict):
         if not isinstance(drivers, dict) or "seed" in drivers or type(seed) is not int:
             return raw
         return {**raw, "drivers": {**drivers, "seed": seed}}
+
+    @model_validator(mode="after")
+    def _spark_table_needs_spark(self) -> "Params":
+        """``engine.spark.table`` without the Spark engine would leave the run without data (or, before this
+        check, quietly on the simulated shop): say so when the params are read."""
+        if self.engine.spark.table is not None and self.engine.name != "spark" and self.data.source is None:
+            raise ValueError(f"engine.spark.table ({self.engine.spark.table!r}) is read only with engine.name: "
+                             f"spark; set engine.name: spark, or data.source for the {self.engine.name} engine")
+        return self
 
     @property
     def simulated(self) -> bool:

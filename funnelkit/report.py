@@ -188,12 +188,12 @@ class _SkipCell:
         return [f"print({self.message!r})\n"]
 
 
-
 def record_metrics(metrics) -> None:
     """:func:`record` every :class:`funnelkit.study.Metric` of a study's ``metrics()``, in order."""
     for metric in metrics:
         record(metric.name, metric.value, unit=metric.unit, label=metric.label, ci=metric.ci,
                headline=metric.headline)
+
 
 def not_applicable(reason: Any) -> None:
     """Stop a study the log cannot support: a card with ``reason``, the status for the index, the rest skipped.

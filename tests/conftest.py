@@ -82,10 +82,16 @@ def spark():
     session.stop()
 
 
-@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+ENGINE_PARAMS = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
+"""Every engine of ``funnelkit.engines.ENGINES``, with the mark of its extra."""
+
+
+@pytest.fixture(params=ENGINE_PARAMS)
 def engine(request):
     """Each engine of ``funnelkit.engines.ENGINES`` in turn, empty: build logs on it with
-    ``EventLog.from_frame(frame, engine)``, and a test runs on every engine.
+    ``EventLog.from_frame(frame, engine)``, and a test runs on every engine. A new engine adds
+    its name to :data:`ENGINE_PARAMS` and how to make it empty below (``test_engines.py`` checks the list
+    is the registry).
 
     The Spark one runs in the ``spark`` session fixture (marked ``spark``, skipped without PySpark
     on a developer's machine, a failure under ``CI=true``); what it makes is dropped afterwards.

@@ -18,6 +18,7 @@ from funnelkit.errors import ParamsError
 from funnelkit.eventlog import EventLog
 from funnelkit.params import DataParams, EngineParams, Params, load_params
 from funnelkit.schema import COLUMNS
+from tests.conftest import ENGINE_PARAMS
 
 T0 = pd.Timestamp("2026-03-02", tz="UTC")
 FRAME = pd.DataFrame({
@@ -34,6 +35,11 @@ TYPES = {COLUMNS.user_id: "VARCHAR", COLUMNS.session_id: "VARCHAR", COLUMNS.even
 
 def us(timestamp: pd.Timestamp) -> int:
     return timestamp.value // 1000
+
+
+def test_the_engine_fixture_runs_every_registered_engine():
+    names = [p if isinstance(p, str) else p.values[0] for p in ENGINE_PARAMS]
+    assert names == list(ENGINES)
 
 
 def test_each_engine_keeps_the_protocol_and_lives_in_its_registered_module(engine):
@@ -147,10 +153,11 @@ def test_open_events_picks_spark_when_the_params_say_so(spark, tmp_path):
     assert events.report.rows_kept == 3 and events.segments == ("device",)
 
 
-def test_the_duckdb_engine_refuses_a_spark_table_rather_than_analyse_the_built_in_shop():
-    params = Params.model_validate({"engine": {"name": "duckdb", "spark": {"table": "lake.events"}}})
+def test_a_spark_table_without_the_spark_engine_is_refused_rather_than_analyse_the_built_in_shop(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("engine:\n  name: duckdb\n  spark:\n    table: lake.events\n")
     with pytest.raises(ParamsError, match="engine.spark.table .* is read only with engine.name: spark"):
-        open_events(params)
+        load_params(path)
 
 
 def test_a_new_engine_is_one_module_and_its_entry(monkeypatch):

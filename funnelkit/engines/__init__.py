@@ -33,7 +33,8 @@ How to add an engine
    the engine runs), and ``open_events(params) -> EventLog`` that reads the run's data into it.
 2. Add ``"<name>": "funnelkit.engines.<name>"`` to :data:`ENGINES`: ``engine.name: <name>``
    in a params file then chooses it (the params check names against this registry).
-3. Add the name to the ``engine`` fixture of ``tests/conftest.py``: the known-answer tests of
+3. Add the name to ``ENGINE_PARAMS`` of ``tests/conftest.py`` and how to make an empty engine
+   of it to its ``engine`` fixture: the known-answer tests of
    the funnel and ``tests/test_engines.py`` then run on it.
 """
 from __future__ import annotations

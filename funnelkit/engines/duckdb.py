@@ -117,13 +117,10 @@ def open_events(params: "Params") -> "EventLog":
 
     Raises
     ------
-    ParamsError
-        ``engine.spark.table`` names the events but the engine is DuckDB.
     DataError, SchemaError
         As :func:`funnelkit.data.load_events`.
     """
     from ..data import load_events, simulated_label
-    from ..errors import ParamsError
     from ..params import DataParams
 
     if params.simulated:
@@ -133,7 +130,4 @@ def open_events(params: "Params") -> "EventLog":
                              engine=params.engine)
         events.source = events.report.source = simulated_label(params)
         return events
-    if params.data.source is None:
-        raise ParamsError(f"engine.spark.table ({params.engine.spark.table!r}) is read only with engine.name: spark; "
-                          "set engine.name: spark, or data.source for the duckdb engine")
     return load_events(params.data.source, params.data, engine=params.engine)

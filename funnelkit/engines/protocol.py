@@ -81,7 +81,12 @@ class Engine(Protocol):
         """
 
     def translate(self, sql: str) -> str:
-        """``sql`` in this engine's dialect (the identity for DuckDB)."""
+        """``sql`` in this engine's dialect (the identity for DuckDB).
+
+        The engine applies it itself in ``query``, ``rows``, ``create_table`` and ``create_view``:
+        callers pass DuckDB's dialect there. It is public so that a test or a user can see the
+        SQL an engine will run.
+        """
 
     def close(self) -> None:
         """Free what the engine holds; it runs no query afterwards."""

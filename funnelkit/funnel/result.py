@@ -76,8 +76,9 @@ class FunnelResult:
     spec : FunnelParams
         The funnel, validated.
     units_table : str
-        Name of the per-unit table in the engine (private to the funnel:
-        read it through :meth:`units_sql`).
+        Name of the per-unit table in the engine, made by :func:`run_funnel`. Its layout is
+        the funnel's own and may change: outside ``funnelkit.funnel`` read it through
+        :meth:`units_sql` and :meth:`units`.
     data_end : Timestamp
         Where the data ends for censoring (UTC).
     """
@@ -290,7 +291,7 @@ class FunnelResult:
         if COLUMNS.price not in self.events.columns:
             return float("nan")
         last = self.spec.steps[-1]
-        (value,) = self.events.rows(self.events.revenue_sql(where=match_sql(last.events, last.filters)))[0]
+        (value,) = self.events.rows(self.events.revenue_sql(condition=match_sql(last.events, last.filters)))[0]
         return float("nan") if value is None else float(value)
 
     def breakdown(self, column: str, attribution: str | None = None, min_units: int = 0) -> Breakdown:

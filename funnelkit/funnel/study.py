@@ -18,8 +18,7 @@ from ..eventlog import EventLog
 from ..params import FunnelParams
 from ..profile import daily_event_counts, event_mix
 from ..study import Metric, StudyResults
-from ..text import duration
-from ..text import MINUS, escape_md, money, pct
+from ..text import MINUS, duration, escape_md, money, pct
 from .engine import run_funnel
 from .lift import StepLift, lift_to_best_segment
 from .paths import dropoff_paths, transition_matrix
