@@ -268,7 +268,8 @@ def _interrupt_when_sleeping(params: Path, notebooks: Path, reports: Path, jobs:
             time.sleep(0.2)
         assert len(list(reports.glob(".*.running.ipynb"))) == sleepers
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=60)
+        # generous: stopping the kernels and writing the index took over 60 s on a two-core machine at load 19
+        out, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
