@@ -274,6 +274,27 @@ class _CoefResults:
 
     _stat_label = "t"
 
+    # dimensions, from the design each results class keeps as ``_data`` (its ``X`` and ``const``)
+    @property
+    def nobs(self) -> int:
+        """Number of observations n."""
+        return self._data.X.shape[0]
+
+    @property
+    def k_constant(self) -> int:
+        """1 if the design has a constant column, else 0."""
+        return int(self._data.const is not None)
+
+    @property
+    def df_model(self) -> int:
+        """p - k_constant."""
+        return len(self._names) - self.k_constant
+
+    @property
+    def df_resid(self) -> int:
+        """n - p."""
+        return self.nobs - len(self._names)
+
     def __init__(self, params: np.ndarray, cov: np.ndarray, names: list[str], df: float | None):
         self._names = list(names)
         self.params = pd.Series(params, index=self._names, name="coef")

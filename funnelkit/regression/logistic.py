@@ -271,27 +271,6 @@ class LogitResults(_CoefResults):
         self.history = history
         self.separation = separation
 
-    # dimensions ------------------------------------------------------------
-    @property
-    def nobs(self) -> int:
-        """Number of observations n."""
-        return self._data.X.shape[0]
-
-    @property
-    def k_constant(self) -> int:
-        """1 if the design has a constant column, else 0."""
-        return int(self._data.const is not None)
-
-    @property
-    def df_model(self) -> int:
-        """p - k_constant."""
-        return len(self._names) - self.k_constant
-
-    @property
-    def df_resid(self) -> int:
-        """n - p."""
-        return self.nobs - len(self._names)
-
     # fit -------------------------------------------------------------------
     @cached_property
     def fittedvalues(self) -> np.ndarray:
