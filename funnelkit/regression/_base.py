@@ -9,6 +9,7 @@ the private validation of designs and targets (with the rank check) and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -294,6 +295,17 @@ class _CoefResults:
     def df_resid(self) -> int:
         """n - p."""
         return self.nobs - len(self._names)
+
+    # information criteria, from the log-likelihood ``llf`` each results class defines
+    @property
+    def aic(self) -> float:
+        """``-2 llf + 2 p``."""
+        return -2.0 * self.llf + 2.0 * len(self._names)
+
+    @property
+    def bic(self) -> float:
+        """``-2 llf + p log n``."""
+        return -2.0 * self.llf + math.log(self.nobs) * len(self._names)
 
     def __init__(self, params: np.ndarray, cov: np.ndarray, names: list[str], df: float | None):
         self._names = list(names)

@@ -223,16 +223,6 @@ class OLSResults(_CoefResults):
             return -0.5 * n * (math.log(2.0 * math.pi * ssr / n) + 1.0) + float(np.sum(np.log(self._data.sqrt_w)))
         return math.inf
 
-    @property
-    def aic(self) -> float:
-        """``-2 llf + 2 p``."""
-        return -2.0 * self.llf + 2.0 * len(self._names)
-
-    @property
-    def bic(self) -> float:
-        """``-2 llf + p log n``."""
-        return -2.0 * self.llf + math.log(self.nobs) * len(self._names)
-
     # use -------------------------------------------------------------------
     @property
     def tvalues(self) -> pd.Series:

@@ -309,16 +309,6 @@ class LogitResults(_CoefResults):
         return 1.0 - self.llf / self.llnull if self.llnull != 0 else np.nan
 
     @property
-    def aic(self) -> float:
-        """``-2 llf + 2 p``."""
-        return -2.0 * self.llf + 2.0 * len(self._names)
-
-    @property
-    def bic(self) -> float:
-        """``-2 llf + p log n``."""
-        return -2.0 * self.llf + math.log(self.nobs) * len(self._names)
-
-    @property
     def grad_norm(self) -> float:
         """Largest absolute gradient component of the objective at the last iterate."""
         return float(self.history["grad_norm"].iloc[-1])
