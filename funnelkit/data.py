@@ -97,7 +97,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import itertools
 import os
 import re
 from contextlib import contextmanager
@@ -109,13 +108,12 @@ import numpy as np
 import pandas as pd
 
 from .engines.duckdb import DuckDBEngine, connect
-from .engines.sql import literal, quote, timestamp_literal
+from .engines.sql import literal, quote, timestamp_literal, unique_name
 from .errors import DataError, SchemaError
 from .eventlog import EventLog
 from .params import DataParams, EngineParams, Params, describe_duration
 from .schema import COLUMNS, EVENTS, NUMERIC_TYPES, US_PER_DAY, US_PER_MILLISECOND, US_PER_MINUTE, US_PER_SECOND
 
-_names = itertools.count()
 _SUFFIXES = {".csv.gz": "csv", ".csv": "csv", ".parquet": "parquet"}
 #: what each kind of input file is, in words (messages)
 KIND_NAMES = {"csv": "comma-separated CSV with a header row", "parquet": "Parquet"}
@@ -329,8 +327,8 @@ def load_events(source, schema: DataParams | None = None, *, con: duckdb.DuckDBP
     files, kind = input_files(path)
     con = con or connect(engine)
     _check_read_exactly(con, files)
-    fmt, label, n = _FORMATS[schema.format], str(path), next(_names)
-    raw, table = f"_fk_raw_{n}", f"loaded_events_{n}"
+    fmt, label = _FORMATS[schema.format], str(path)
+    raw, table = unique_name("_fk_raw"), unique_name("loaded_events")
     try:  # the view over the input goes away whatever happens
         with _wrap_errors(f"{label}: could not be read as {KIND_NAMES[kind]}"):
             con.execute(f"CREATE TEMP VIEW {raw} AS SELECT * FROM {_reader(files, kind)}")

@@ -143,8 +143,6 @@ class DriversResults(StudyResults):
     ----------
     spec : DriversParams
         The settings it ran with.
-    currency : str
-        Currency of the prices and of ``order_value.orders["revenue"]``.
     models : list of StepModel
         One logistic model per funnel step.
     effects : DataFrame
@@ -165,7 +163,6 @@ class DriversResults(StudyResults):
     """
 
     spec: DriversParams
-    currency: str
     models: list[StepModel]
     effects: pd.DataFrame
     left_out: dict[str, str]
@@ -235,7 +232,7 @@ class DriversResults(StudyResults):
         ]
 
 
-def run(events: EventLog, spec: DriversParams, *, currency: str, truth: Planted | None = None) -> DriversResults:
+def run(events: EventLog, spec: DriversParams, *, truth: Planted | None = None) -> DriversResults:
     """The conversion-drivers study: step models, purchase prediction, order value, checks of the method.
 
     Parameters
@@ -245,8 +242,6 @@ def run(events: EventLog, spec: DriversParams, *, currency: str, truth: Planted 
     spec : DriversParams
         The ``drivers`` section of the params: conversion window, reference price, the prediction's
         cut-off event, folds, row sample and seed.
-    currency : str
-        Currency of the log's prices (``data.currency``).
     truth : Planted, optional
         The planted truth of the built-in shop (:func:`funnelkit.groundtruth.planted`): its bots,
         click farm and fake-order accounts are left out of every model (they do not behave like
@@ -281,7 +276,7 @@ def run(events: EventLog, spec: DriversParams, *, currency: str, truth: Planted 
         logit=against_statsmodels(models[0].X, models[0].y, "logit"), svm=svm_against_sklearn(X, y),
         accuracy=accuracy_table(),
         ols=None if order_value is None else against_statsmodels(order_value.X, order_value.y, "ols"))
-    return DriversResults(spec, currency, models, effects, left_out_features(events), excluded,
+    return DriversResults(spec, models, effects, left_out_features(events), excluded,
                           PurchasePrediction(X, y, users, comparison), order_value, no_prices, checks, recovery)
 
 

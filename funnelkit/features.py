@@ -1,4 +1,4 @@
-"""Session and user tables for modelling, computed in DuckDB without leaking the outcome.
+"""Session and user tables for modelling, computed in the log's engine without leaking the outcome.
 
 :func:`session_table` turns an event log into one row per session (or per
 user): a 0/1 label saying whether the unit reached an event type, and
@@ -29,6 +29,7 @@ import pandas as pd
 
 from .errors import DataError, ParamsError, SchemaError
 from .eventlog import EventLog
+from .params import DriversParams
 from .engines import literal, quote
 from .schema import COLUMNS, EVENTS, NUMERIC_TYPES, US_PER_DAY, US_PER_SECOND
 
@@ -50,11 +51,11 @@ def count_column(event_type: str) -> str:
 def session_table(events: EventLog, *, label: str = EVENTS.purchase, unit: str = "session",
                   window: dt.timedelta | str | None = None, given: str | None = None,
                   data_end: pd.Timestamp | None = None,
-                  reference_price: float = 50.0) -> pd.DataFrame:
+                  reference_price: float = DriversParams().reference_price) -> pd.DataFrame:
     """One row per session (or user): did it reach ``label``, and what happened before.
 
-    Everything is computed in DuckDB; only the one-row-per-unit result becomes
-    pandas.
+    Everything is computed in the log's engine; only the one-row-per-unit result
+    becomes pandas.
 
     Parameters
     ----------
@@ -77,10 +78,9 @@ def session_table(events: EventLog, *, label: str = EVENTS.purchase, unit: str =
     data_end : pandas.Timestamp, optional
         End of the data, for ``censored`` (a naive timestamp is read as UTC);
         default ``events.data_end`` (the last event in the log).
-    reference_price : float, default 50
+    reference_price : float, default ``drivers.reference_price``'s default
         Price (in the log's currency) at which ``log_price`` is 0: the conversion-drivers study passes
-        ``drivers.reference_price`` of the params, whose default is the built-in shop's reference
-        price (so the estimated ``log_price`` effect is comparable with the planted one).
+        ``drivers.reference_price`` of the params.
 
     Returns
     -------

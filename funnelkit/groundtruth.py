@@ -187,26 +187,6 @@ def driver_recovery(effects: pd.DataFrame, truth: Planted, alpha: float = 0.05) 
             "false_positives": int((~nonzero & significant).sum())}
 
 
-def score_incidents(alarms: dict[str, pd.DataFrame], truth: Planted) -> pd.DataFrame:
-    """Every KPI detector's conversion alarms against the planted incidents, per frequency.
-
-    ``alarms`` is ``{freq: anomaly.incidents.step_alarms table}``; the result is
-    :func:`funnelkit.anomaly.incidents.score_table` against ``truth.incidents``: alarms, false alarms,
-    precision, recall and delay of each detector at each frequency.
-    """
-    from .anomaly.incidents import score_table  # the anomaly study calls this module: import when used
-
-    return score_table(alarms, truth.incidents)
-
-
-def false_alarm_rates(alarms: dict[str, pd.DataFrame], days: float, truth: Planted) -> pd.DataFrame:
-    """Conversion alarms per 30 days per frequency and detector, leaving out those on a planted incident day
-    of their step (:func:`funnelkit.anomaly.incidents.false_alarm_rates` with ``truth.incidents``)."""
-    from .anomaly.incidents import false_alarm_rates as rates
-
-    return rates(alarms, days, truth.incidents)
-
-
 def planted_preference_scores(dataset, user_ids, item_ids) -> np.ndarray:
     """log P(a view of the user is item i), as the simulator planted it, for every user × item given.
 

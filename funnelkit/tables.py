@@ -10,7 +10,7 @@ import pandas as pd
 from .event_types import named_event_types, other_label
 from .schema import EVENTS
 from .stats import TEST_NAMES, adjust_pvalues
-from .text import duration, escape, escape_md, money, pct, pct_ci  # noqa: F401 (re-exported for notebooks)
+from .text import duration, escape, escape_md, pct, pct_ci
 
 
 def step_table(steps: pd.DataFrame, unit: str = "users") -> pd.DataFrame:

@@ -79,7 +79,7 @@ def test_false_flag_cost_counts_real_customers_and_their_revenue():
 def test_headline_and_table_say_which_way_conversion_moves(log):
     _, events = log
     d = impact.conversion_distortion(events, SPEC.model_copy(update={"censoring": "naive"}), ["9", "10"])
-    text = headline_text(None, {}, {"events": 0.25, "sessions": 0.2}, d, 2)
+    text = headline_text(None, {}, None, {"events": 0.25, "sessions": 0.2}, d, 2)
     # +5 points, but from 2 removed users: the interval (−5.6 to +13.9) includes zero, so no direction is claimed
     assert "no measurable change: the interval includes zero (+5.0 percentage points, 95% CI −5.6 to +13.9)" in text
     assert "raise" not in text and "2 users" in text and "25.0% of all events" in text

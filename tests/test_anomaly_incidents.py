@@ -138,7 +138,7 @@ def test_the_headline_says_which_frequency_was_not_monitored_and_why():
 
     overall = {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}
     distortion = {"difference": 0.001, "low": 0.0, "high": 0.002, "kept": overall}
-    text = headline_text(None, {}, {"events": 0.01, "sessions": 0.02}, distortion, 3,
+    text = headline_text(None, {}, None, {"events": 0.01, "sessions": 0.02}, distortion, 3,
                          {"hour": "the median hour has 1 session(s) entering the funnel"})
     assert "- **Not monitored hourly:** the median hour has 1 session(s) entering the funnel." in text
     # nothing monitored is said as such, not as "0 day(s) with a drop" (issue 18)
@@ -197,7 +197,8 @@ def test_the_headline_on_the_built_in_shop_reports_the_detector_the_charts_shade
     scored = incidents.score_table(alarms, INCIDENTS)
     overall = {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}
     distortion = {"difference": -0.0001, "low": -0.0002, "high": -0.00005, "kept": overall, "removed_entrants": 5}
-    text = headline_text(scored, alarms, {"events": 0.01, "sessions": 0.02}, distortion, 3)
+    lead = incidents.headline_detector(alarms, scored)
+    text = headline_text(scored, alarms, lead, {"events": 0.01, "sessions": 0.02}, distortion, 3)
     assert ("the 3-sigma detector on daily conversion found 100% of the planted incident days with 1 false alarm "
             "(precision 67%)") in text
     assert "they lower it by 0.01 percentage points (95% CI 0.005 to 0.02)" in text
@@ -211,3 +212,13 @@ def test_the_incident_table_marks_the_headline_detectors_row():
     view = tables.incident_view(scored, {"frequency": "day", "detector": "rate test"})
     assert view["in the headline"].tolist() == ["", "yes, shaded on the charts"]
     assert "in the headline" not in tables.incident_view(scored).columns
+
+
+def test_every_detector_is_scored_against_the_incidents_of_its_step_and_incident_days_are_not_false_alarms():
+    alarms = {"day": alarm_rows([("checkout", "rate test", 0, True), ("purchase", "rate test", 0, True),
+                                 ("purchase", "rate test", 48, True), ("checkout", "STL", 24, True)])}
+    scored = incidents.score_table(alarms, INCIDENTS).set_index("detector")
+    assert scored.loc["rate test", ["alarms", "false_alarms", "recall"]].tolist() == [3, 1, 1.0]
+    assert scored.loc["STL", ["alarms", "false_alarms", "recall"]].tolist() == [1, 1, 0.0]
+    rates = incidents.false_alarm_rates(alarms, 30, INCIDENTS).set_index("detector")
+    assert rates["false alarms"].to_dict() == {"rate test": 1, "STL": 1}  # the two incident-day alarms left out

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from funnelkit.anomaly import AnomalyResults, run
+from funnelkit.anomaly.incidents import headline_detector
 from funnelkit.anomaly.study import SUPERVISED, change_text, headline_text
 from funnelkit.engines import open_events
 from funnelkit.groundtruth import planted
@@ -153,7 +154,8 @@ def test_the_headline_on_a_log_without_known_incidents_names_one_detector_and_it
                                  ("entrants", "3-sigma", 24 * 3, True)])}
     distortion = {"difference": 0.001, "low": 0.0005, "high": 0.002, "removed_entrants": 4,
                   "kept": {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}}
-    text = headline_text(None, alarms, {"events": 0.01, "sessions": 0.02}, distortion, 3)
+    text = headline_text(None, alarms, headline_detector(alarms, None), {"events": 0.01, "sessions": 0.02},
+                         distortion, 3)
     # the rate test's two days (09-08 and 09-11), not the 3-sigma's third day nor traffic alarms
     assert "- **Broken days:** 2 days with a drop in a step's conversion, by the rate test detector on daily " \
            "conversion" in text
@@ -164,7 +166,7 @@ def test_the_headline_on_a_log_without_known_incidents_names_one_detector_and_it
 def test_the_headline_when_no_frequency_is_monitored_says_so_instead_of_zero_days():
     distortion = {"difference": 0.0, "low": 0.0, "high": 0.0, "removed_entrants": 0,
                   "kept": {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}}
-    text = headline_text(None, {}, {"events": 0.01, "sessions": 0.02}, distortion, 1,
+    text = headline_text(None, {}, None, {"events": 0.01, "sessions": 0.02}, distortion, 1,
                          {"day": "the median day has 3 session(s) entering the funnel"})
     assert "not watched: no KPI frequency had enough sessions to monitor" in text and "0 day" not in text
     assert "- **Not monitored daily:** the median day has 3 session(s) entering the funnel." in text
@@ -177,7 +179,8 @@ def test_the_headline_on_a_quiet_log_says_no_day_instead_of_zero_days():
     alarms = {"day": alarm_rows([("cart", "rate test", 0, False), ("cart", "STL", 24, True)])}
     distortion = {"difference": 0.0, "low": -0.001, "high": 0.001, "removed_entrants": 2,
                   "kept": {"conversion": 0.1, "ci_low": 0.09, "ci_high": 0.11}}
-    text = headline_text(None, alarms, {"events": 0.01, "sessions": 0.02}, distortion, 2)
+    text = headline_text(None, alarms, headline_detector(alarms, None), {"events": 0.01, "sessions": 0.02},
+                         distortion, 2)
     assert "- **Broken days:** no day with a drop in a step's conversion, by the rate test detector on daily " \
            "conversion" in text
     assert "0 day" not in text and "shaded" not in text

@@ -35,7 +35,7 @@ def shop(tmp_path_factory):
 @pytest.fixture(scope="module")
 def study(shop):
     events, _, truth = shop
-    return drivers.run(events, SPEC, currency="EUR", truth=truth)
+    return drivers.run(events, SPEC, truth=truth)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_the_planted_truth_leaves_out_the_anomalous_accounts_and_adds_the_plante
     assert not set(study.prediction.users) & anomalous and not set(study.order_value.orders["user_id"]) & anomalous
     columns = study.effects.columns.tolist()  # as the drivers table always had them: before p_adjusted
     assert columns[-3:] == ["planted", "inside", "p_adjusted"]
-    assert study.order_value_missing is None and study.currency == "EUR" and study.spec == SPEC
+    assert study.order_value_missing is None and study.spec == SPEC
 
 
 def test_a_setting_of_the_drivers_section_reaches_the_models(shop, study):
@@ -199,7 +199,7 @@ def no_prices(shop):
 def own_log(no_prices):
     """The study on a log that is not the built-in shop's: no planted truth, and no prices."""
     events, _ = no_prices
-    return drivers.run(events, SPEC, currency="USD")
+    return drivers.run(events, SPEC)
 
 
 def test_without_the_truth_or_prices_the_study_reports_what_it_can(own_log):

@@ -76,6 +76,13 @@ def test_query_and_rows_give_the_same_answers_and_dtypes(engine):
                        f"FROM {table}") == [(2, us(T0))]
 
 
+def test_instants_come_back_utc_aware_in_microseconds_on_every_engine(engine):
+    table = engine.table_from_frame(FRAME)
+    frame = engine.query(f"SELECT min({COLUMNS.event_time}) AS first, max({COLUMNS.event_time}) AS last FROM {table}")
+    expected = pd.DataFrame({"first": [T0], "last": [T0 + pd.Timedelta(hours=1)]}).astype("datetime64[us, UTC]")
+    pd.testing.assert_frame_equal(frame, expected)
+
+
 def test_tables_and_views_are_made_and_dropped(engine):
     table = engine.table_from_frame(FRAME)
     engine.create_table("buyers", f"SELECT DISTINCT {COLUMNS.user_id} FROM {table} WHERE price > 0")

@@ -49,7 +49,7 @@ END = at(60 * 24 * 30)  # data end well after every window in the known-answer t
 
 
 def depths(result) -> dict:
-    frame = result.unit_frame()
+    frame = result.units(resolved=None)
     return dict(zip(frame["unit"], frame["depth"]))
 
 
@@ -66,7 +66,7 @@ def test_ordered_counts_furthest_step_across_attempts(engine):
     assert depths(result) == {1: 4, 2: 1, 3: 1}
     assert result.steps["entrants"].tolist() == [3, 1, 1, 1]
     # times come from the earliest attempt reaching the furthest step (the second one)
-    unit1 = result.unit_frame().set_index("unit").loc[1]
+    unit1 = result.units(resolved=None).set_index("unit").loc[1]
     assert unit1["start"] == at(25).value // 1000
     assert unit1["entry"] == at(0).value // 1000
 
@@ -261,7 +261,7 @@ def test_every_entry_lets_a_later_view_open_the_window_that_converts(engine):
     every = run_funnel(log, spec.model_copy(update={"entry": "every"}), data_end=END)
     assert depths(first) == {1: 1, 2: 2} and depths(every) == {1: 4, 2: 2}
     assert every.steps["entrants"].tolist() == [2, 2, 1, 1]
-    unit1 = every.unit_frame().set_index("unit").loc[1]
+    unit1 = every.units(resolved=None).set_index("unit").loc[1]
     # entered with the first view, result and times from the second
     assert unit1["entry"] == at(0).value // 1000 and unit1["start"] == at(100).value // 1000
     assert unit1["T3"] - unit1["T0"] == 30 * 60 * 1_000_000
@@ -291,7 +291,7 @@ def test_every_entry_counts_only_closed_attempts_of_resolved_units(engine):
     _, log = log_of(rows, engine=engine)
     spec = FunnelParams(steps=steps("view", "cart"), window="1h", entry="every")
     result = run_funnel(log, spec, data_end=end)
-    frame = result.unit_frame().set_index("unit")
+    frame = result.units(resolved=None).set_index("unit")
     assert frame["depth"].to_dict() == {1: 1, 2: 2, 3: 2, 4: 1}
     assert frame["censored"].to_dict() == {1: False, 2: False, 3: True, 4: False}
     assert result.steps["entrants"].tolist() == [3, 1] and result.censored["units"].tolist() == [0, 1]
@@ -307,7 +307,7 @@ def test_every_entry_checks_exclusions_to_the_attempts_own_window_end(engine):
         (1, 0, "view"), (1, 30, "leave"), (1, 50, "view"), (1, 110, "leave"),  # dropped too: no unit left
         (2, 0, "view"), (2, 30, "leave"), (2, 50, "view"), (2, 111, "leave"),  # kept: the result is the second
     ], engine=engine)
-    frame = run_funnel(log, spec, data_end=END).unit_frame().set_index("unit")
+    frame = run_funnel(log, spec, data_end=END).units(resolved=None).set_index("unit")
     assert frame["depth"].to_dict() == {2: 1} and frame.loc[2, "start"] == at(50).value // 1000
 
 
@@ -413,7 +413,7 @@ def _check_against_brute_force(rows, spec, data_end):
     frame, log = log_of(rows)
     engine = run_funnel(log, spec, data_end=data_end)
     expected = unit_results(frame, spec, data_end)
-    got = engine.unit_frame()
+    got = engine.units(resolved=None)
     pd.testing.assert_frame_equal(_normalise(got), _normalise(expected), check_dtype=False)
     assert engine.steps["entrants"].tolist() == step_counts(expected, len(spec.steps))
     if not (~expected["censored"]).any():
@@ -431,7 +431,7 @@ def test_engine_agrees_on_session_unit(engine):
     frame[COLUMNS.session_id] = [10, 11, 20, 20]
     log = EventLog.from_frame(frame, engine)
     spec = FunnelParams(steps=steps("a", "b"), unit="session", censoring="naive")
-    got = run_funnel(log, spec, data_end=END).unit_frame()
+    got = run_funnel(log, spec, data_end=END).units(resolved=None)
     expected = unit_results(frame, spec, END)
     pd.testing.assert_frame_equal(_normalise(got), _normalise(expected), check_dtype=False)
     assert sorted(got["unit"]) == [10, 20]

@@ -50,7 +50,7 @@ def edge(engine) -> EventLog:
 def test_a_unit_whose_window_ends_exactly_at_the_data_end_is_resolved(edge, spec):
     result = run_funnel(edge, spec)
     assert result.data_end == T0 + WINDOW
-    units = result.unit_frame().set_index("unit")
+    units = result.units(resolved=None).set_index("unit")
     assert units["censored"].to_dict() == {"closes_at_end": False, "buys_at_end": False,
                                            "one_us_late": True, "last": True}
     assert result.steps["entrants"].tolist() == [2, 1]

@@ -72,7 +72,7 @@ def clickhouse_levels(chdb, frame: pd.DataFrame, spec: FunnelParams) -> dict:
 
 
 def funnelkit_levels(frame: pd.DataFrame, spec: FunnelParams) -> dict:
-    units = run_funnel(EventLog.from_frame(frame), spec).unit_frame()
+    units = run_funnel(EventLog.from_frame(frame), spec).units(resolved=None)
     return {str(u): int(d) for u, d in zip(units["unit"], units["depth"])}
 
 

@@ -452,6 +452,7 @@ def test_event_mix_table_sums_the_rare_event_types_into_one_row():
     import pandas as pd
 
     from funnelkit import tables
+    from funnelkit.text import pct
 
     totals = many_daily().groupby("event_type")["events"].sum().sort_values(ascending=False)
     mix = pd.DataFrame({"event_type": totals.index, "events": totals.to_numpy(), "users": 10})
@@ -461,7 +462,7 @@ def test_event_mix_table_sums_the_rare_event_types_into_one_row():
         "other (10 event types)"]
     other = table.iloc[-1]
     assert other["events"] == f"{totals[MANY[10:]].sum():,}" and other["users"] == "–"
-    assert other["share of events"] == tables.pct(totals[MANY[10:]].sum() / totals.sum(), 2)
+    assert other["share of events"] == pct(totals[MANY[10:]].sum() / totals.sum(), 2)
     # one type to fold: it keeps its name rather than becoming "other (1 event types)"
     assert tables.event_mix_table(mix.head(11), top=10)["event type"].tolist() == mix["event_type"].head(11).tolist()
 

@@ -11,6 +11,7 @@ from funnelkit.eventlog import EventLog
 from funnelkit.funnel import dropoff_paths, run_funnel
 from funnelkit.params import FunnelParams, StepSpec
 from funnelkit.profile import event_mix
+from funnelkit.text import duration, escape_md, money, pct_ci
 
 EVIL = "<script>alert(1)</script>"
 
@@ -18,13 +19,13 @@ EVIL = "<script>alert(1)</script>"
 @pytest.mark.parametrize("seconds, text", [(45, "45 s"), (150, "2.5 min"), (3 * 3600, "3.0 h"),
                                            (7 * 86400, "7 days"), (1.5 * 86400 * 2, "3 days"), (3.6 * 86400, "3.6 days")])
 def test_durations_read_naturally(seconds, text):
-    assert tables.duration(pd.Timedelta(seconds=seconds)) == text
+    assert duration(pd.Timedelta(seconds=seconds)) == text
 
 
 def test_rates_carry_their_interval():
-    assert tables.pct_ci(0.1234, 0.12, 0.1271) == "12.3% (95% CI 12.0%–12.7%)"
-    assert tables.pct_ci(float("nan"), 0, 0) == "–"
-    assert tables.money(1234.4, "EUR") == "1,234 EUR"
+    assert pct_ci(0.1234, 0.12, 0.1271) == "12.3% (95% CI 12.0%–12.7%)"
+    assert pct_ci(float("nan"), 0, 0) == "–"
+    assert money(1234.4, "EUR") == "1,234 EUR"
 
 
 def _log():
@@ -77,7 +78,7 @@ def test_planted_table_formats_rates_and_z():
 def test_markdown_escaping_keeps_data_as_plain_text(text):
     import mistune  # nbconvert's Markdown renderer
 
-    rendered = mistune.html(tables.escape_md(text))
+    rendered = mistune.html(escape_md(text))
     assert "<a" not in rendered and "<script" not in rendered and "<strong" not in rendered and "<code" not in rendered
     assert html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip() == text
 
@@ -253,9 +254,9 @@ def test_data_note_says_simulated_only_for_the_built_in_shop_and_names_a_spark_t
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_money_escapes_the_currency_and_is_no_format_string(text):
-    assert tables.money(1234.5, text) == f"1,234 {html.escape(text)}"
-    assert tables.money(1234.5, text, digits=2) == f"1,234.50 {html.escape(text)}"
-    assert _plain_text(tables.money(1.0, text, markdown=True)).strip() == f"1 {text}"
+    assert money(1234.5, text) == f"1,234 {html.escape(text)}"
+    assert money(1234.5, text, digits=2) == f"1,234.50 {html.escape(text)}"
+    assert _plain_text(money(1.0, text, markdown=True)).strip() == f"1 {text}"
 
 
 def test_breakdown_tests_say_which_test_gave_the_pvalue():

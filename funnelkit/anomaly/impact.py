@@ -58,9 +58,6 @@ def flagged_sessions(events: EventLog, flagged: pd.DataFrame) -> pd.DataFrame:
         f"SELECT CAST({user} AS VARCHAR) AS user_id, {session} AS session_id, min({time}) AS start, "
         f"max({time}) AS \"end\", count(*) AS events, {counts} FROM {quote(events.table)} "
         f"WHERE {events.users_condition(flagged[COLUMNS.user_id])} GROUP BY ALL ORDER BY user_id, start, session_id")
-    for column in ("start", "end"):
-        # DuckDB returns the times zone-aware; Spark naive, in its session zone (UTC): both as UTC
-        sessions[column] = pd.to_datetime(sessions[column], utc=True)
     return sessions.merge(flagged[[COLUMNS.user_id, "detectors", "reasons"]], on=COLUMNS.user_id, how="left")
 
 

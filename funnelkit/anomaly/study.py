@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import groundtruth
 from ..eventlog import EventLog
 from ..funnel import FunnelResult, run_funnel
 from ..params import AnomalyParams, FunnelParams
@@ -58,7 +57,7 @@ class AnomalyResults(StudyResults):
     alarms : dict
         Frequency → :func:`incidents.step_alarms` (every detector, every series) of the monitored ones.
     scored : DataFrame or None
-        Every series detector against the planted incidents (:func:`funnelkit.groundtruth.score_incidents`);
+        Every series detector against the planted incidents (:func:`incidents.score_table`);
         None without the planted truth.
     lead : dict or None
         The detector and frequency the headline names and the charts shade
@@ -208,7 +207,8 @@ class AnomalyResults(StudyResults):
     def headline(self) -> str:
         """Broken days, the frequencies not monitored, the flagged accounts and the conversion without them
         (Markdown, :func:`headline_text`)."""
-        return headline_text(self.scored, self.alarms, self.traffic, self.distortion, len(self.flagged), self.skipped)
+        return headline_text(self.scored, self.alarms, self.lead, self.traffic, self.distortion, len(self.flagged),
+                             self.skipped)
 
     def false_flag_text(self) -> str:
         """The real customers among the flagged users and their revenue, in one sentence (Markdown; only with
@@ -262,7 +262,7 @@ def run(events: EventLog, spec: AnomalyParams, *, funnel: FunnelParams, truth=No
     alarms = {freq: incidents.step_alarms(sessions, freq, z_threshold=spec.z_threshold, rate_alpha=spec.rate_alpha,
                                           min_sessions=spec.min_sessions_per_period, traffic=freq == "day")
               for freq in spec.kpi_freq if freq not in skipped}
-    scored = groundtruth.score_incidents(alarms, truth) if truth is not None else None
+    scored = incidents.score_table(alarms, truth.incidents) if truth is not None else None
     # the one detector the headline names and the charts shade (best on the planted incidents, else the rate
     # test); every detector's alarms stay in the tables and in conversion_alarms
     lead = incidents.headline_detector(alarms, scored)
@@ -270,9 +270,9 @@ def run(events: EventLog, spec: AnomalyParams, *, funnel: FunnelParams, truth=No
     lead_series = kpi.kpi_series(sessions, lead["frequency"]) if lead else daily
     if truth is not None:
         marked = {"planted incident day": [i["date"] for i in truth.incidents], "sale day": truth.sale_days}
-        false_alarms = groundtruth.false_alarm_rates(alarms, len(daily), truth)
     else:
-        marked, false_alarms = {}, incidents.false_alarm_rates(alarms, len(daily))
+        marked = {}
+    false_alarms = incidents.false_alarm_rates(alarms, len(daily), truth.incidents if truth is not None else None)
 
     return AnomalyResults(
         spec=spec, features=features, unavailable=behaviour.unavailable_features(events), scores=scores,
@@ -330,8 +330,8 @@ def _incident_line(scored: pd.DataFrame, lead: dict) -> str:
             "the day began; the charts below shade its alarms.")
 
 
-def headline_text(scored: pd.DataFrame | None, alarms: dict[str, pd.DataFrame], traffic: dict, distortion: dict,
-                  n_flagged: int, skipped: dict[str, str] | None = None) -> str:
+def headline_text(scored: pd.DataFrame | None, alarms: dict[str, pd.DataFrame], lead: dict | None, traffic: dict,
+                  distortion: dict, n_flagged: int, skipped: dict[str, str] | None = None) -> str:
     """The study's findings in plain language (Markdown).
 
     Parameters
@@ -341,6 +341,10 @@ def headline_text(scored: pd.DataFrame | None, alarms: dict[str, pd.DataFrame], 
         nothing is said about planted incidents).
     alarms : dict
         ``{freq: incidents.step_alarms table}`` of the monitored frequencies.
+    lead : dict or None
+        The detector and frequency the broken-days line names, ``incidents.headline_detector(alarms, scored)``:
+        the one whose alarms the report's charts shade, so its count is what a reader sees marked; None when
+        no frequency is monitored.
     traffic : dict
         :func:`impact.traffic_share` of the flagged users.
     distortion : dict
@@ -349,13 +353,7 @@ def headline_text(scored: pd.DataFrame | None, alarms: dict[str, pd.DataFrame], 
         Number of flagged users.
     skipped : dict, optional
         The KPI frequencies not monitored, with the reason (``incidents.sparse_frequencies``).
-
-    Notes
-    -----
-    The broken-days line names one detector and frequency, ``incidents.headline_detector(alarms,
-    scored)``: the one whose alarms the report's charts shade, so its count is what a reader sees marked.
     """
-    lead = incidents.headline_detector(alarms, scored)
     lines = []
     if lead is None:
         lines.append("- **Broken days:** not watched: no KPI frequency had enough sessions to monitor (below).")

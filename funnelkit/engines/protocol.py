@@ -30,8 +30,8 @@ class Engine(Protocol):
         """Run ``sql`` and return its (small) result as pandas, with DuckDB's dtypes.
 
         Integer columns holding NULL are nullable ``Int64``, text is ``object``, timestamps are
-        microsecond ``datetime64``. Only their time zone may differ (DuckDB's are UTC-aware,
-        Spark's naive UTC), so queries whose frames must agree return times as ``epoch_us(...)``.
+        microsecond ``datetime64``: instants (DuckDB's ``TIMESTAMPTZ``, Spark's ``TIMESTAMP``) UTC-aware,
+        wall-clock times (DuckDB's ``TIMESTAMP``, Spark's ``TIMESTAMP_NTZ``) naive.
         """
 
     def rows(self, sql: str) -> list[tuple]:

@@ -121,9 +121,9 @@ def _temporary_warehouse() -> str:
 def session_of(events: "EventLog"):
     """The ``SparkSession`` that holds ``events`` when they live in Spark (``engine.name: spark``), else None.
 
-    What the recommendation study passes as ``spark`` to
-    :func:`funnelkit.recommend.models_from_params` and :func:`funnelkit.recommend.sweep`, so
-    ALS is fitted by Spark MLlib where the events are in Spark, and by ``implicit`` otherwise.
+    The recommendation study passes it as ``spark`` to :func:`funnelkit.recommend.models_from_params`
+    and :func:`funnelkit.recommend.sweep`, so ALS is fitted by Spark MLlib where the events are in
+    Spark, and by ``implicit`` otherwise.
     Needs no PySpark for a DuckDB log.
     """
     return events.engine.session if isinstance(events.engine, SparkEngine) else None
@@ -194,13 +194,17 @@ class SparkEngine:
         frame = self.session.sql(to_spark_sql(sql))
         table = frame.toPandas()
         # the dtypes DuckDB gives: integer columns with NULLs arrive as float NaN here (DuckDB: nullable
-        # Int64), timestamps in nanoseconds (DuckDB: microseconds, the resolution both engines keep)
+        # Int64), timestamps in nanoseconds (DuckDB: microseconds, the resolution both engines keep), and
+        # Spark's TIMESTAMP (an instant, DuckDB's TIMESTAMPTZ) naive in the session's zone (DuckDB: UTC-aware)
+        zone = self.session.conf.get("spark.sql.session.timeZone")
         for field in frame.schema.fields:
             column = table[field.name]
-            if field.dataType.simpleString() in _INTEGER_TYPES and column.dtype.kind == "f":
+            kind = field.dataType.simpleString()
+            if kind in _INTEGER_TYPES and column.dtype.kind == "f":
                 table[field.name] = column.astype("Int64")
             elif column.dtype.kind == "M":
-                table[field.name] = column.dt.as_unit("us")
+                column = column.dt.as_unit("us")
+                table[field.name] = column.dt.tz_localize(zone).dt.tz_convert("UTC") if kind == "timestamp" else column
         return table
 
     def rows(self, sql: str) -> list[tuple]:

@@ -8,12 +8,11 @@ table there, and :class:`FunnelResult` reads it through its public methods
 """
 from __future__ import annotations
 
-import itertools
 
 import pandas as pd
 from pydantic import ValidationError
 
-from ..engines import quote
+from ..engines import quote, unique_name
 from ..errors import ParamsError, SchemaError
 from ..eventlog import EventLog
 from ..params import ExclusionSpec, FunnelParams, Params, format_validation_error
@@ -21,7 +20,6 @@ from ..schema import COLUMNS
 from .result import FunnelResult
 from .sql import match_sql, micros, unit_column
 
-_ids = itertools.count()
 
 
 def _check_columns(events: EventLog, spec: FunnelParams) -> str:
@@ -346,7 +344,7 @@ def run_funnel(events: EventLog, spec: FunnelParams | None = None, *, data_end=N
     if end.tzinfo is None:
         end = end.tz_localize("UTC")
     end_us = end.value // 1000
-    table = f"funnel_units_{next(_ids)}"
+    table = unique_name("funnel_units")
     sql = build_units_sql(events, spec, end_us)
     events.create_table(table, sql)
     return FunnelResult(events=events, spec=spec, units_table=table, data_end=end)

@@ -162,10 +162,6 @@ class FunnelResult:
             f"SELECT * FROM {self.units_sql(reached=reached, furthest=furthest, resolved=resolved)} AS u ORDER BY unit"
         )
 
-    def unit_frame(self) -> pd.DataFrame:
-        """Every unit, censored ones included: :meth:`units` with ``resolved=None``."""
-        return self.units(resolved=None)
-
     @cached_property
     def steps(self) -> pd.DataFrame:
         """Per-step table.
@@ -405,7 +401,7 @@ class FunnelResult:
         frame = frame.rename(columns={f"r{k}": f"reached_{name}" for k, name in enumerate(self.step_names)})
         counts = [c for c in frame.columns if c != "period"]
         frame[counts] = frame[counts].astype("int64")
-        frame["period"] = pd.to_datetime(frame["period"]).dt.tz_localize("UTC")
+        frame["period"] = pd.to_datetime(frame["period"], utc=True)  # naive on DuckDB (make_timestamp), UTC
         if empty_periods and len(frame):
             calendar = pd.date_range(frame["period"].iloc[0], frame["period"].iloc[-1], freq=_CALENDAR_FREQ[freq])
             frame = (frame.set_index("period").reindex(calendar.astype(frame["period"].dtype), fill_value=0)

@@ -1,7 +1,6 @@
 """What the report shows about the recommendations: headline, funnel tie-in, examples, popularity bias, checks."""
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ from ..engines import literal, quote, timestamp_literal
 from ..funnel import run_funnel
 from ..params import FunnelParams
 from ..schema import COLUMNS
-from ..text import escape_md
+from ..text import escape_md, pct, points
 from . import metrics
 from .evaluate import Evaluation, evaluate, models_from_params
 from .matrix import ITEM, TIME
@@ -22,7 +21,6 @@ from .models import ALSRecommender
 from .reference import als_loss, exact_als
 from .split import Split
 
-_views = itertools.count()
 
 
 def best_baseline(validation: Split, spec, *, metric: str = "ndcg", model: str = "ALS") -> str:
@@ -134,16 +132,6 @@ def _period(split: Split) -> str | None:
     return f"the test period (from {split.cutoff:%Y-%m-%d %H:%M} UTC{end})"
 
 
-def _share(value: float) -> str:
-    return f"{value * 100:.1f}%"
-
-
-def _points(value: float) -> str:
-    """A difference of two shares in signed percentage points: ``+4.3``, ``−0.8``."""
-    points = value * 100
-    return ("+" if points > 0 else "−" if points < 0 else "") + f"{abs(points):.1f}"
-
-
 def hit_rate_text(hit: dict, who: dict, spec, *, best: dict | None = None) -> str:
     """The headline in plain language (Markdown): hit rates with intervals, the difference in pp, who is left out.
 
@@ -160,17 +148,20 @@ def hit_rate_text(hit: dict, who: dict, spec, *, best: dict | None = None) -> st
     k = hit["k"]
     verdict = (f"{hit['model']} does better" if hit["difference_low"] > 0 else
                f"{hit['model']} does worse" if hit["difference_high"] < 0 else "not distinguishable from zero")
-    text = (f"**{_share(hit['value'])} of shoppers {did} one of the {k} items {hit['model']} would have shown them, "
-            f"against {_share(hit['baseline_value'])} with {name(hit['baseline'])}** (95% CI "
-            f"{_share(hit['low'])} to {_share(hit['high'])} and {_share(hit['baseline_low'])} to "
-            f"{_share(hit['baseline_high'])}), a difference of {_points(hit['difference'])} percentage points "
-            f"(95% CI {_points(hit['difference_low'])} to {_points(hit['difference_high'])} pp, paired bootstrap "
+    def pp(value: float) -> str:
+        return points(value, signed=True)
+
+    text = (f"**{pct(hit['value'])} of shoppers {did} one of the {k} items {hit['model']} would have shown them, "
+            f"against {pct(hit['baseline_value'])} with {name(hit['baseline'])}** (95% CI "
+            f"{pct(hit['low'])} to {pct(hit['high'])} and {pct(hit['baseline_low'])} to "
+            f"{pct(hit['baseline_high'])}), a difference of {pp(hit['difference'])} percentage points "
+            f"(95% CI {pp(hit['difference_low'])} to {pp(hit['difference_high'])} pp, paired bootstrap "
             f"over shoppers): {verdict}.")
     if best is not None and best["baseline"] != hit["baseline"]:
         text += (f" The strongest other method, {name(best['baseline'])} (chosen on the validation period), reaches "
-                 f"{_share(best['baseline_value'])}; {best['model']} minus {name(best['baseline'])}: "
-                 f"{_points(best['difference'])} pp (95% CI {_points(best['difference_low'])} to "
-                 f"{_points(best['difference_high'])} pp).")
+                 f"{pct(best['baseline_value'])}; {best['model']} minus {name(best['baseline'])}: "
+                 f"{pp(best['difference'])} pp (95% CI {pp(best['difference_low'])} to "
+                 f"{pp(best['difference_high'])} pp).")
     sample = (f"a random sample of {who['evaluated']:,} of the {who['test_users']:,} shoppers"
               if who["evaluated"] < who["test_users"] else f"the {who['evaluated']:,} shoppers")
     new = "an item new to them" if spec.exclude_seen else "an item"

@@ -1,12 +1,11 @@
 """From events to the user × item confidence matrix that implicit-feedback models train on.
 
-The aggregation runs in DuckDB: only one row per distinct (user, item) pair
-ever reaches NumPy, never the events themselves.
+The aggregation runs in the log's engine: only one row per distinct (user, item)
+pair ever reaches NumPy, never the events themselves.
 """
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,11 +14,10 @@ import scipy.sparse as sp
 
 from ..errors import DataError, ParamsError, SchemaError
 from ..eventlog import EventLog
-from ..engines import literal, quote, timestamp_literal
+from ..engines import literal, quote, timestamp_literal, unique_name
 from ..params import RecommendParams
 from ..schema import COLUMNS
 
-_names = itertools.count()
 USER, ITEM, TIME, TYPE = (quote(c) for c in (COLUMNS.user_id, COLUMNS.item_id, COLUMNS.event_time, COLUMNS.event_type))
 
 
@@ -211,9 +209,8 @@ def confidence_matrix(events: EventLog, spec: RecommendParams, *, relation: str 
     """
     _check(events, spec)
     relation = relation or quote(events.table)
-    n = next(_names)
-    table, kept_table = f"rec_pairs_{n}", f"rec_kept_pairs_{n}"
-    user_codes, item_codes = f"rec_user_codes_{n}", f"rec_item_codes_{n}"
+    table, kept_table = unique_name("rec_pairs"), unique_name("rec_kept_pairs")
+    user_codes, item_codes = unique_name("rec_user_codes"), unique_name("rec_item_codes")
     events.create_table(table, pairs_sql(events, spec, relation, as_of))
     try:
         kept = table

@@ -36,7 +36,6 @@ which exclude them.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -50,7 +49,6 @@ from ..engines import literal, quote, timestamp_literal
 from ..params import RecommendParams
 from .matrix import ITEM, TIME, TYPE, USER, Interactions, check_event_types, confidence_matrix, stored
 
-_names = itertools.count()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..engines.spark import session_of
 from ..eventlog import EventLog
 from ..params import ALSSettings, FunnelParams, RecommendParams
 from ..study import Metric, StudyResults
@@ -252,8 +253,8 @@ class RecommendResults(StudyResults):
         return explain.recommendations_table(self.evaluation, self.k, id_key_env=id_key_env)
 
 
-def run(events: EventLog, spec: RecommendParams, *, funnel: FunnelParams | None = None, truth=None,
-        spark=None) -> RecommendResults:
+def run(events: EventLog, spec: RecommendParams, *, funnel: FunnelParams | None = None,
+        truth=None) -> RecommendResults:
     """Run the recommendation study on ``events``.
 
     Parameters
@@ -267,14 +268,16 @@ def run(events: EventLog, spec: RecommendParams, *, funnel: FunnelParams | None 
     truth : funnelkit.groundtruth.Planted, optional
         The planted truth of the built-in shop: its anomalous accounts are left out, and each model's
         overlap with the planted taste is measured.
-    spark : SparkSession, optional
-        Fit ALS with Spark MLlib instead of implicit (``funnelkit.engines.spark.session_of(events)``).
+
+    ALS is fitted by Spark MLlib when the events live in Spark (``engine.name: spark``), by ``implicit``
+    otherwise.
 
     Returns
     -------
     RecommendResults
     """
     funnel = funnel or FunnelParams()
+    spark = session_of(events)
     k, n_boot, seed = spec.headline_k, spec.bootstrap, spec.seed
     excluded = set(truth.anomalous_accounts) if truth is not None else set()
     shoppers = events.without_users(excluded) if excluded else events
