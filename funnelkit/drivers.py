@@ -24,6 +24,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.diagnostic import het_breuschpagan
 from statsmodels.stats.stattools import jarque_bera
+from threadpoolctl import threadpool_limits
 
 from .eventlog import EventLog
 from .engines import quote
@@ -256,6 +257,14 @@ def run(events: EventLog, spec: DriversParams, *, truth: Planted | None = None) 
     The order-value model needs prices: without a price column ``order_value`` is None and
     ``order_value_missing`` says why, and the price features are left out of the other models.
     """
+    # One BLAS/OpenMP thread for the whole study (funnelkit.predict says why): its matrices are thin (tens
+    # of columns), where a second thread buys little on a quiet machine and costs much beside a busy process
+    # (the statsmodels check of the cart model: 1.3 s of CPU with two threads, 0.1 s with one).
+    with threadpool_limits(limits=1):
+        return _run(events, spec, truth=truth)
+
+
+def _run(events: EventLog, spec: DriversParams, *, truth: Planted | None) -> DriversResults:
     excluded = None if truth is None else truth.anomalous_accounts
     models = step_models(events, window=spec.window, reference_price=spec.reference_price, exclude_users=excluded)
     effects = drivers_table(models)
@@ -263,17 +272,21 @@ def run(events: EventLog, spec: DriversParams, *, truth: Planted | None = None) 
     if truth is not None:
         effects = planted_effects(effects, truth)
         recovery = driver_recovery(effects, truth)
-    X, y, users = purchase_data(events, window=spec.window, before=spec.before, exclude_users=excluded)
+    # the sessions labelled "purchased within the window": the prediction's label and the order-value rows
+    purchases = session_table(events, label=EVENTS.purchase, window=spec.window)
+    X, y, users = purchase_data(events, window=spec.window, before=spec.before, exclude_users=excluded,
+                                purchases=purchases)
     comparison = compare_models(X, y, strong_feature=baseline_feature(X), groups=users, folds=spec.folds,
                                 seed=spec.seed, max_rows=spec.max_rows)
     no_prices = missing(events, study="The order-value model", columns=[COLUMNS.price])
     order_value = None
     if no_prices is None:
-        orders = order_values(events, window=spec.window, exclude_users=excluded)
+        orders = order_values(events, window=spec.window, exclude_users=excluded, purchases=purchases)
         value_model, value_X, value_y = order_value_model(orders)
         order_value = OrderValue(orders, value_model, value_X, value_y, *residual_diagnostics(value_model, value_X))
     checks = MethodChecks(
-        logit=against_statsmodels(models[0].X, models[0].y, "logit"), svm=svm_against_sklearn(X, y),
+        logit=against_statsmodels(models[0].X, models[0].y, "logit", ours=models[0].results),
+        svm=svm_against_sklearn(X, y),
         accuracy=accuracy_table(),
         ols=None if order_value is None else against_statsmodels(order_value.X, order_value.y, "ols"))
     return DriversResults(spec, models, effects, left_out_features(events), excluded,
@@ -477,12 +490,14 @@ def exclusion_text(excluded) -> str:
 
 # --------------------------------------------------------------------------- ours against statsmodels
 
-def against_statsmodels(X: pd.DataFrame, y, kind: str) -> pd.DataFrame:
+def against_statsmodels(X: pd.DataFrame, y, kind: str, ours=None) -> pd.DataFrame:
     """Coefficients and standard errors of the derived solvers next to statsmodels' on the same data.
 
     ``kind``: ``"ols"`` (QR and normal equations against ``sm.OLS``) or
     ``"logit"`` (IRLS against ``sm.Logit``). ``digits`` columns are the log
-    relative error: the number of significant digits that agree.
+    relative error: the number of significant digits that agree. ``ours`` (logit only): our
+    :func:`funnelkit.regression.logit` already fitted to ``X``, ``y`` with its default settings (a step
+    model's ``results``), compared as it is instead of fitted a second time.
     """
     y = np.asarray(y, dtype=float)
     if kind == "ols":
@@ -490,7 +505,7 @@ def against_statsmodels(X: pd.DataFrame, y, kind: str) -> pd.DataFrame:
         ours = {"QR": ols(X, y, method="qr"), "normal equations": ols(X, y, method="normal")}
     elif kind == "logit":
         reference = sm.Logit(y, X).fit(disp=0, method="newton", tol=1e-12, maxiter=100)
-        ours = {"IRLS": logit(X, y)}
+        ours = {"IRLS": logit(X, y) if ours is None else ours}
     else:
         raise ValueError(f"kind must be 'ols' or 'logit', got {kind!r}")
     frame = pd.DataFrame({"term": X.columns, "statsmodels": reference.params.to_numpy(),
@@ -565,8 +580,8 @@ PREDICTORS = ("n_view", "n_cart", "n_checkout", "distinct_items", "distinct_cate
               "price_mean", "hour", "weekday", "returning", "days_since_last_visit")
 
 
-def purchase_data(events: EventLog, *, window, before: str | None,
-                  exclude_users=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def purchase_data(events: EventLog, *, window, before: str | None, exclude_users=None,
+                  purchases: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Session features and the label "purchased within ``window``", ready for models.
 
     The features use only events before the session's first ``before`` event
@@ -577,11 +592,14 @@ def purchase_data(events: EventLog, *, window, before: str | None,
     user of each row (for folds that keep a user's sessions together). Missing values get an
     explicit meaning: ``days_since_last_visit`` of a first visit becomes 0
     with ``first_visit`` = 1; ``price_mean`` of a session without prices
-    becomes the median. Segments are one-hot encoded.
+    becomes the median. Segments are one-hot encoded. ``purchases``: the caller's
+    ``session_table(events, label="purchase", window=window)``, when it has it (not built again).
     """
-    table = session_table(events, label=before or EVENTS.purchase, window=window)
-    outcome = session_table(events, label=EVENTS.purchase, window=window)
-    outcome = _study_sessions(events, outcome, window, exclude_users)
+    if purchases is None:
+        purchases = session_table(events, label=EVENTS.purchase, window=window)
+    label = before or EVENTS.purchase
+    table = purchases if label == EVENTS.purchase else session_table(events, label=label, window=window)
+    outcome = _study_sessions(events, purchases, window, exclude_users)
     outcome = outcome[[COLUMNS.session_id, "label"]].rename(columns={"label": "purchased"})
     table = table.drop(columns="label").merge(outcome, on=COLUMNS.session_id, how="inner")
     columns = [c for c in PREDICTORS if c in table.columns and table[c].nunique() > 1]
@@ -606,9 +624,10 @@ def baseline_feature(X: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------------- order value
 
-def order_values(events: EventLog, *, window, exclude_users=None) -> pd.DataFrame:
+def order_values(events: EventLog, *, window, exclude_users=None, purchases: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per purchasing session: its features before the purchase and ``revenue``
-    (sum of the prices of its purchase events, in the data's currency).
+    (sum of the prices of its purchase events, in the data's currency). ``purchases``: the caller's
+    ``session_table(events, label="purchase", window=window)``, when it has it (not built again).
 
     Raises
     ------
@@ -616,8 +635,9 @@ def order_values(events: EventLog, *, window, exclude_users=None) -> pd.DataFram
         The log has no price column.
     """
     require(events, study="The order-value model", columns=[COLUMNS.price])
-    table = session_table(events, label=EVENTS.purchase, window=window)
-    table = _study_sessions(events, table, window, exclude_users)
+    if purchases is None:
+        purchases = session_table(events, label=EVENTS.purchase, window=window)
+    table = _study_sessions(events, purchases, window, exclude_users)
     table = table[table["label"] == 1]
     revenue = events.query(events.revenue_sql(quote(COLUMNS.session_id))).rename(columns={"key": "session_id"})
     return table.merge(revenue, left_on=COLUMNS.session_id, right_on="session_id", how="inner")

@@ -136,6 +136,37 @@ def test_purchase_data_is_complete_and_labelled(shop):
     assert drivers.baseline_feature(X.drop(columns="customer_type[returning]")) == "returning"
 
 
+
+def test_a_shared_purchase_table_gives_what_each_builds_for_itself(shop, study):
+    """run() builds the purchase-labelled session table once for the prediction and the order values; passing it
+    in changes nothing, with the default cut-off and with none (where the features come from that table too)."""
+    from funnelkit.features import session_table
+
+    events, anomalous, _ = shop
+    purchases = session_table(events, label="purchase", window=WINDOW)
+    for before in (SPEC.before, None):
+        own = drivers.purchase_data(events, window=WINDOW, before=before, exclude_users=anomalous)
+        shared = drivers.purchase_data(events, window=WINDOW, before=before, exclude_users=anomalous,
+                                       purchases=purchases)
+        pd.testing.assert_frame_equal(own[0], shared[0])
+        np.testing.assert_array_equal(own[1], shared[1])
+        np.testing.assert_array_equal(own[2], shared[2])
+    pd.testing.assert_frame_equal(drivers.order_values(events, window=WINDOW, exclude_users=anomalous),
+                                  drivers.order_values(events, window=WINDOW, exclude_users=anomalous,
+                                                       purchases=purchases))
+    pd.testing.assert_frame_equal(study.order_value.orders,
+                                  drivers.order_values(events, window=WINDOW, exclude_users=anomalous))
+
+
+def test_the_logit_check_of_the_cart_model_is_the_check_refitted(study):
+    """The study compares the cart model it fitted with statsmodels instead of fitting it again: the same table."""
+    cart = study.models[0]
+    refitted = drivers.against_statsmodels(cart.X, cart.y, "logit")
+    pd.testing.assert_frame_equal(drivers.against_statsmodels(cart.X, cart.y, "logit", ours=cart.results), refitted)
+    # the study runs on one BLAS thread, this test on the default pool: equal to rounding
+    pd.testing.assert_frame_equal(study.checks.logit[["term", "IRLS"]], refitted[["term", "IRLS"]],
+                                  check_exact=False, rtol=1e-12)
+
 def test_order_value_model_matches_statsmodels_hc3(shop):
     events, anomalous, _ = shop
     orders = drivers.order_values(events, window=WINDOW, exclude_users=anomalous)

@@ -2,6 +2,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from funnelkit.errors import DataError
 from funnelkit.predict import compare_models
@@ -148,3 +150,46 @@ def test_groups_keep_a_users_rows_in_one_fold(data):
     from sklearn.model_selection import StratifiedGroupKFold
     for train, test in StratifiedGroupKFold(3, shuffle=True, random_state=1).split(X.iloc[:900], y[:900], groups[:900]):
         assert not set(groups[train]) & set(groups[test])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 6), st.integers(0, 2**31 - 1), st.booleans(), st.data())
+def test_fast_stratified_group_folds_are_scikit_learns(n_splits, seed, shuffle, data):
+    """FastStratifiedGroupKFold deals every group to the fold scikit-learn's StratifiedGroupKFold does: random
+    0/1 labels (rare positives included) and group sizes, many groups with the same class counts (ties)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from funnelkit.predict import FastStratifiedGroupKFold
+
+    n = data.draw(st.integers(n_splits * 2, 400), label="rows")
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, data.draw(st.integers(n_splits, n), label="groups"), size=n)
+    y = (rng.uniform(size=n) < data.draw(st.sampled_from([0.02, 0.1, 0.5]), label="rate")).astype(int)
+    y[:n_splits], y[n_splits:2 * n_splits] = 0, 1  # each class fills every fold at least once
+    if len(np.unique(groups)) < n_splits:
+        return
+    random_state = seed if shuffle else None
+    ours = list(FastStratifiedGroupKFold(n_splits, shuffle=shuffle, random_state=random_state).split(y, y, groups))
+    theirs = list(StratifiedGroupKFold(n_splits, shuffle=shuffle, random_state=random_state).split(y, y, groups))
+    assert len(ours) == len(theirs)
+    for (train, test), (train_ref, test_ref) in zip(ours, theirs):
+        np.testing.assert_array_equal(test, test_ref)
+        np.testing.assert_array_equal(train, train_ref)
+
+
+def test_fast_stratified_group_folds_leave_other_labels_to_scikit_learn():
+    """Three classes, and a class smaller than the folds: scikit-learn's own path (its folds, its warning)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from funnelkit.predict import FastStratifiedGroupKFold
+
+    rng = np.random.default_rng(0)
+    groups, y = rng.integers(0, 60, size=300), rng.integers(0, 3, size=300)
+    for a, b in zip(FastStratifiedGroupKFold(4, shuffle=True, random_state=1).split(y, y, groups),
+                    StratifiedGroupKFold(4, shuffle=True, random_state=1).split(y, y, groups)):
+        np.testing.assert_array_equal(a[1], b[1])
+    y = np.zeros(300, dtype=int)
+    y[:2] = 1
+    with pytest.warns(UserWarning, match="least populated class"):
+        folds = list(FastStratifiedGroupKFold(4).split(y, y, groups))
+    assert len(folds) == 4

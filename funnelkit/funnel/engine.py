@@ -58,8 +58,9 @@ def _first_attempt_decides(spec: FunnelParams) -> bool:
     later time is no earlier), and all must fall by ``e0 + window``, which for
     the first attempt is also its own window; so no later attempt gets further,
     and on a tie the earliest attempt wins anyway. A per-step ``max_time`` or an
-    exclusion can favour a later start, so those take every attempt; so does
-    ``entry: every``, where a later attempt's own window reaches further.
+    exclusion can favour a later start, so those take more attempts (one per step-1 hit,
+    :func:`_second_step_decides`, or every one); so does ``entry: every``, where a later
+    attempt's own window reaches further.
     """
     return (spec.entry == "first" and spec.mode == "ordered" and not spec.exclusions
             and all(s.max_time is None for s in spec.steps))
@@ -234,6 +235,23 @@ def _exclusion_bounds(exc: ExclusionSpec, names: list[str]) -> tuple[int, int]:
     return names.index(exc.between[0]), names.index(exc.between[1])
 
 
+def _entries_and_later_steps(events: EventLog, spec: FunnelParams, unit: str, entries: str) -> list[str]:
+    """Two CTEs: ``entries`` (each unit's first step-0 time ``t``) and ``later`` (the later steps' events).
+
+    ``later`` holds ``unit, t`` and a flag ``m{k}`` per step k >= 1, from one scan of the log.
+    """
+    table, time = quote(events.table), f"epoch_us({quote(COLUMNS.event_time)})"
+    first = spec.steps[0]
+    matches = [match_sql(s.events, s.filters) for s in spec.steps[1:]]
+    flags = ", ".join(f"({m}) AS m{k}" for k, m in enumerate(matches, start=1))
+    return [
+        f"{entries} AS (SELECT {quote(unit)} AS unit, min({time}) AS t FROM {table} "
+        f"WHERE {quote(unit)} IS NOT NULL AND {match_sql(first.events, first.filters)} GROUP BY {quote(unit)})",
+        f"later AS MATERIALIZED (SELECT {quote(unit)} AS unit, {time} AS t, {flags} FROM {table} "
+        f"WHERE {quote(unit)} IS NOT NULL AND ({' OR '.join(f'({m})' for m in matches)}))",
+    ]
+
+
 def _first_attempt(events: EventLog, spec: FunnelParams, unit: str) -> tuple[list[str], str]:
     """CTEs of each unit's first attempt (see :func:`_first_attempt_decides`): ``unit, st, T0..``.
 
@@ -243,17 +261,8 @@ def _first_attempt(events: EventLog, spec: FunnelParams, unit: str) -> tuple[lis
     work shrinks with every step, and any SQL engine runs it (no ASOF join).
     The later steps' events come from one scan of the log.
     """
-    n, table, time = len(spec.steps), quote(events.table), f"epoch_us({quote(COLUMNS.event_time)})"
-    first = spec.steps[0]
-    matches = [match_sql(s.events, s.filters) for s in spec.steps[1:]]
-    flags = ", ".join(f"({m}) AS m{k}" for k, m in enumerate(matches, start=1))
-    ctes = [
-        f"h0 AS (SELECT {quote(unit)} AS unit, min({time}) AS t FROM {table} "
-        f"WHERE {quote(unit)} IS NOT NULL AND {match_sql(first.events, first.filters)} GROUP BY {quote(unit)})",
-        f"later AS MATERIALIZED (SELECT {quote(unit)} AS unit, {time} AS t, {flags} FROM {table} "
-        f"WHERE {quote(unit)} IS NOT NULL AND ({' OR '.join(f'({m})' for m in matches)}))",
-        "r0 AS (SELECT unit, t AS T0 FROM h0)",
-    ]
+    n = len(spec.steps)
+    ctes = [*_entries_and_later_steps(events, spec, unit, "h0"), "r0 AS (SELECT unit, t AS T0 FROM h0)"]
     for k in range(1, n):
         ctes.append(f"r{k} AS (SELECT e.unit, min(e.t) AS T{k} FROM later e JOIN r{k - 1} p "
                     f"ON e.unit = p.unit AND e.t >= p.T{k - 1} WHERE e.m{k} GROUP BY e.unit)")
@@ -264,6 +273,110 @@ def _first_attempt(events: EventLog, spec: FunnelParams, unit: str) -> tuple[lis
     ctes.append(f"attempts AS (SELECT h0.unit, h0.t AS st, h0.t AS T0, {steps} "
                 f"FROM h0 LEFT JOIN chain ON chain.unit = h0.unit)")
     return ctes, "attempts"
+
+
+def _second_step_decides(spec: FunnelParams) -> bool:
+    """Whether an attempt's result depends on its start only through its first step-1 hit.
+
+    Ordered mode with ``entry: first``: every attempt starts at or after the unit's entry
+    ``e0``, so a step found by ``e0 + window`` is also within the attempt's own window. With
+    no ``max_time`` on step 1 and no exclusion starting at step 0, nothing else measures from
+    the start: attempts with the same step-1 time ``T1`` have the same later steps, depth and
+    exclusions, and only the earliest of them can decide the unit's result (ties go to the
+    earliest start).
+    """
+    names = [s.name for s in spec.steps]
+    return (spec.entry == "first" and spec.mode == "ordered" and spec.steps[1].max_time is None
+            and all(_exclusion_bounds(exc, names)[0] > 0 for exc in spec.exclusions))
+
+
+def _by_second_step(events: EventLog, spec: FunnelParams, unit: str) -> list[str]:
+    """CTEs of the per-unit table (``units``) when :func:`_second_step_decides`: one attempt per step-1 hit.
+
+    The unit's first step-0 hit is its entry ``e0`` (an aggregate). Only step-1 hits ``c``
+    in ``[e0, e0 + window]`` can take an attempt past depth 1; the attempts taking ``c``
+    are the step-0 hits in ``(c_prev, c]`` (``c_prev`` the unit's previous step-1 time),
+    and the earliest of them stands for them all (see :func:`_second_step_decides`). The
+    first such group starts at ``e0`` itself; a later one at the first step-0 hit after
+    ``c_prev``, and is empty when that comes after ``c``. The later steps are ASOF joins
+    from these few step-1 hits, and an exclusion drops a group when one of its events lies
+    in ``(T_a, T_b)``, or ``(T_a, e0 + window]`` when step b was not reached. The other
+    attempts reach depth 1 and no exclusion touches them: only the earliest matters, which
+    is ``e0`` when the unit has no group, and otherwise the first step-0 hit after its last
+    group, needed only when every group may be dropped. Each look-up of "the first event of
+    a kind in a range" is an ASOF join from the groups into the events of that kind (from one
+    scan of the log): one look-up per group instead of one per step-0 hit, none for the units
+    (most) with no step-1 hit in their window, and, being sort-merge joins, no work that grows
+    with a unit's step-1 hits times its events (a bot with thousands of both stays linear).
+    """
+    n, window = len(spec.steps), micros(spec.window)
+    names = [s.name for s in spec.steps]
+    bounds = [_exclusion_bounds(exc, names) for exc in spec.exclusions]
+    # the depth does not depend on which start of a group is taken (no max_time on step 1; the
+    # unit's window bounds every step), so it is computed with the group's earliest possible start, e0
+    ctes = [
+        *_entries_and_later_steps(events, spec, unit, "firsts"),
+        "entry AS (SELECT unit, t AS e0 FROM firsts)",
+        f"g AS (SELECT DISTINCT e.unit, entry.e0, e.t AS T1 FROM later e JOIN entry ON e.unit = entry.unit "
+        f"WHERE e.m1 AND e.t >= entry.e0 AND e.t <= entry.e0 + {window})",
+        "g1 AS (SELECT unit, e0, e0 AS st, e0 AS T0, T1, lag(T1) OVER (PARTITION BY unit ORDER BY T1) AS prev FROM g)",
+    ]
+    for k in range(2, n):
+        ctes += [f"h{k} AS (SELECT unit, t FROM later WHERE m{k})",
+                 f"g{k} AS ({events.asof_sql(f'g{k - 1}', f'h{k}', key='unit', time=f'T{k - 1}', op='>=', out=f'T{k}')})"]
+    ctes.append(f"scored AS (SELECT *, {_depth_sql(spec, 'ordered')} AS depth FROM g{n - 1})")
+    # look-ups of "the first event of a kind in (lo, hi]", each an ASOF join from the look-ups into the events
+    # of its kind: a group's start (a step-0 hit after the previous group's T1), the unit's depth-one start
+    # (a step-0 hit after its last group), an exclusion's first event (before T_b when step b was reached,
+    # else by the unit's window end)
+    conditions = [match_sql(spec.steps[0].events, spec.steps[0].filters)]
+    conditions += [c for c in (match_sql(e.events, e.filters) for e in spec.exclusions) if c not in conditions]
+    flag = {c: f"m{j}" for j, c in enumerate(conditions)}
+    table = quote(events.table)
+
+    def first_in_range(name: str, lookups: str, condition: str) -> list[str]:
+        kind = flag[condition]
+        return [f"{name}_l AS ({lookups})",
+                f"{name}_r AS (SELECT m.unit, m.t FROM marked m SEMI JOIN {name}_l l ON m.unit = l.unit WHERE m.{kind})",
+                f"{name} AS (SELECT * FROM ({events.asof_sql(f'{name}_l', f'{name}_r', key='unit', time='lo', op='>', out='t')}) "
+                f"AS nearest WHERE t <= hi)"]
+
+    # only the units with a group look anything up: most units have none, and most events are theirs
+    ctes.append(f"marked AS (SELECT e.{quote(unit)} AS unit, epoch_us(e.{quote(COLUMNS.event_time)}) AS t, "
+                f"{', '.join(f'coalesce({c}, FALSE) AS {m}' for c, m in flag.items())} FROM {table} e "
+                f"SEMI JOIN scored s ON e.{quote(unit)} = s.unit "
+                f"WHERE {' OR '.join(f'({c})' for c in conditions)})")
+    ctes += first_in_range("group_start", "SELECT unit, T1, prev AS lo, T1 AS hi FROM scored WHERE prev IS NOT NULL",
+                           conditions[0])
+    for i, (a, b) in enumerate(bounds):
+        ctes += first_in_range(f"excluded{i}", f"SELECT unit, T1, T{a} AS lo, CASE WHEN depth > {b} THEN T{b} - 1 "
+                                               f"ELSE e0 + {window} END AS hi FROM scored WHERE depth > {a}",
+                               match_sql(spec.exclusions[i].events, spec.exclusions[i].filters))
+    none = ", ".join(f"CAST(NULL AS BIGINT) AS T{k}" for k in range(1, n))
+    depth_one = ""
+    if bounds:  # every group may be dropped only when the first one (prev IS NULL) may be
+        ctes += first_in_range("depth_one", f"SELECT unit, e0, max(T1) AS lo, e0 + {window} AS hi FROM scored "
+                                            f"GROUP BY unit, e0 HAVING max(CASE WHEN prev IS NULL THEN depth END) > "
+                                            f"{min(a for a, _ in bounds)}", conditions[0])
+        ctes.append(f"dropped AS ({' UNION '.join(f'SELECT unit, T1 FROM excluded{i}' for i in range(len(bounds)))})")
+        depth_one = f" UNION ALL SELECT unit, e0, t AS st, 1 AS depth, {none} FROM depth_one"
+    kept = ("LEFT JOIN dropped d ON d.unit = s.unit AND d.T1 = s.T1 WHERE d.unit IS NULL AND" if bounds else "WHERE")
+    clean_times = ", ".join(f"CASE WHEN depth > {k} THEN T{k} END AS T{k}" for k in range(1, n))
+    best = _best_attempt_key(spec)
+    picks = ", ".join(f"arg_max(T{k}, {best}) AS T{k}" for k in range(n))
+    ctes += [
+        f"valid AS (SELECT s.unit, s.e0, CASE WHEN s.prev IS NULL THEN s.e0 ELSE g.t END AS st, s.depth, "
+        f"{', '.join(f's.T{k}' for k in range(1, n))} FROM scored s "
+        f"LEFT JOIN group_start g ON g.unit = s.unit AND g.T1 = s.T1 {kept} (s.prev IS NULL OR g.t IS NOT NULL)"
+        f"{depth_one})",
+        f"grouped AS (SELECT unit, min(e0) AS entry, arg_max(st, {best}) AS start, max(depth) AS depth, {picks} "
+        f"FROM (SELECT unit, e0, st, depth, st AS T0, {clean_times} FROM valid) AS attempts GROUP BY unit)",
+        f"units AS (SELECT entry.unit, entry.e0 AS entry, entry.e0 AS start, 1 AS depth, entry.e0 AS T0, {none} "
+        f"FROM entry LEFT JOIN (SELECT unit FROM scored WHERE prev IS NULL) AS first_group "
+        f"ON first_group.unit = entry.unit WHERE first_group.unit IS NULL "
+        f"UNION ALL SELECT * FROM grouped)",
+    ]
+    return ctes
 
 
 def build_units_sql(events: EventLog, spec: FunnelParams, data_end_us: int) -> str:
@@ -281,6 +394,8 @@ def build_units_sql(events: EventLog, spec: FunnelParams, data_end_us: int) -> s
             f"scored AS (SELECT *, {depth} AS depth FROM entered)",
             f"units AS (SELECT unit, e0 AS entry, st AS start, depth, {clean_times} FROM scored)",
         ]
+    elif _second_step_decides(spec):  # one attempt per step-1 hit
+        ctes = _by_second_step(events, spec, unit)
     else:
         # ordered mode takes each step's first hit at or after a time, which duplicates do not change
         distinct = spec.mode != "ordered"
