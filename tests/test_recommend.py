@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -29,6 +30,7 @@ from funnelkit.recommend import (ALSRecommender, BPRRecommender, Evaluation, Ite
                                  models_from_params, sweep, temporal_split, top_k, user_temporal_split,
                                  validation_split)
 from funnelkit.recommend import explain, metrics
+from funnelkit.recommend.evaluate import FitPool
 from funnelkit.simulate import simulate
 from tests.reference import recommend_bruteforce as brute
 
@@ -560,6 +562,53 @@ def test_random_recommender_never_returns_seen_items():
         assert sorted(row[row >= 0]) == np.flatnonzero(~seen[u]).tolist()
 
 
+def implicits_own_filter(model, users: np.ndarray, train: sp.csr_matrix, k: int) -> np.ndarray:
+    """The lists of implicit's own ``filter_already_liked_items`` (a sparse-row slice per user), −1 padding:
+    what the implicit models returned before they filtered seen items themselves."""
+    n = min(k, train.shape[1])
+    ids, scores = model.model_.recommend(users.astype(np.int32), train[users], N=n, filter_already_liked_items=True)
+    ids, scores = np.asarray(ids).reshape(len(users), n), np.asarray(scores).reshape(len(users), n)
+    seen = (train[users].toarray() != 0)[np.arange(len(users))[:, None], ids]
+    out = np.full((len(users), k), -1)
+    out[:, :n] = np.where(~np.isfinite(scores) | (scores <= -1e30) | seen, -1, ids)
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_users=st.integers(1, 260), n_items=st.integers(1, 40),
+       density=st.floats(0.0, 0.9), k=st.integers(1, 45), ties=st.integers(0, 6),
+       make=st.sampled_from(["ALS", "BPR"]))
+def test_implicit_models_give_the_lists_of_implicits_own_filter_of_seen_items(seed, n_users, n_items, density, k,
+                                                                              ties, make):
+    # the models drop seen items from a wider unfiltered list; implicit filters them user by user. Copied
+    # item factors make exact ties (also at the last place kept, where implicit's filter decides)
+    rng = np.random.default_rng(seed)
+    cells = rng.random((n_users, n_items)) < density
+    cells[rng.integers(n_users), :] = rng.random(n_items) < 0.95  # a user who has seen (almost) everything
+    train = sp.csr_matrix(cells * rng.integers(1, 5, size=cells.shape), dtype=np.float32)
+    model = (ALSRecommender(factors=4, iterations=3, threads=1) if make == "ALS"
+             else BPRRecommender(factors=4, iterations=3, threads=1)).fit(train)
+    for _ in range(ties if n_items > 1 else 0):
+        source, target = rng.choice(n_items, 2, replace=False)
+        model.model_.item_factors[target] = model.model_.item_factors[source]
+    users = np.sort(rng.choice(n_users, size=rng.integers(1, n_users + 1), replace=False))
+    np.testing.assert_array_equal(model.recommend(users, train, k), implicits_own_filter(model, users, train, k))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_users=st.integers(1, 60), n_items=st.integers(1, 30),
+       density=st.floats(0.0, 1.0), k=st.integers(1, 35), exclude_seen=st.booleans())
+def test_popularity_lists_are_top_k_of_its_scores(seed, n_users, n_items, density, k, exclude_seen):
+    # the catalogue's order with each user's seen items skipped, against sorting the users x items block
+    rng = np.random.default_rng(seed)
+    train = sp.csr_matrix((rng.random((n_users, n_items)) < density).astype(np.float32))
+    train.data[rng.random(train.nnz) < 0.2] = 0.0  # a stored 0 is a seen item too
+    model = PopularityRecommender().fit(train)
+    users = rng.permutation(n_users)[:rng.integers(1, n_users + 1)]
+    expected = top_k(np.broadcast_to(model.scores_, (len(users), n_items)), train[users] if exclude_seen else None, k)
+    np.testing.assert_array_equal(model.recommend(users, train, k, exclude_seen=exclude_seen), expected)
+
+
 # ---------------------------------------------------------------------------
 # a planted problem: four taste groups, each with its own block of items, plus popular noise
 # ---------------------------------------------------------------------------
@@ -729,6 +778,40 @@ def test_sweep_has_one_row_per_grid_setting_sorted_by_the_metric(planted, sweep_
                            spec.threads, spec.seed)
     direct = evaluate({"ALS": model}, validation_split(log, spec, split), [5])
     assert direct.per_user["ALS"]["ndcg@5"].mean() == pytest.approx(best["ndcg@5"])
+
+
+def test_sweep_fitted_side_by_side_is_the_sweep_fitted_one_after_the_other(planted, sweep_table):
+    _, log, spec, split = planted
+    validation = validation_split(log, spec, split)
+    pool = FitPool(spec.model_copy(update={"threads": 3}))
+    assert (pool.workers, pool.threads_per_fit) == (3, 1)
+    with pool:
+        side_by_side = sweep(validation, spec, pool=pool)
+    pd.testing.assert_frame_equal(side_by_side.drop(columns="fit_seconds"), sweep_table.drop(columns="fit_seconds"),
+                                  check_exact=True)
+    # one thread (and Spark): each task runs when submitted, on this thread
+    inline = FitPool(spec)
+    assert (inline.workers, inline.threads_per_fit) == (1, 1)
+    with inline:
+        assert inline.submit(threading.get_ident).result() == threading.get_ident()
+    assert FitPool(spec.model_copy(update={"threads": 0}), spark=object()).workers == 1
+
+
+def test_a_pool_imports_implicit_before_its_threads_start():
+    """Fits in threads importing implicit's modules at once deadlocked on Python's module locks
+    (``_DeadlockError``): a pool imports them before starting its threads. A fresh interpreter, where
+    nothing has imported implicit yet."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from funnelkit.params import RecommendParams; from funnelkit.recommend.evaluate import FitPool\n"
+            "assert 'implicit.cpu.als' not in sys.modules\n"
+            "with FitPool(RecommendParams(threads=2)) as pool:\n"
+            "    missing = [m for m in ('implicit.cpu.als', 'implicit.cpu.bpr', 'implicit.nearest_neighbours', "
+            "'implicit.evaluation') if m not in sys.modules]\n"
+            "sys.exit(f'not imported before the threads: {missing}' if missing else 0)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_chosen_settings_are_the_sweeps_first_row(sweep_table):

@@ -1,8 +1,11 @@
 """Fit every model on one split, rank for the test users in batches, score with one metric code."""
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,21 +14,22 @@ import pandas as pd
 from ..params import RecommendParams
 from . import metrics
 from .models import (ALSRecommender, BPRRecommender, ItemKNNRecommender, PopularityRecommender,
-                     RandomRecommender, _Implicit, _Scored)
+                     RandomRecommender, _Implicit, _Scored, implicit_quietly)
 from .spark_als import SparkALSRecommender
 from .split import Split
 
 
-def als_model(settings, spec: RecommendParams, spark=None):
+def als_model(settings, spec: RecommendParams, spark=None, *, threads: int | None = None):
     """The ALS of the study with ``settings`` (an :class:`~funnelkit.params.ALSSettings`).
 
     implicit's :class:`ALSRecommender` by default; with a SparkSession, Spark MLlib's
     :class:`~funnelkit.recommend.spark_als.SparkALSRecommender` with the same four numbers
-    (which do not make the same model: see its Notes). ``model.library`` says which.
+    (which do not make the same model: see its Notes). ``model.library`` says which. ``threads``
+    overrides ``spec.threads`` for implicit's fit.
     """
     if spark is None:
         return ALSRecommender(settings.factors, settings.regularization, settings.alpha, settings.iterations,
-                              spec.threads, spec.seed)
+                              spec.threads if threads is None else threads, spec.seed)
     return SparkALSRecommender(settings.factors, settings.regularization, settings.alpha, settings.iterations,
                                seed=spec.seed, spark=spark)
 
@@ -163,26 +167,91 @@ def evaluate(models: dict, split: Split, k_values, *, exclude_seen: bool = True,
     return Evaluation(split, users, k_values, recommended, per_user, pd.DataFrame(rows), models)
 
 
-def sweep(split: Split, spec: RecommendParams, *, metric: str = "ndcg", spark=None) -> pd.DataFrame:
+class FitPool:
+    """Runs independent model fits side by side: ``spec.threads`` at once (0 = one per core), each on one thread.
+
+    implicit's half-steps are short (milliseconds on the built-in shop), so threads inside one fit
+    spend much of their time waiting for each other, the more so on a busy machine; whole fits side by
+    side do not wait. implicit's ALS gives the same factors on any number of threads, so what is fitted
+    is the same either way. BPR keeps ``spec.threads`` (its own threads make it nondeterministic, as
+    before). With one thread or with Spark (``spark`` given), each task runs at once when submitted.
+    Use it as a context manager; ``submit`` as in :mod:`concurrent.futures`.
+
+    Attributes
+    ----------
+    workers : int
+        Tasks run at once.
+    threads_per_fit : int
+        implicit threads of an ALS fit run in the pool (``spec.threads`` when ``workers`` is 1).
+    """
+
+    def __init__(self, spec: RecommendParams, spark=None):
+        self.workers = 1 if spark is not None else (spec.threads or available_cores())
+        self.threads_per_fit = spec.threads if self.workers == 1 else 1
+        self._stack = contextlib.ExitStack()
+        self._executor = None
+
+    def __enter__(self) -> "FitPool":
+        if self.workers > 1:
+            # BLAS limits and warning filters are process-wide: set once here, around every fit at once
+            self._stack.enter_context(implicit_quietly())
+            # implicit's modules are imported by the first fit that needs them; two threads importing them at
+            # once can deadlock on Python's module locks (a _DeadlockError on implicit.cpu.als was seen): import
+            # them here, before any thread starts (and inside the filters: importing implicit warns in Jupyter)
+            import implicit.cpu.als  # noqa: F401
+            import implicit.cpu.bpr  # noqa: F401
+            import implicit.evaluation  # noqa: F401
+            import implicit.nearest_neighbours  # noqa: F401
+            self._executor = self._stack.enter_context(ThreadPoolExecutor(self.workers))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.__exit__(*exc)
+        self._executor = None
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        if self._executor is not None:
+            return self._executor.submit(fn, *args, **kwargs)
+        future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def available_cores() -> int:
+    """The cores this process may run on (what implicit's ``num_threads=0`` uses)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def sweep(split: Split, spec: RecommendParams, *, metric: str = "ndcg", spark=None,
+          pool: FitPool | None = None) -> pd.DataFrame:
     """Fit ALS for every factors × regularization × alpha of ``spec.sweep`` on ``split`` (the validation split).
 
     Returns one row per setting with ``metric@headline_k`` and its bootstrap
     interval over users, the fit time, sorted best first. With ``spark`` (a
     SparkSession) every setting is fitted by Spark MLlib (:func:`als_model`).
+    The settings are fitted side by side in ``pool`` (default: a :class:`FitPool` of ``spec``);
+    the table is the same as one after the other. ``fit_seconds`` is each fit's own wall time.
     """
+    if pool is None:
+        with FitPool(spec, spark) as own:
+            return sweep(split, spec, metric=metric, spark=spark, pool=own)
     k = spec.headline_k
-    rows = []
-    for factors, regularization, alpha in itertools.product(spec.sweep.factors, spec.sweep.regularization,
-                                                            spec.sweep.alpha):
+
+    def score(setting) -> dict:
+        factors, regularization, alpha = setting
         settings = spec.als.model_copy(update={"factors": factors, "regularization": regularization, "alpha": alpha})
-        model = als_model(settings, spec, spark)
+        model = als_model(settings, spec, spark, threads=pool.threads_per_fit)
         result = evaluate({"ALS": model}, split, [k], exclude_seen=spec.exclude_seen,
                           max_users=spec.max_eval_users, seed=spec.seed)
         values = result.per_user["ALS"][f"{metric}@{k}"].to_numpy()
         low, high = metrics.bootstrap_interval(values, n_boot=spec.bootstrap, seed=spec.seed)
-        rows.append({"factors": factors, "regularization": regularization, "alpha": alpha,
-                     f"{metric}@{k}": float(values.mean()), "low": low, "high": high,
-                     "fit_seconds": model.fit_seconds_})
+        return {"factors": factors, "regularization": regularization, "alpha": alpha,
+                f"{metric}@{k}": float(values.mean()), "low": low, "high": high, "fit_seconds": model.fit_seconds_}
+
+    grid = list(itertools.product(spec.sweep.factors, spec.sweep.regularization, spec.sweep.alpha))
+    # the most factors first (the longest fits), so that no long fit starts last while the other threads idle
+    started = {i: pool.submit(score, grid[i]) for i in sorted(range(len(grid)), key=lambda i: -grid[i][0])}
+    rows = [started[i].result() for i in range(len(grid))]
     return pd.DataFrame(rows).sort_values(f"{metric}@{k}", ascending=False, ignore_index=True)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +30,22 @@ DENSE_CELLS = 5_000_000
 """Largest users × items score block the batched baselines build at once (40 MB of float64)."""
 
 
+@contextmanager
+def implicit_quietly():
+    """BLAS on one thread and implicit's harmless warnings silenced, for implicit's fits.
+
+    implicit's solvers run their own OpenMP threads; a multi-threaded BLAS underneath them
+    oversubscribes the cores (implicit warns about it). Its own internals warn too: tqdm.auto
+    complains in Jupyter without ipywidgets (no bar is shown), and the cosine recommender hands a
+    COO matrix to its own CSR-only kNN routine. Both settings are process-wide: fits run side by
+    side in threads must be inside one such block entered before them.
+    """
+    with threadpool_limits(1, "blas"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        warnings.filterwarnings("ignore", message="Method expects CSR input")
+        yield
+
+
 class _Implicit:
     """Shared fit/recommend around an implicit model built by ``_model()``."""
 
@@ -40,13 +57,7 @@ class _Implicit:
         raise NotImplementedError
 
     def fit(self, train: sp.csr_matrix) -> "_Implicit":
-        # implicit's solvers run their own OpenMP threads; a multi-threaded BLAS underneath them
-        # oversubscribes the cores (implicit warns about it), so BLAS gets one thread
-        with threadpool_limits(1, "blas"), warnings.catch_warnings():
-            # implicit's own internals: tqdm.auto complains in Jupyter without ipywidgets (no bar is shown),
-            # and the cosine recommender hands a COO matrix to its own CSR-only kNN routine
-            warnings.filterwarnings("ignore", message="IProgress not found")
-            warnings.filterwarnings("ignore", message="Method expects CSR input")
+        with implicit_quietly():
             self.model_ = self._model()
             start = time.perf_counter()
             self.model_.fit(sp.csr_matrix(train, dtype=np.float32), show_progress=False)
@@ -60,17 +71,35 @@ class _Implicit:
         with threadpool_limits(1, "blas"):
             for start in range(0, len(users), BATCH_USERS):
                 batch = users[start:start + BATCH_USERS]
-                seen = train[batch]
-                ids, scores = self.model_.recommend(batch, seen, N=n, filter_already_liked_items=exclude_seen)
-                ids = np.asarray(ids).reshape(len(batch), -1).astype(np.int64)
-                scores = np.asarray(scores).reshape(ids.shape)
-                # when fewer than k items are eligible implicit fills the tail with filtered items
-                # (score -inf, or 0 for item-kNN) or repeats of item 0: make that tail padding
-                invalid = ~np.isfinite(scores) | (scores <= FILTERED_SCORE) | (ids < 0)
+                history = train[batch]
+                ids, scores = self._ranked(batch, history, n, filter_seen=exclude_seen)
+                invalid = _invalid(ids, scores)
                 if exclude_seen:
-                    invalid |= metrics.hits(ids, stored(seen))
+                    invalid |= metrics.hits(ids, stored(history))
                 out[start:start + len(batch), :n] = np.where(invalid, -1, ids)
         return out
+
+    def _ranked(self, users: np.ndarray, history: sp.csr_matrix, n: int, filter_seen: bool):
+        """implicit's top n of ``users`` (rows of ``history``): item indices (int64) and scores."""
+        ids, scores = self.model_.recommend(users, history, N=n, filter_already_liked_items=filter_seen)
+        ids = np.asarray(ids).reshape(len(users), -1).astype(np.int64)
+        return ids, np.asarray(scores).reshape(ids.shape)
+
+
+def _invalid(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Entries of implicit's lists that are no recommendation: when fewer than n items are eligible implicit
+    fills the tail with filtered items (score −FLT_MAX, or 0 for item-kNN) or repeats of item 0."""
+    return ~np.isfinite(scores) | (scores <= FILTERED_SCORE) | (ids < 0)
+
+
+def first_kept(candidates: np.ndarray, drop: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first n entries of each row of ``candidates`` not marked in ``drop``, in order, −1 padding.
+
+    Returns the kept entries (rows, n) and their columns in ``candidates`` (meaningless where padded).
+    """
+    position = np.argsort(drop, axis=1, kind="stable")[:, :n]
+    kept = np.take_along_axis(candidates, position, axis=1)
+    return np.where(np.take_along_axis(drop, position, axis=1), -1, kept), position
 
 
 class ALSRecommender(_Implicit):
@@ -192,11 +221,30 @@ class PopularityRecommender(_Scored):
         users_per_item = np.bincount(sp.csr_matrix(train).indices, minlength=train.shape[1]).astype(np.float64)
         # a vanishing index penalty breaks ties deterministically towards the lower item index
         self.scores_ = users_per_item - np.arange(train.shape[1]) * 1e-9
+        self.order_ = np.argsort(-self.scores_, kind="stable")
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
     def _scores(self, users: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.scores_, (len(users), len(self.scores_)))
+
+    def recommend(self, users: np.ndarray, train: sp.csr_matrix, k: int, exclude_seen: bool = True) -> np.ndarray:
+        """The catalogue's order for everyone, each user's seen items skipped: :func:`top_k` of the
+        scores without sorting a users × items block (the scores are distinct, so the order is one)."""
+        users = np.asarray(users)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        n = min(k, train.shape[1])
+        if not exclude_seen:
+            out[:, :n] = self.order_[:n]
+            return out
+        history = stored(train[users])
+        wide = min(train.shape[1], n + int(np.diff(history.indptr).max(initial=0)))
+        batch = max(1, DENSE_CELLS // max(wide, 1))
+        for start in range(0, len(users), batch):
+            seen = history[start:start + batch]
+            candidates = np.broadcast_to(self.order_[:wide], (seen.shape[0], wide))
+            out[start:start + seen.shape[0], :n] = first_kept(candidates, metrics.hits(candidates, seen), n)[0]
+        return out
 
 
 class RandomRecommender(_Scored):

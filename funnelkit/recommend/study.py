@@ -21,8 +21,10 @@ from ..params import ALSSettings, FunnelParams, RecommendParams
 from ..study import Metric, StudyResults
 from ..text import escape_md
 from . import explain
-from .evaluate import Evaluation, chosen_settings, evaluate, models_from_params, ranked_by_implicit
+from .evaluate import (Evaluation, FitPool, als_model, chosen_settings, evaluate, models_from_params,
+                       ranked_by_implicit)
 from .evaluate import sweep as sweep_als
+from .models import PopularityRecommender
 from .spark_als import normal_equations_check
 from .split import Split, leave_last_out, make_split, validation_split
 
@@ -284,12 +286,20 @@ def run(events: EventLog, spec: RecommendParams, *, funnel: FunnelParams | None 
 
     split = make_split(shoppers, spec)
     validation = validation_split(shoppers, spec, split)
-    tried = sweep_als(validation, spec, spark=spark)
-    settings = chosen_settings(tried, spec)
-    evaluation = evaluate(models_from_params(spec, settings, spark=spark), split, spec.k,
-                          exclude_seen=spec.exclude_seen, max_users=spec.max_eval_users, seed=seed)
+    last_out_split = leave_last_out(shoppers, spec)
+    # the fits that do not wait for each other run side by side (FitPool); the queries stay on this thread
+    with FitPool(spec, spark) as pool:
+        baseline = pool.submit(explain.best_baseline, validation, spec)
+        tried = sweep_als(validation, spec, spark=spark, pool=pool)
+        settings = chosen_settings(tried, spec)
+        last_out = pool.submit(evaluate, {"ALS": als_model(settings, spec, spark, threads=pool.threads_per_fit),
+                                          "popularity": PopularityRecommender()}, last_out_split, [k],
+                               exclude_seen=spec.exclude_seen, max_users=spec.max_eval_users, seed=seed)
+        reference = pool.submit(explain.reference_check, split, settings)
+        evaluation = evaluate(models_from_params(spec, settings, spark=spark), split, spec.k,
+                              exclude_seen=spec.exclude_seen, max_users=spec.max_eval_users, seed=seed)
+        baseline, last_out, reference = baseline.result(), last_out.result(), reference.result()
     ranking = evaluation.summary(n_boot=n_boot, seed=seed)
-    baseline = explain.best_baseline(validation, spec)
     ndcg = explain.headline(evaluation, k, baseline=baseline, n_boot=n_boot, seed=seed)
     hit = explain.hit_rate_comparison(evaluation, k, baseline="popularity", n_boot=n_boot, seed=seed)
     best_hit = explain.hit_rate_comparison(evaluation, k, baseline=baseline, n_boot=n_boot, seed=seed)
@@ -312,10 +322,6 @@ def run(events: EventLog, spec: RecommendParams, *, funnel: FunnelParams | None 
     overlap = (truth.taste_overlap(evaluation, k, exclude_seen=spec.exclude_seen, n_boot=n_boot, seed=seed)
                if truth is not None else None)
 
-    chosen = models_from_params(spec, settings, spark=spark)
-    last_out = evaluate({"ALS": chosen["ALS"], "popularity": chosen["popularity"]}, leave_last_out(shoppers, spec),
-                        [k], exclude_seen=spec.exclude_seen, max_users=spec.max_eval_users, seed=seed)
-    reference = explain.reference_check(split, settings)
     mllib = normal_equations_check(evaluation.models["ALS"], split.train.matrix) if spark is not None else None
     implicit_model = ranked_by_implicit(evaluation.models)
 
