@@ -8,7 +8,6 @@ table there, and :class:`FunnelResult` reads it through its public methods
 """
 from __future__ import annotations
 
-
 import pandas as pd
 from pydantic import ValidationError
 
@@ -19,7 +18,6 @@ from ..params import ExclusionSpec, FunnelParams, Params, format_validation_erro
 from ..schema import COLUMNS
 from .result import FunnelResult
 from .sql import match_sql, micros, unit_column
-
 
 
 def _check_columns(events: EventLog, spec: FunnelParams) -> str:

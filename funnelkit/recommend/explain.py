@@ -1,7 +1,6 @@
 """What the report shows about the recommendations: headline, funnel tie-in, examples, popularity bias, checks."""
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -20,7 +19,6 @@ from .matrix import ITEM, TIME
 from .models import ALSRecommender
 from .reference import als_loss, exact_als
 from .split import Split
-
 
 
 def best_baseline(validation: Split, spec, *, metric: str = "ndcg", model: str = "ALS") -> str:

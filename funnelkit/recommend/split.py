@@ -50,7 +50,6 @@ from ..params import RecommendParams
 from .matrix import ITEM, TIME, TYPE, USER, Interactions, check_event_types, confidence_matrix, stored
 
 
-
 @dataclass(frozen=True)
 class Split:
     """Training matrix and test truth.
