@@ -401,7 +401,7 @@ class RecommendParams(_Strict):
     max_eval_users: Union[int, None] = Field(default=None, ge=100)
     """Evaluate on a random sample of this many test users (null = all)."""
     threads: int = Field(default=0, ge=0)
-    """Threads for implicit's fits; 0 = all cores."""
+    """Threads for implicit's fits; 0 = all cores. BPR always fits on one thread (reproducible)."""
     seed: int = 0
 
     @model_validator(mode="after")

@@ -797,6 +797,17 @@ def test_sweep_fitted_side_by_side_is_the_sweep_fitted_one_after_the_other(plant
     assert FitPool(spec.model_copy(update={"threads": 0}), spark=object()).workers == 1
 
 
+def test_the_studys_bpr_is_the_same_model_on_every_run(planted):
+    """implicit's BPR races its threads on the shared factors: the study fits it on one thread, so the same
+    data and seed give the same factors (and report figures) every time."""
+    _, _, spec, split = planted
+    spec = spec.model_copy(update={"threads": 0, "bpr": spec.bpr.model_copy(update={"factors": 16, "iterations": 20})})
+    first, second = (models_from_params(spec)["BPR"].fit(split.train.matrix) for _ in range(2))
+    assert first.threads == 1
+    np.testing.assert_array_equal(first.model_.item_factors, second.model_.item_factors)
+    np.testing.assert_array_equal(first.model_.user_factors, second.model_.user_factors)
+
+
 def test_a_pool_imports_implicit_before_its_threads_start():
     """Fits in threads importing implicit's modules at once deadlocked on Python's module locks
     (``_DeadlockError``): a pool imports them before starting its threads. A fresh interpreter, where

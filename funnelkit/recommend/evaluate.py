@@ -44,7 +44,7 @@ def models_from_params(spec: RecommendParams, als=None, spark=None) -> dict[str,
     return {
         "ALS": als_model(als, spec, spark),
         "BPR": BPRRecommender(spec.bpr.factors, spec.bpr.learning_rate, spec.bpr.regularization,
-                              spec.bpr.iterations, spec.threads, spec.seed),
+                              spec.bpr.iterations, seed=spec.seed),  # one thread: reproducible
         "item-kNN": ItemKNNRecommender(spec.knn_neighbours, spec.threads),
         "popularity": PopularityRecommender(),
         "random": RandomRecommender(spec.seed),
@@ -173,9 +173,9 @@ class FitPool:
     implicit's half-steps are short (milliseconds on the built-in shop), so threads inside one fit
     spend much of their time waiting for each other, the more so on a busy machine; whole fits side by
     side do not wait. implicit's ALS gives the same factors on any number of threads, so what is fitted
-    is the same either way. BPR keeps ``spec.threads`` (its own threads make it nondeterministic, as
-    before). With one thread or with Spark (``spark`` given), each task runs at once when submitted.
-    Use it as a context manager; ``submit`` as in :mod:`concurrent.futures`.
+    is the same either way (BPR always fits on one thread: see :class:`~.models.BPRRecommender`). With
+    one thread or with Spark (``spark`` given), each task runs at once when submitted. Use it as a
+    context manager; ``submit`` as in :mod:`concurrent.futures`.
 
     Attributes
     ----------

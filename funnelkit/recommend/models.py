@@ -151,12 +151,17 @@ class ALSRecommender(_Implicit):
 
 
 class BPRRecommender(_Implicit):
-    """implicit's Bayesian personalised ranking (uses which pairs are non-zero, not their weights)."""
+    """implicit's Bayesian personalised ranking (uses which pairs are non-zero, not their weights).
+
+    One thread by default: implicit's BPR is lock-free SGD whose threads race on the shared factors, so
+    with more than one the same data and seed give a different model, and different report figures, on
+    every run; on one thread it is reproducible.
+    """
 
     name = "BPR"
 
     def __init__(self, factors: int = 64, learning_rate: float = 0.05, regularization: float = 0.01,
-                 iterations: int = 100, threads: int = 0, seed: int = 0):
+                 iterations: int = 100, threads: int = 1, seed: int = 0):
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
