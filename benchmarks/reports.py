@@ -75,7 +75,8 @@ def cell_times(executed: Path, top: int) -> dict:
             continue
         seconds = (cell.get("metadata", {}).get("papermill", {}) or {}).get("duration") or 0.0
         source = "".join(cell["source"]).strip().splitlines()
-        first = next((line for line in source if not line.startswith(("from ", "import ", "#"))), source[0] if source else "")
+        first = next((line for line in source if line.strip() and not line.startswith(("from ", "import ", "#"))),
+                     source[0] if source else "")
         cells.append({"cell": index, "seconds": float(seconds), "code": first[:70]})
     slowest = sorted(cells, key=lambda c: c["seconds"], reverse=True)[:top]
     return {"seconds": sum(c["seconds"] for c in cells), "slowest": slowest}

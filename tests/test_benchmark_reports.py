@@ -8,7 +8,7 @@ def executed_notebook(path, durations):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Question")]
     for i, seconds in enumerate(durations):
-        cell = nbformat.v4.new_code_cell(f"import x\nslow_call_{i}()")
+        cell = nbformat.v4.new_code_cell(f"import x\n\nfrom y import z\n\nslow_call_{i}()")  # blank lines: skipped
         cell.metadata["papermill"] = {"duration": seconds}
         nb.cells.append(cell)
     nbformat.write(nb, path)
