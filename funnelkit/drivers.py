@@ -37,7 +37,7 @@ from .requirements import StudyNotApplicable, missing, require, unavailable
 from .schema import COLUMNS, EVENTS, SEGMENTS
 from .stats import adjust_pvalues
 from .study import Metric, StudyResults
-from .text import escape_md
+from .text import escape_md, points
 
 BEHAVIOUR = ("log_price", "log_views")
 SOURCES = {"log_price": COLUMNS.price, "price_mean": COLUMNS.price, "distinct_items": COLUMNS.item_id,
@@ -407,8 +407,9 @@ def headline_drivers(table: pd.DataFrame, alpha: float = 0.05, top: int = 6) -> 
         direction = "raises" if row.effect > 0 else "lowers"
         lines.append(
             f"- **{escape_md(_driver(row))}** {direction} the chance of **{escape_md(row.step)}** "
-            f"(after {escape_md(reached)}) by {abs(row.effect) * 100:.1f} percentage points "
-            f"(95% CI {row.effect_low * 100:+.1f} to {row.effect_high * 100:+.1f}; odds ratio {row.odds_ratio:.2f})."
+            f"(after {escape_md(reached)}) by {points(abs(row.effect))} percentage points (95% CI "
+            f"{points(row.effect_low, signed=True)} to {points(row.effect_high, signed=True)}; "
+            f"odds ratio {row.odds_ratio:.2f})."
         )
     return "\n".join(lines)
 

@@ -312,6 +312,10 @@ def test_headline_figures_are_the_strongest_significant_effects_in_points_with_t
                             "p_adjusted": [0.01, 0.001, 0.2]})
     figures = drivers.headline_figures(crafted, top=2)
     assert [f.value for f in figures] == [-0.2, 0.1]
+    # the sentence writes its interval as the other reports do: signed, a real minus, two digits below a point
+    sentence = drivers.headline_drivers(crafted.assign(effect_low=[0.0005, -0.3, -0.1]))
+    assert "lowers the chance of **cart** (after a visit) by 20.0 percentage points (95% CI −30.0 to −10.0;" in sentence
+    assert "raises the chance of **cart** (after a visit) by 10.0 percentage points (95% CI +0.05 to +15.0;" in sentence
     assert figures[0].label.startswith("trait b lowers the chance of cart in a session")
 
 
