@@ -71,35 +71,24 @@ class _Implicit:
         with threadpool_limits(1, "blas"):
             for start in range(0, len(users), BATCH_USERS):
                 batch = users[start:start + BATCH_USERS]
-                history = train[batch]
-                ids, scores = self._ranked(batch, history, n, filter_seen=exclude_seen)
-                invalid = _invalid(ids, scores)
+                seen = train[batch]
+                ids, scores = self.model_.recommend(batch, seen, N=n, filter_already_liked_items=exclude_seen)
+                ids = np.asarray(ids).reshape(len(batch), -1).astype(np.int64)
+                scores = np.asarray(scores).reshape(ids.shape)
+                # when fewer than k items are eligible implicit fills the tail with filtered items
+                # (score -inf, or 0 for item-kNN) or repeats of item 0: make that tail padding
+                invalid = ~np.isfinite(scores) | (scores <= FILTERED_SCORE) | (ids < 0)
                 if exclude_seen:
-                    invalid |= metrics.hits(ids, stored(history))
+                    invalid |= metrics.hits(ids, stored(seen))
                 out[start:start + len(batch), :n] = np.where(invalid, -1, ids)
         return out
 
-    def _ranked(self, users: np.ndarray, history: sp.csr_matrix, n: int, filter_seen: bool):
-        """implicit's top n of ``users`` (rows of ``history``): item indices (int64) and scores."""
-        ids, scores = self.model_.recommend(users, history, N=n, filter_already_liked_items=filter_seen)
-        ids = np.asarray(ids).reshape(len(users), -1).astype(np.int64)
-        return ids, np.asarray(scores).reshape(ids.shape)
 
-
-def _invalid(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Entries of implicit's lists that are no recommendation: when fewer than n items are eligible implicit
-    fills the tail with filtered items (score −FLT_MAX, or 0 for item-kNN) or repeats of item 0."""
-    return ~np.isfinite(scores) | (scores <= FILTERED_SCORE) | (ids < 0)
-
-
-def first_kept(candidates: np.ndarray, drop: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first n entries of each row of ``candidates`` not marked in ``drop``, in order, −1 padding.
-
-    Returns the kept entries (rows, n) and their columns in ``candidates`` (meaningless where padded).
-    """
+def first_kept(candidates: np.ndarray, drop: np.ndarray, n: int) -> np.ndarray:
+    """The first n entries of each row of ``candidates`` not marked in ``drop``, in order, −1 padding."""
     position = np.argsort(drop, axis=1, kind="stable")[:, :n]
     kept = np.take_along_axis(candidates, position, axis=1)
-    return np.where(np.take_along_axis(drop, position, axis=1), -1, kept), position
+    return np.where(np.take_along_axis(drop, position, axis=1), -1, kept)
 
 
 class ALSRecommender(_Implicit):
@@ -248,7 +237,7 @@ class PopularityRecommender(_Scored):
         for start in range(0, len(users), batch):
             seen = history[start:start + batch]
             candidates = np.broadcast_to(self.order_[:wide], (seen.shape[0], wide))
-            out[start:start + seen.shape[0], :n] = first_kept(candidates, metrics.hits(candidates, seen), n)[0]
+            out[start:start + seen.shape[0], :n] = first_kept(candidates, metrics.hits(candidates, seen), n)
         return out
 
 
