@@ -285,7 +285,7 @@ def _run(events: EventLog, spec: DriversParams, *, truth: Planted | None) -> Dri
         value_model, value_X, value_y = order_value_model(orders)
         order_value = OrderValue(orders, value_model, value_X, value_y, *residual_diagnostics(value_model, value_X))
     checks = MethodChecks(
-        logit=against_statsmodels(models[0].X, models[0].y, "logit", ours=models[0].results),
+        logit=against_statsmodels(models[0].X, models[0].y, "logit", fitted=models[0].results),
         svm=svm_against_sklearn(X, y),
         accuracy=accuracy_table(),
         ols=None if order_value is None else against_statsmodels(order_value.X, order_value.y, "ols"))
@@ -491,12 +491,12 @@ def exclusion_text(excluded) -> str:
 
 # --------------------------------------------------------------------------- ours against statsmodels
 
-def against_statsmodels(X: pd.DataFrame, y, kind: str, ours=None) -> pd.DataFrame:
+def against_statsmodels(X: pd.DataFrame, y, kind: str, fitted=None) -> pd.DataFrame:
     """Coefficients and standard errors of the derived solvers next to statsmodels' on the same data.
 
     ``kind``: ``"ols"`` (QR and normal equations against ``sm.OLS``) or
     ``"logit"`` (IRLS against ``sm.Logit``). ``digits`` columns are the log
-    relative error: the number of significant digits that agree. ``ours`` (logit only): our
+    relative error: the number of significant digits that agree. ``fitted`` (logit only): our
     :func:`funnelkit.regression.logit` already fitted to ``X``, ``y`` with its default settings (a step
     model's ``results``), compared as it is instead of fitted a second time.
     """
@@ -506,7 +506,7 @@ def against_statsmodels(X: pd.DataFrame, y, kind: str, ours=None) -> pd.DataFram
         ours = {"QR": ols(X, y, method="qr"), "normal equations": ols(X, y, method="normal")}
     elif kind == "logit":
         reference = sm.Logit(y, X).fit(disp=0, method="newton", tol=1e-12, maxiter=100)
-        ours = {"IRLS": logit(X, y) if ours is None else ours}
+        ours = {"IRLS": logit(X, y) if fitted is None else fitted}
     else:
         raise ValueError(f"kind must be 'ols' or 'logit', got {kind!r}")
     frame = pd.DataFrame({"term": X.columns, "statsmodels": reference.params.to_numpy(),

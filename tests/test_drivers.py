@@ -162,7 +162,7 @@ def test_the_logit_check_of_the_cart_model_is_the_check_refitted(study):
     """The study compares the cart model it fitted with statsmodels instead of fitting it again: the same table."""
     cart = study.models[0]
     refitted = drivers.against_statsmodels(cart.X, cart.y, "logit")
-    pd.testing.assert_frame_equal(drivers.against_statsmodels(cart.X, cart.y, "logit", ours=cart.results), refitted)
+    pd.testing.assert_frame_equal(drivers.against_statsmodels(cart.X, cart.y, "logit", fitted=cart.results), refitted)
     # the study runs on one BLAS thread, this test on the default pool: equal to rounding
     pd.testing.assert_frame_equal(study.checks.logit[["term", "IRLS"]], refitted[["term", "IRLS"]],
                                   check_exact=False, rtol=1e-12)
