@@ -22,7 +22,15 @@ from .engines import quote
 from .funnel import FunnelResult, run_funnel
 from .params import FunnelParams
 from .schema import COLUMNS, EVENTS
-from .simulate import PLANTED_STEPS, STEP_OF_PROBABILITY, SimulatedDataset, ensure_dataset
+from .schema import US_PER_DAY
+from .simulate import (
+    PLANTED_STEPS,
+    STEP_OF_PROBABILITY,
+    SimulatedDataset,
+    calendar_weights,
+    ensure_dataset,
+    seasonal_clock,
+)
 from .study import Metric
 
 
@@ -80,6 +88,18 @@ class Planted:
     def taste_overlap(self, evaluation, k: int, **options) -> pd.DataFrame:
         """:func:`planted_taste_overlap` of a recommendation ``evaluation`` with this shop's planted taste."""
         return planted_taste_overlap(evaluation, self.dataset, k, **options)
+
+
+    def return_check(self, results, days=(1, 3, 7, 14, 28)) -> pd.DataFrame | None:
+        """:func:`planted_return_check` of a retention study whose curves split by ``customer_type``; None when
+        they split otherwise (the planted rates are per customer type)."""
+        if results.spec.segment != "customer_type":
+            return None
+        return planted_return_check(results, self.ground_truth, days)
+
+    def return_process_fit(self) -> pd.DataFrame:
+        """:func:`planted_return_process_fit` on this shop's human visits."""
+        return planted_return_process_fit(self.dataset)
 
 
 def planted(params) -> Planted | None:
@@ -247,3 +267,103 @@ def planted_taste_overlap(evaluation, dataset, k: int, *, exclude_seen: bool = T
         rows.append({"model": name, "overlap": float(overlap.mean()), "low": low, "high": high,
                      "users": int(known.sum())})
     return pd.DataFrame(rows).sort_values("overlap", ascending=False, ignore_index=True)
+
+
+def _shop_clock(truth: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The built-in shop's seasonal clock (``simulate.seasonal_clock``), rebuilt from ``ground_truth.json``."""
+    params = truth["params"]
+    start = pd.Timestamp(params["start"], tz="UTC")
+    sale_days = [(pd.Timestamp(day, tz="UTC") - start).days for day in truth["sale_days"]]
+    return seasonal_clock(start, calendar_weights(start, params["days"], sale_days))
+
+
+def planted_return_survival(truth: dict, first_visit_us: np.ndarray, customer_type: np.ndarray,
+                            days: float) -> np.ndarray:
+    """Each visitor's planted probability of no return within ``days`` real days of their first visit.
+
+    Given λ the next visit comes after the minimum gap g plus an exponential time on the seasonal
+    clock, so P(no return by t | λ) = exp(-λ (Λ(A + t) - Λ(A) - g)⁺) with Λ the clock and A the first
+    visit; averaged over λ ~ Gamma(r, α): (α / (α + (Λ(A + t) - Λ(A) - g)⁺))^r. Dropout plays no part
+    (it can only follow a return).
+    """
+    returns = truth["returns"]
+    edges, clock = _shop_clock(truth)
+    first = np.asarray(first_visit_us, dtype=float)
+    elapsed = np.interp(first + days * US_PER_DAY, edges, clock) - np.interp(first, edges, clock)
+    exposure = np.maximum(elapsed - returns["min_gap_days"], 0.0)
+    kinds = np.asarray(customer_type, dtype=object)
+    r = np.array([returns["rate"][k]["r"] for k in kinds], dtype=float)
+    alpha = np.array([returns["rate"][k]["alpha"] for k in kinds], dtype=float)
+    return (alpha / (alpha + exposure)) ** r
+
+
+def planted_return_check(results, truth: dict, days=(1, 3, 7, 14, 28)) -> pd.DataFrame:
+    """The planted share not yet back after each of ``days`` against the study's Kaplan–Meier estimate.
+
+    ``results`` is a retention study whose curves split by ``customer_type`` (run with the planted
+    truth, so without the anomalous accounts). The planted value at t averages each visitor's planted
+    survival (:func:`planted_return_survival`) over the visitors of the type watched at least t days,
+    the ones the estimate rests on there. Rows: ``customer_type``, ``days``, ``planted``,
+    ``estimate``, ``ci_low``, ``ci_high``, ``inside`` (the planted value in the 95% interval) and ``z``
+    (planted minus estimate over the standard error read off the interval's width); a time with fewer
+    than 30 visitors watched is left out.
+    """
+    timeline = results.timeline
+    end_us = results.data_end.value // 1000
+    rows = []
+    for curve in results.returns.curves:
+        users = timeline[timeline["segment"] == curve.label]
+        first = users["first_visit"].to_numpy("int64")
+        watched = (end_us - first) / US_PER_DAY
+        for t in days:
+            estimate, low, high = curve.at(t, 30)
+            if np.isnan(estimate):
+                continue
+            planted_value = planted_return_survival(truth, first[watched >= t], users["segment"][watched >= t], t)
+            rows.append({"customer_type": curve.label, "days": t, "planted": float(planted_value.mean()),
+                         "estimate": estimate, "ci_low": low, "ci_high": high})
+    table = pd.DataFrame(rows, columns=["customer_type", "days", "planted", "estimate", "ci_low", "ci_high"])
+    table["inside"] = (table["planted"] >= table["ci_low"]) & (table["planted"] <= table["ci_high"])
+    table["z"] = (table["planted"] - table["estimate"]) / ((table["ci_high"] - table["ci_low"]) / (2 * 1.959964))
+    return table
+
+
+def planted_return_process_fit(dataset: SimulatedDataset) -> pd.DataFrame:
+    """BG/NBD fitted to the human visits of each customer type, on the seasonal clock, against the planted process.
+
+    On the clock, with the minimum gap g taken out of every wait, the planted visits are exactly a
+    BG/NBD process: a visitor with x returns, the last at τ_x (clock days since the first visit), watched
+    until the clock's end τ_end, has recency τ_x - x g and T = recency + (τ_end - τ_last - g)⁺. The fit
+    (``funnelkit.retention.clv.BetaGeo``) should put each planted r, α, a, b inside its 95% interval.
+    Rows: ``customer_type``, ``parameter``, ``planted``, ``estimate``, ``ci_low``, ``ci_high``, ``inside``.
+    """
+    from .retention.clv import BetaGeo
+
+    truth = dataset.ground_truth
+    returns = truth["returns"]
+    gap = returns["min_gap_days"]
+    edges, clock = _shop_clock(truth)
+    sessions = dataset.sessions()
+    sessions = sessions[sessions["label"] == "human"]
+    kinds = pd.read_parquet(dataset.events_path, columns=[COLUMNS.user_id, "customer_type"]).drop_duplicates(
+        COLUMNS.user_id).set_index(COLUMNS.user_id)["customer_type"].astype(str)
+    start_us = (sessions["start"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+    tau = np.interp(start_us.to_numpy(dtype=float), edges, clock)
+    visits = pd.DataFrame({"user": sessions[COLUMNS.user_id].to_numpy(), "tau": tau})
+    per_user = visits.groupby("user")["tau"].agg(first="min", last="max", n="size")
+    x = per_user["n"] - 1
+    recency = per_user["last"] - per_user["first"] - x * gap
+    T = recency + np.maximum(clock[-1] - per_user["last"] - gap, 0.0)
+    rows = []
+    for kind, planted_rate in returns["rate"].items():
+        mine = (kinds.reindex(per_user.index) == kind).to_numpy()
+        fit = BetaGeo().fit(x[mine], recency[mine], T[mine])
+        ci = fit.conf_int()
+        planted_values = {"r": planted_rate["r"], "alpha": planted_rate["alpha"], **returns["dropout"]}
+        for name, value in planted_values.items():
+            low, high = ci.loc[name].to_numpy()
+            rows.append({"customer_type": kind, "parameter": name, "planted": value,
+                         "estimate": float(fit.params_[name]), "ci_low": float(low), "ci_high": float(high)})
+    table = pd.DataFrame(rows)
+    table["inside"] = (table["planted"] >= table["ci_low"]) & (table["planted"] <= table["ci_high"])
+    return table

@@ -444,6 +444,27 @@ class AnomalyParams(_Strict):
     seed: int = 0
 
 
+class RetentionParams(_Strict):
+    """The retention study: cohorts, time to return, lifecycle and customer value (notebook 06)."""
+
+    period: Literal["week", "month"] = "week"
+    """Cohort and lifecycle period (calendar weeks from Monday or calendar months, UTC)."""
+    periods: int = Field(default=8, ge=1)
+    """Columns of the cohort matrix: periods since the cohort's own (0 = the cohort's period)."""
+    return_event: Union[Annotated[str, Field(min_length=1)], None] = None
+    """What counts as coming back in the cohort matrix: any event (None) or one event type, e.g. ``purchase``."""
+    segment: Union[Annotated[str, Field(min_length=1)], None] = None
+    """Column whose values split the survival curves (compared by a log-rank test); None: one curve."""
+    return_within: Duration = dt.timedelta(days=30)
+    """Horizon of the headline share of new visitors who come back (a later session) within it."""
+    horizon: Duration = dt.timedelta(days=90)
+    """Horizon of the expected customer value (repeat purchases and their spend after a first purchase)."""
+    holdout_share: float = Field(default=0.25, gt=0, lt=1)
+    """Share of the log's span held out at its end to check the customer-value model's predictions."""
+    min_cohort_users: int = Field(default=30, ge=1)
+    """Cohorts with fewer users are shown but not coloured (their shares swing by several points per user)."""
+
+
 class SparkParams(_Strict):
     """Where the Spark engine runs (``engine.name: spark``)."""
 
@@ -492,6 +513,7 @@ class Params(_Strict):
     engine: EngineParams = EngineParams()
     recommend: RecommendParams = RecommendParams()
     anomaly: AnomalyParams = AnomalyParams()
+    retention: RetentionParams = RetentionParams()
     report: ReportParams = ReportParams()
     source_file: Union[Path, None] = Field(default=None, exclude=True)
     """The file these params were read from (set by :func:`load_params`)."""

@@ -709,3 +709,128 @@ def detector_scores_chart(table: pd.DataFrame, metric: str = "pr_auc", ax=None):
     ax.set_title(f"How well each detector finds each planted anomaly ({metric.replace('_', '-').upper()})")
     ax.legend(fontsize=8, title="planted type")
     return fig
+
+
+# --------------------------------------------------------------------------- retention (notebook 06)
+
+def cohort_heatmap(cohorts: pd.DataFrame, ax=None, period: str = "week", min_users: int = 30):
+    """Share of each cohort active k periods later; in-progress cells hatched and never coloured as a rate.
+
+    ``cohorts`` is :func:`funnelkit.retention.cohorts.cohort_matrix` (in-progress cells have no share).
+    Cohorts smaller than ``min_users`` are written but not coloured; a cohort whose period began before
+    the log is marked with ``*`` (it holds earlier customers first seen then).
+    """
+    labels = sorted(cohorts["cohort"].unique())
+    ks = sorted(cohorts["k"].unique()) if len(cohorts) else []
+    fig, ax = _axes(ax, (max(6.0, 0.9 * len(ks) + 3), 0.42 * len(labels) + 1.8))
+    grid = np.full((len(labels), len(ks)), np.nan)
+    row_of = {c: i for i, c in enumerate(labels)}
+    for cell in cohorts.itertuples():
+        if not cell.in_progress and cell.users >= min_users:
+            grid[row_of[cell.cohort], cell.k] = cell.share
+    shown = grid[:, 1:] if grid.shape[1] > 1 else grid  # k = 0 is 100% for "any event": not the scale
+    top = np.nanmax(shown) if np.isfinite(shown).any() else 1.0
+    image = ax.imshow(grid, aspect="auto", cmap="Blues", vmin=0, vmax=max(top, 1e-9))
+    for cell in cohorts.itertuples():
+        y, x = row_of[cell.cohort], cell.k
+        if cell.in_progress:
+            ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="///", edgecolor=MUTED, lw=0))
+            ax.text(x, y, "in progress", ha="center", va="center", fontsize=7, color="#4a5568")
+        else:
+            dark = np.isfinite(grid[y, x]) and grid[y, x] > 0.6 * top
+            ax.text(x, y, f"{cell.share:.0%}" if cell.share < 0.995 or cell.share == 1 else f"{cell.share:.1%}",
+                    ha="center", va="center", fontsize=8, color="white" if dark else "#1a202c")
+    sizes = cohorts.drop_duplicates("cohort").set_index("cohort")
+    ax.set_yticks(range(len(labels)), [f"{c:%Y-%m-%d}{'*' if sizes.loc[c, 'partial_cohort'] else ''} "
+                                       f"(n={sizes.loc[c, 'users']:,})" for c in labels])
+    ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+    ax.set_xlabel(f"{period}s since the cohort's first {period} (0 = the cohort's own {period})")
+    ax.set_ylabel(f"cohort ({period} of first visit, users)")
+    ax.set_title(f"Share of each cohort active again, {period} by {period}")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, format=PercentFormatter(1.0, decimals=0), label="share of the cohort (%)")
+    return fig
+
+
+def return_curves_chart(curves: list, planted: pd.DataFrame | None = None, ax=None,
+                        what: str = "came back (a later visit)", max_days: float | None = None):
+    """Share who have had the event by each day (1 − Kaplan–Meier) with 95% bands, one curve per group.
+
+    ``curves`` are :class:`funnelkit.retention.survival.SurvivalCurve`; ``planted`` (optional) has
+    ``customer_type`` (the curve label), ``days``, ``planted`` (the share *not* yet back), drawn as markers.
+    """
+    fig, ax = _axes(ax)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, curve in enumerate(curves):
+        table = curve.table
+        if max_days is not None:
+            table = table[table["days"] <= max_days]
+        colour = colours[i % len(colours)]
+        days = np.concatenate([[0.0], table["days"].to_numpy(float)])
+        came = 1 - np.concatenate([[1.0], table["survival"].to_numpy(float)])
+        low = 1 - np.concatenate([[1.0], table["ci_high"].to_numpy(float)])
+        high = 1 - np.concatenate([[1.0], table["ci_low"].to_numpy(float)])
+        ax.step(days, came, where="post", color=colour, label=f"{curve.label} (n={curve.n:,})")
+        ax.fill_between(days, low, high, step="post", color=colour, alpha=0.2, lw=0)
+        if planted is not None:
+            mine = planted[planted["customer_type"] == curve.label]
+            ax.plot(mine["days"], 1 - mine["planted"], "x", color=colour, ms=8, mew=2,
+                    label=f"{curve.label}: planted" if len(mine) else None)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel("days since the first visit" if "visit" in what else "days since the first order")
+    ax.set_ylabel(f"share who {what} (%)")
+    ax.set_title(f"Who {what}, by day (Kaplan–Meier, 95% bands)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+LIFECYCLE_COLOURS = {"new": "#3182ce", "returning": "#38a169", "resurrecting": "#d69e2e", "dormant": "#a0aec0"}
+
+
+def lifecycle_chart(lifecycle: pd.DataFrame, ax=None, period: str = "week"):
+    """Users per period: new, returning and resurrecting stacked up, dormant down; the unfinished period hatched
+    (its users so far, and no dormant count: who has not come yet has not left)."""
+    fig, ax = _axes(ax, (8.0, 4.8))
+    x = np.arange(len(lifecycle))
+    bottom = np.zeros(len(lifecycle))
+    for state in ("new", "returning", "resurrecting"):
+        values = lifecycle[state].to_numpy(dtype=float)
+        ax.bar(x, values, bottom=bottom, color=LIFECYCLE_COLOURS[state], label=state)
+        bottom += values
+    dormant = lifecycle["dormant"].astype("Float64").fillna(0).to_numpy(dtype=float)
+    ax.bar(x, -dormant, color=LIFECYCLE_COLOURS["dormant"], label="went dormant")
+    unfinished = np.flatnonzero(lifecycle["in_progress"].to_numpy(dtype=bool))
+    if len(unfinished):
+        ax.bar(x[unfinished], bottom[unfinished], fill=False, hatch="///", edgecolor="#4a5568", lw=0,
+               label="in progress (counted so far)")
+    ax.axhline(0, color="#4a5568", lw=0.8)
+    ax.set_xticks(x, [f"{p:%m-%d}" if period == "week" else f"{p:%Y-%m}" for p in lifecycle["period"]])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):,.0f}"))
+    ax.set_xlabel(f"{period} starting (UTC)")
+    ax.set_ylabel("users (went dormant: below the line)")
+    ax.set_title(f"Lifecycle: who is active each {period}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=5, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def holdout_chart(holdout: pd.DataFrame, ax=None, days: float | None = None):
+    """Actual mean repeat orders in the holdout period (95% CI) against the model's prediction, by how many
+    repeat orders customers made before it (``funnelkit.retention.clv.holdout_calibration``)."""
+    fig, ax = _axes(ax)
+    x = np.arange(len(holdout))
+    known = holdout["actual_ci_lower"].notna().to_numpy()
+    ax.bar(x - 0.2, holdout["predicted_mean"], width=0.4, color=MUTED, label="predicted (BG/NBD)")
+    ax.bar(x + 0.2, holdout["actual_mean"], width=0.4, color=PRIMARY, label="actual")
+    if known.any():
+        err = _error_bars(holdout["actual_mean"][known], holdout["actual_ci_lower"][known].clip(lower=0),
+                          holdout["actual_ci_upper"][known])
+        ax.errorbar(x[known] + 0.2, holdout["actual_mean"][known], yerr=err, fmt="none", color="#1a202c", capsize=3)
+    ax.set_xticks(x, [f"{g}\n(n={n:,})" for g, n in zip(holdout["group"], holdout["customers"])])
+    ax.set_xlabel("repeat orders before the holdout period (customers)")
+    span = f" in the {days:.0f}-day holdout" if days else " in the holdout"
+    ax.set_ylabel(f"repeat orders per customer{span}")
+    ax.set_title("Customer-value model: predicted against actual repeat orders")
+    ax.legend(loc="upper left", fontsize=8)
+    return fig

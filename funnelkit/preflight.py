@@ -16,7 +16,7 @@ source) loads the events once and stops with a
   another type (``price < 'cheap'``), which DuckDB would reject inside every
   notebook, or orders a text column (``age > 30`` on a CSV segment), which
   would compare alphabetically (``'100' < '30'``);
-- a ``funnel.breakdowns`` column is not in the log.
+- a ``funnel.breakdowns`` column, or the ``retention.segment`` column, is not in the log.
 
 Warnings that do not stop the run (a window under an hour on a funnel that
 ends in a purchase, an exclusion that matches no event and so excludes no
@@ -87,7 +87,7 @@ def params_warnings(params: Params) -> list[str]:
 # --------------------------------------------------------------------------- with data
 
 
-SECTIONS = frozenset({"funnel", "recommend"})
+SECTIONS = frozenset({"funnel", "recommend", "retention"})
 """The params sections checked against the data; a run checks those its notebooks use."""
 
 
@@ -162,7 +162,20 @@ def check_events(params: Params, events: "EventLog", *, sections: frozenset[str]
     notes = _check_funnel(params, events) if "funnel" in sections else []
     if "recommend" in sections:
         _check_recommend(params, events, first, last)
+    if "retention" in sections:
+        _check_retention(params, events)
     return DataSummary(int(n), first, last, notes + _load_warnings(events))
+
+
+def _check_retention(params: Params, events: "EventLog") -> None:
+    """The ``retention.segment`` column exists (the survival curves split by it)."""
+    column = params.retention.segment
+    types = events.column_types()
+    if column is not None and column not in types:
+        segments = ", ".join(events.segments) or "none"
+        raise SchemaError(f"segment column {column!r} (retention.segment) is not in {events.source or 'the events'}; "
+                          f"its segment columns are: {segments} (all columns: {', '.join(types)}); set "
+                          f"retention.segment to one of them, or to null for one curve")
 
 
 def _load_warnings(events: "EventLog") -> list[str]:

@@ -17,6 +17,9 @@ conversion drivers (02)         ``purchase`` events (the label); ``price`` for
                                 the price features and the order-value model
 recommendations (03)            ``item_id``
 anomalies (04)                  the required columns only
+retention (06)                  the required columns only (``purchase`` events
+                                and ``price`` for repurchase and customer value,
+                                which the study skips and says so without them)
 ==============================  ===============================================
 """
 from __future__ import annotations

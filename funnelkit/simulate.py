@@ -29,8 +29,21 @@ The model, per human session
 ----------------------------
 * A user has segments drawn once (device, acquisition channel, country,
   ``customer_type`` = ``returning`` if they bought before the simulated period,
-  else ``new``), a heavy-tailed number of sessions (most visit once) at times
-  following hour-of-day and day-of-week seasonality with sale-day spikes.
+  else ``new``). Their first visit (acquisition) falls in the period following
+  hour-of-day and day-of-week seasonality with sale-day spikes, and more often
+  early in the period: acquisitions decline as the returns of earlier
+  visitors grow, so that the expected traffic stays level
+  (:func:`acquisition_weights`), as in a log that starts in a shop's steady state.
+* The return process (BG/NBD, Fader, Hardie & Lee 2005, on visits): after
+  the first visit a user comes back at rate λ per *seasonal day* while
+  active, λ ~ Gamma(shape r, rate α) by ``customer_type``
+  (:data:`RETURN_RATE`), with at least :data:`MIN_RETURN_GAP` seasonal days
+  between visits; after each return they become inactive for good with
+  probability p ~ Beta(a, b) (:data:`DROPOUT`). The seasonal clock
+  (:func:`seasonal_clock`) runs faster at busy hours and on sale days and
+  advances ``days`` over the period, so returns follow the same seasonality.
+  Most users visit once; a heavy tail comes back often. Visits after the
+  period are cut off (censored), as in a real export.
 * A session has one intent: a category c drawn with probability ∝ (its
   number of items) × exp(user factors · category factors / τ_c), so a user
   keeps coming back to the categories of their taste. It views ``1 + NegBin``
@@ -69,7 +82,7 @@ import pyarrow.parquet as pq
 from .params import SimulationParams
 from .schema import COLUMNS, EVENTS, SEGMENTS, US_PER_DAY, US_PER_HOUR
 
-SIMULATOR_VERSION = "3"
+SIMULATOR_VERSION = "4"
 """Bump when the generated data changes for the same parameters (invalidates caches)."""
 
 USERS_PER_BLOCK = 100_000
@@ -86,6 +99,16 @@ CHANNELS = {"organic": 0.35, "paid_search": 0.22, "social": 0.15, "email": 0.10,
 COUNTRIES = {"DE": 0.30, "FR": 0.18, "GB": 0.15, "PL": 0.10, "ES": 0.10, "IT": 0.10, "NL": 0.07}
 RETURNING_SHARE = 0.3
 CUSTOMER_TYPES = ("new", "returning")
+
+# The planted return process (module docstring): λ ~ Gamma(shape r, rate α) returns per seasonal day by
+# customer type (mean r/α: one return every 55 days for new customers, every 10 for returning ones),
+# dropout after each return p ~ Beta(a, b) (mean 0.21). Calibrated so about two visitors in three come once.
+RETURN_RATE: dict[str, dict[str, float]] = {"new": {"r": 0.22, "alpha": 12.0},
+                                            "returning": {"r": 0.9, "alpha": 9.0}}
+DROPOUT: dict[str, float] = {"a": 0.8, "b": 3.0}
+# seasonal days between two visits at least: 6 h at average traffic, more than 1.4 h at the busiest hour
+# of a sale day, so a 30-minute inactivity gap always separates sessions
+MIN_RETURN_GAP = 0.25
 
 # Planted logistic coefficients per step (baseline: desktop, organic, new).
 # Country has no effect on purpose: a regression should find none.
@@ -288,6 +311,64 @@ def _cumsum_within(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return total - np.repeat(before, counts)
 
 
+def expected_returns(days: np.ndarray) -> np.ndarray:
+    """Expected returns of one new visitor within ``days`` seasonal days of their first visit (both customer types).
+
+    Given λ and p, the n-th return happens when the n-th event of a Poisson(λ) process falls within
+    t and the visitor survived n - 1 dropouts: E[N(t) | λ, p] = Σ (1-p)^(n-1) P(Poisson(λt) >= n)
+    = (1 - exp(-λpt)) / p; averaged over λ ~ Gamma(r, α): (1 - (α / (α + pt))^r) / p, then over
+    p ~ Beta(a, b) numerically. The minimum gap between visits is ignored (it is short).
+    """
+    from scipy import integrate, stats
+
+    dropout = stats.beta(DROPOUT["a"], DROPOUT["b"])
+    shares = {"new": 1 - RETURNING_SHARE, "returning": RETURNING_SHARE}
+    out = np.zeros(len(days))
+    for kind, share in shares.items():
+        r, alpha = RETURN_RATE[kind]["r"], RETURN_RATE[kind]["alpha"]
+        for i, t in enumerate(days):
+            mean = integrate.quad(lambda p: (1 - (alpha / (alpha + p * t)) ** r) / p * dropout.pdf(p), 0, 1,
+                                  limit=200)[0]
+            out[i] += share * mean
+    return out
+
+
+def acquisition_weights(days: int) -> np.ndarray:
+    """Relative first visits per seasonal day that keep the expected visits per seasonal day level.
+
+    Day d's visits are its acquisitions plus the returns of the visitors acquired on earlier days:
+    a(d) = 1 - Σ_(u<d) a(u) R(d - u), with R(k) the expected returns on the k-th day after a first
+    visit (:func:`expected_returns`). Normalised to sum to 1.
+    """
+    per_day = np.diff(expected_returns(np.arange(days + 1, dtype=float)))
+    acquired = np.zeros(days)
+    for d in range(days):
+        acquired[d] = max(1.0 - float(np.dot(acquired[:d], per_day[:d][::-1])), 0.0)
+    return acquired / acquired.sum()
+
+
+def calendar_weights(start: pd.Timestamp, days: int, sale_days) -> np.ndarray:
+    """Relative traffic of each day of the period: its weekday's weight, doubled on sale days (sums to 1)."""
+    weekdays = np.array([(start + pd.Timedelta(days=d)).dayofweek for d in range(days)])
+    weights = WEEKDAY_WEIGHTS[weekdays].astype(float)
+    weights[list(sale_days)] *= SALE_DAY_TRAFFIC
+    return weights / weights.sum()
+
+
+def seasonal_clock(start: pd.Timestamp, day_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shop's seasonal clock: hour boundaries (µs since the epoch) and the clock's reading at each.
+
+    The clock advances at the expected traffic intensity (hour-of-day × day weight, sale days
+    included), scaled so it reads 0 at ``start`` and ``len(day_weights)`` at the end of the period:
+    a process at constant rate on this clock has the shop's seasonality in real time. Between
+    boundaries it runs at a constant speed, so ``np.interp`` maps both ways exactly.
+    """
+    days = len(day_weights)
+    edges = start.value // 1000 + np.arange(days * 24 + 1, dtype=np.int64) * US_PER_HOUR
+    speed = np.repeat(day_weights / day_weights.sum() * days, 24) * np.tile(HOUR_WEIGHTS / HOUR_WEIGHTS.mean(), days)
+    return edges, np.concatenate([[0.0], np.cumsum(speed / 24)])
+
+
 @dataclass
 class _Shop:
     """The calendar and the catalogue, shared by every block."""
@@ -310,12 +391,10 @@ class _Shop:
     @classmethod
     def build(cls, params: SimulationParams, rng: np.random.Generator) -> "_Shop":
         start = pd.Timestamp(params.start, tz="UTC")
-        weekdays = np.array([(start + pd.Timedelta(days=d)).dayofweek for d in range(params.days)])
-        day_weights = WEEKDAY_WEIGHTS[weekdays].astype(float)
         # one sale day every four weeks, never the first or last days
         sale_days = sorted(int(d) for d in rng.choice(np.arange(3, params.days - 3), size=max(1, params.days // 28),
                                                       replace=False))
-        day_weights[sale_days] *= SALE_DAY_TRAFFIC
+        day_weights = calendar_weights(start, params.days, sale_days)
         candidates = np.setdiff1d(np.arange(3, params.days - 3), sale_days)
         incident_days = sorted(int(d) for d in rng.choice(candidates, size=min(params.incident_days, len(candidates)),
                                                           replace=False))
@@ -344,12 +423,37 @@ class _Shop:
                    np.cumsum(popularity[items_by_category]))
 
     # times -----------------------------------------------------------------
-    def session_times(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Seasonal session start times in µs since the epoch."""
-        day = rng.choice(len(self.day_weights), size=n, p=self.day_weights)
+    def session_times(self, rng: np.random.Generator, n: int, day_weights: np.ndarray | None = None) -> np.ndarray:
+        """Seasonal session start times in µs since the epoch (days drawn by ``day_weights``, default the shop's)."""
+        day_weights = self.day_weights if day_weights is None else day_weights
+        day = rng.choice(len(day_weights), size=n, p=day_weights)
         hour = rng.choice(24, size=n, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
         seconds = day * 86400 + hour * 3600 + rng.uniform(0, 3600, size=n)
         return (self.start.value // 1000 + (seconds * 1e6)).astype(np.int64)
+
+    def visits(self, rng: np.random.Generator, customer_type: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every visit of ``len(customer_type)`` users (the planted return process): (user index, start µs),
+        sorted by user then time."""
+        n = len(customer_type)
+        acquisitions = self.day_weights * acquisition_weights(len(self.day_weights))
+        first = self.session_times(rng, n, acquisitions / acquisitions.sum())
+        returning = customer_type == CUSTOMER_TYPES[1]
+        shape, rate = (np.where(returning, RETURN_RATE["returning"][k], RETURN_RATE["new"][k]) for k in ("r", "alpha"))
+        return_rate = rng.gamma(shape, 1 / rate)
+        dropout = rng.beta(DROPOUT["a"], DROPOUT["b"], size=n)
+        edges, clock = seasonal_clock(self.start, self.day_weights)
+        now = np.interp(first, edges, clock)
+        users, times, active = [np.arange(n)], [first], np.arange(n)
+        with np.errstate(divide="ignore"):  # a rate drawn as 0 never returns
+            while active.size:
+                now[active] += MIN_RETURN_GAP + rng.exponential(size=active.size) / return_rate[active]
+                active = active[now[active] < clock[-1]]
+                users.append(active)
+                times.append(np.interp(now[active], clock, edges).astype(np.int64))
+                active = active[rng.uniform(size=active.size) >= dropout[active]]
+        user, start = np.concatenate(users), np.concatenate(times)
+        order = np.lexsort((start, user))
+        return user[order], start[order]
 
     def day_of(self, times_us: np.ndarray) -> np.ndarray:
         return ((times_us - self.start.value // 1000) // US_PER_DAY).astype(np.int64)
@@ -410,6 +514,16 @@ class _Shop:
                 },
                 "coefficients": PLANTED_STEPS,
                 "probability_columns": STEP_OF_PROBABILITY,
+            },
+            "returns": {
+                "model": "BG/NBD on visits: after the first visit a user returns at rate λ per seasonal day while "
+                         "active, λ ~ Gamma(shape r, rate alpha) by customer_type, at least min_gap_days seasonal "
+                         "days apart; after each return they become inactive with probability p ~ Beta(a, b)",
+                "clock": "seasonal days: the clock runs at the expected traffic intensity (hour of day × day of "
+                         "week × sale day), reads 0 at the start and `days` at the end of the period",
+                "rate": RETURN_RATE,
+                "dropout": DROPOUT,
+                "min_gap_days": MIN_RETURN_GAP,
             },
             "incidents": self.incidents,
             "sale_days": [str((self.start + pd.Timedelta(days=d)).date()) for d in self.sale_days],
@@ -531,19 +645,7 @@ def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, firs
     }
     factors = rng.normal(0, 1 / np.sqrt(params.taste_factors), size=(n, params.taste_factors))
 
-    # heavy-tailed visits: most users come once, returning customers more often
-    returning = segments[SEGMENTS.customer_type] == CUSTOMER_TYPES[1]
-    mean_extra = np.where(returning, 2.0, 0.4) * params.days / 56
-    dispersion = 0.35
-    n_sessions = 1 + rng.negative_binomial(dispersion, dispersion / (dispersion + mean_extra))
-    session_user = np.repeat(np.arange(n), n_sessions)
-    starts = shop.session_times(rng, len(session_user))
-    order = np.lexsort((starts, session_user))
-    session_user, starts = session_user[order], starts[order]
-    # keep sessions at least three hours apart, so a 30-minute inactivity gap separates them
-    too_close = np.zeros(len(starts), dtype=bool)
-    too_close[1:] = (session_user[1:] == session_user[:-1]) & (np.diff(starts) < 3 * US_PER_HOUR)
-    session_user, starts = session_user[~too_close], starts[~too_close]
+    session_user, starts = shop.visits(rng, segments[SEGMENTS.customer_type])
     n_sess = len(starts)
     session_ids = first_session + np.arange(n_sess)
 

@@ -322,3 +322,94 @@ def detector_view(table: pd.DataFrame) -> pd.DataFrame:
         out["bots: precision@k"] = [pct(bots.loc[d, "precision_at_k"]) for d in wide.index]
         out["bots: recall at the set FPR"] = [pct(bots.loc[d, "recall_at_fpr"]) for d in wide.index]
     return out
+
+
+# --------------------------------------------------------------------------- retention (notebook 06)
+
+def cohort_view(cohorts: pd.DataFrame, period: str = "week") -> pd.DataFrame:
+    """The cohort matrix to read: one row per cohort, one column per period since; a finished cell is its share
+    with the 95% Wilson interval, an unfinished one ``in progress (n so far)`` and never a rate."""
+    if cohorts.empty:
+        return pd.DataFrame()
+
+    def cell(row) -> str:
+        if row.in_progress:
+            return f"in progress ({row.active:,} so far)"
+        return pct_ci(row.share, row.ci_low, row.ci_high)
+
+    frame = cohorts.assign(text=[cell(r) for r in cohorts.itertuples()])
+    wide = frame.pivot(index="cohort", columns="k", values="text").fillna("")
+    sizes = cohorts.drop_duplicates("cohort").set_index("cohort")
+    wide.index = [f"{c:%Y-%m-%d}{'*' if sizes.loc[c, 'partial_cohort'] else ''} ({sizes.loc[c, 'users']:,} users)"
+                  for c in wide.index]
+    wide.columns = [f"{escape(period)} {k}" for k in wide.columns]
+    return wide.rename_axis(f"cohort ({escape(period)} of first visit)").reset_index()
+
+
+def survival_view(curves: list, days=(7, 14, 30), min_at_risk: int = 30, what: str = "back") -> pd.DataFrame:
+    """Per :class:`funnelkit.retention.survival.SurvivalCurve` of ``curves``: units, the share ``what`` within
+    each of ``days`` (1 − Kaplan–Meier, 95% interval; ``–`` where fewer than ``min_at_risk`` were watched that
+    long) and the median time with its interval."""
+    rows = []
+    for curve in curves:
+        row = {"group": escape(curve.label), "users": f"{curve.n:,}"}
+        for t in days:
+            s, low, high = curve.at(t, min_at_risk)
+            row[f"{what} within {t:g} days"] = pct_ci(1 - s, 1 - high, 1 - low)
+        median, m_low, m_high = curve.median()
+        row["median (days)"] = ("not reached" if pd.isna(median) else
+                                f"{median:.1f}" + ("" if pd.isna(m_low) or pd.isna(m_high)
+                                                   else f" (95% CI {m_low:.1f}–{m_high:.1f})"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def parameter_view(summary: pd.DataFrame, planted: dict | None = None) -> pd.DataFrame:
+    """A fitted model's ``summary()`` (coef, std_err, ci_lower, ci_upper per parameter) to read, with the planted
+    value beside each parameter when given."""
+    frame = pd.DataFrame({
+        "parameter": [escape(p) for p in summary.index],
+        "estimate": summary["coef"].map("{:.4g}".format),
+        "standard error": summary["std_err"].map("{:.3g}".format),
+        "95% CI": [f"{lo:.4g} – {hi:.4g}" for lo, hi in zip(summary["ci_lower"], summary["ci_upper"])],
+    })
+    if planted is not None:
+        frame["planted"] = [f"{planted[p]:g}" if p in planted else "–" for p in summary.index]
+    return frame
+
+
+def planted_return_view(check: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnelkit.groundtruth.planted_return_check` to read (as shares come back, like the charts)."""
+    return pd.DataFrame({
+        "customer type": check["customer_type"].map(escape),
+        "within (days)": check["days"].map("{:g}".format),
+        "planted share back": [pct(1 - v, 2) for v in check["planted"]],
+        "estimated share back": [pct_ci(1 - s, 1 - hi, 1 - lo, 2)
+                                 for s, lo, hi in zip(check["estimate"], check["ci_low"], check["ci_high"])],
+        "planted inside the interval": ["yes" if v else "no" for v in check["inside"]],
+        "z (standard errors)": check["z"].map("{:+.2f}".format),
+    })
+
+
+def planted_process_view(fit: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnelkit.groundtruth.planted_return_process_fit` to read."""
+    return pd.DataFrame({
+        "customer type": fit["customer_type"].map(escape),
+        "parameter": fit["parameter"].map(escape),
+        "planted": fit["planted"].map("{:g}".format),
+        "estimate (95% CI)": [f"{v:.3g} ({lo:.3g} – {hi:.3g})"
+                              for v, lo, hi in zip(fit["estimate"], fit["ci_low"], fit["ci_high"])],
+        "planted inside the interval": ["yes" if v else "no" for v in fit["inside"]],
+    })
+
+
+def holdout_view(holdout: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnelkit.retention.clv.holdout_calibration` to read."""
+    return pd.DataFrame({
+        "repeat orders before": holdout["group"].map(escape),
+        "customers": holdout["customers"].map("{:,}".format),
+        "predicted per customer": holdout["predicted_mean"].map("{:.3f}".format),
+        "actual per customer (95% CI)": [
+            f"{m:.3f}" + ("" if pd.isna(lo) else f" ({max(lo, 0):.3f} – {hi:.3f})")
+            for m, lo, hi in zip(holdout["actual_mean"], holdout["actual_ci_lower"], holdout["actual_ci_upper"])],
+    })

@@ -35,7 +35,7 @@ def pct(value: float, digits: int = 1) -> str:
 
 
 def pct_ci(rate: float, low: float, high: float, digits: int = 1) -> str:
-    """``12.3% (95% CI 11.9–12.7%)``."""
+    """``12.3% (95% CI 11.9%–12.7%)``."""
     if pd.isna(rate):
         return "–"
     return f"{pct(rate, digits)} (95% CI {low:.{digits}%}–{high:.{digits}%})"
@@ -77,6 +77,19 @@ def money(value: float, currency: str = "", digits: int = 0, markdown: bool = Fa
     if not currency:
         return f"{value:,.{digits}f}"
     return f"{value:,.{digits}f} {escape_md(currency) if markdown else escape(currency)}"
+
+
+def p_value(p: float) -> str:
+    """``0.0123``, ``< 0.0001`` (never ``0``: a p-value is never zero), ``–`` when missing."""
+    if p is None or pd.isna(p):
+        return "–"
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}" if p < 0.01 else f"{p:.2f}"
+
+
+def p_equals(p: float) -> str:
+    """``p = 0.03``, ``p < 0.0001`` (:func:`p_value` with its sign)."""
+    text = p_value(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def plural(count: int, word: str) -> str:

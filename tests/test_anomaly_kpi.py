@@ -295,14 +295,14 @@ def test_rate_test_finds_the_simulated_incidents(tmp_path):
     """The shop's two incident days (one step's probability × 0.15) on the daily step rates.
 
     The fraud blocks are switched off: with them, a fake-order ring converting at p = 1 and a click
-    farm carting without buying move the daily checkout and purchase rates of a 4000-user shop more
+    farm carting without buying move the daily checkout and purchase rates of an 8000-user shop more
     than the incidents do.
     """
     from funnelkit.data import load_events
     from funnelkit.params import DataParams, SimulationParams
     from funnelkit.simulate import simulate
 
-    params = SimulationParams(n_users=4000, days=21, incident_days=2, seed=1,
+    params = SimulationParams(n_users=8000, days=21, incident_days=2, seed=1,
                               n_bots=0, click_farm_accounts=0, fake_order_accounts=0)
     ds = simulate(params, tmp_path)
     log = load_events(ds.events_path, DataParams(format="canonical"))
@@ -315,9 +315,13 @@ def test_rate_test_finds_the_simulated_incidents(tmp_path):
         assert scores.loc["rate test", "recall"] == 1.0
         assert scores.loc["rate test", "false_alarms"] == 0
         assert scores.loc["rate test", "delay_hours"] == 24.0
-    # the sale day doubles traffic: an alarm on entrants, not on the rates
+    # the sale day doubles traffic: an alarm on entrants, not on the rates; the visitors it brought
+    # come back over the next days (the planted return process), which may raise one more
     traffic = detect(daily, "day", "entrants", detectors=("robust z",))
-    assert set(traffic.loc[traffic["alarm"], "period"].dt.strftime("%Y-%m-%d")) == set(ds.ground_truth["sale_days"])
+    alarmed = traffic.loc[traffic["alarm"], "period"]
+    sale_days = pd.to_datetime(ds.ground_truth["sale_days"], utc=True)
+    assert set(sale_days) <= set(alarmed)
+    assert all(any(0 <= (day - sale).days <= 3 for sale in sale_days) for day in alarmed), list(alarmed)
 
 
 def test_a_large_rise_does_not_hide_a_drop_through_the_overdispersion_estimate():

@@ -360,3 +360,44 @@ def test_every_report_reads_offline_with_its_maths_rendered_and_its_method_folde
         if any(line.startswith("## Method") for source in markdown for line in source.splitlines()):
             assert 'class="funnelkit-fold"' in page, f"{name}: its Method section is not folded"
     assert not problems, "\n".join(problems)
+
+
+def test_retention_recovers_the_planted_return_process_and_keeps_unfinished_periods_apart(reports):
+    from funnelkit.groundtruth import planted_return_survival
+
+    m = read_metrics(reports / "06_retention.ipynb")
+    assert {k for k, v in m.items() if v.get("headline")} == {
+        "return_within_share", "median_days_to_second_order", "new_customer_value"}
+    # the planted share of human visitors back within 14 days (retention.return_within of ci.yaml), from the
+    # simulator's own sessions and its planted rates, over the visitors watched at least that long
+    params = load_params(ROOT / "params" / "ci.yaml")
+    dataset = ensure_dataset(params.simulation)
+    events = pd.read_parquet(dataset.events_path, columns=[USER, COLUMNS.event_time, COLUMNS.event_type,
+                                                             "customer_type"])
+    humans = set(dataset.labels().query("label == 'human'")[USER].astype(str))
+    events = events[events[USER].astype(str).isin(humans)]
+    first = events.groupby(USER).agg(first=(COLUMNS.event_time, "min"), kind=("customer_type", "first"))
+    end = events[COLUMNS.event_time].max()
+    watched = first[(end - first["first"]) >= pd.Timedelta(days=14)]
+    first_us = (watched["first"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+    planted = 1 - planted_return_survival(dataset.ground_truth, first_us.to_numpy(), watched["kind"].astype(str),
+                                          14).mean()
+    share = m["return_within_share"]
+    low, high = share["ci"]
+    assert low <= planted <= high, (planted, share)
+    # customers: the humans with a purchase in the log
+    buyers = events.loc[events[COLUMNS.event_type] == "purchase", USER].nunique()
+    assert m["customers"]["value"] == buyers
+    # the holdout check: predicted repeat orders within a third of the actual ones
+    assert m["holdout_orders_predicted"]["value"] == pytest.approx(m["holdout_orders_actual"]["value"], rel=0.35)
+    # unfinished cells keep their count but no share, in the file and in the report
+    cohorts = pd.read_csv(reports / "06_retention_files" / "cohorts.csv")
+    unfinished = cohorts[cohorts["in_progress"]]
+    assert len(unfinished) >= 4 and unfinished["share"].isna().all()
+    assert cohorts.loc[~cohorts["in_progress"], "share"].notna().all()
+    assert (cohorts.loc[(cohorts["k"] == 0) & ~cohorts["in_progress"], "share"] == 1).all()
+    html = (reports / "06_retention.html").read_text()
+    assert html.count("so far)") == len(unfinished)  # "in progress (12 so far)", never a rate
+    values = pd.read_csv(reports / "06_retention_files" / "customer_value.csv")
+    assert len(values) == m["customers"]["value"]
+    assert values["user_id_pseudonym"].str.fullmatch(r"id-[0-9a-f]{12}").all()

@@ -3,6 +3,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import numpy as np
+import pandas as pd
 import pytest
 
 from funnelkit import plots
@@ -657,3 +658,24 @@ def test_a_term_left_out_of_the_odds_ratio_chart_does_not_stretch_its_axis():
     assert "rare" not in [t.get_text() for t in ax.get_yticklabels()]
     low, high = ax.get_xlim()
     assert 0.4 < low <= 0.5 and 2.0 <= high < 2.5
+
+
+def test_the_cohort_heatmap_colours_no_in_progress_cell():
+    from funnelkit.retention.cohorts import cohort_matrix
+
+    monday = pd.Timestamp("2026-09-07", tz="UTC")
+    week = pd.Timedelta(days=7)
+    sizes = pd.DataFrame({"cohort": [monday, monday + week], "users": [200, 150]})
+    active = pd.DataFrame({"cohort": [monday, monday, monday + week, monday + week],
+                           "period": [monday, monday + week, monday + week, monday + 2 * week],
+                           "users": [200, 40, 150, 3]})
+    cells = cohort_matrix(sizes, active, period="week", periods=3, data_start=monday,
+                          data_end=monday + 2 * week + pd.Timedelta(days=1))
+    fig = plots.cohort_heatmap(cells)
+    grid = fig.axes[0].images[0].get_array()
+    shares = np.ma.filled(np.ma.asarray(grid, dtype=float), np.nan)
+    # cohort 1 week 2 and cohort 2 week 1 are in progress: no colour
+    assert np.isnan(shares[0, 2]) and np.isnan(shares[1, 1])
+    assert shares[0, 1] == pytest.approx(0.2)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("in progress") == 2 and "2%" not in texts and "0%" not in texts

@@ -90,6 +90,15 @@ def test_breakdown_not_in_the_log_names_its_segments(events):
     assert check_events(funnel(breakdowns=["device"]), events).events == 5
 
 
+def test_a_retention_segment_not_in_the_log_stops_the_run_naming_the_key(events):
+    params = parse_params({"funnel": {"steps": [{"name": "view", "events": ["view"]},
+                                                {"name": "cart", "events": ["cart"]}]},
+                           "recommend": {"test_period": "1h"}, "retention": {"segment": "customer_type"}})
+    with pytest.raises(SchemaError, match=r"'customer_type' \(retention.segment\).*segment columns are: paid, device"):
+        check_events(params, events)
+    assert check_events(params, events, sections=frozenset({"funnel"})).events == 5
+
+
 def test_report_warnings_are_passed_on(events):
     class Report:
         def warnings(self):
@@ -147,7 +156,7 @@ def test_notebooks_declare_the_params_sections_they_use():
 
     notebooks = sorted((project_root() / "notebooks").glob("*.ipynb"))
     used = {nb.name[:2]: sections_used(nb) for nb in notebooks}
-    assert used == {"01": {"funnel"}, "02": {"funnel"}, "03": {"recommend"}, "04": {"funnel"}}
+    assert used == {"01": {"funnel"}, "02": {"funnel"}, "03": {"recommend"}, "04": {"funnel"}, "06": {"retention"}}
 
 
 def test_an_exclusion_that_matches_no_event_is_a_warning_not_an_error(events):

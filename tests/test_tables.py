@@ -11,6 +11,7 @@ from funnelkit.eventlog import EventLog
 from funnelkit.funnel import dropoff_paths, run_funnel
 from funnelkit.params import FunnelParams, StepSpec
 from funnelkit.profile import event_mix
+from funnelkit.retention.survival import kaplan_meier
 from funnelkit.text import duration, escape_md, money, pct_ci
 
 EVIL = "<script>alert(1)</script>"
@@ -172,6 +173,19 @@ def _views(text):
     mix = pd.DataFrame({"event_type": [text], "events": [3], "users": [2], "share_of_events": [1.0]})
     paths = pd.DataFrame({"path": [text], "units": [3], "share": [1.0]})
     breakdown = _breakdown(text)
+    monday = pd.Timestamp("2026-09-07", tz="UTC")
+    cohorts = pd.DataFrame({"cohort": [monday, monday], "k": [0, 1], "users": [10, 10], "active": [10, 2],
+                            "share": [1.0, float("nan")], "ci_low": [0.7, float("nan")],
+                            "ci_high": [1.0, float("nan")], "in_progress": [False, True],
+                            "partial_cohort": [False, False]})
+    curve = kaplan_meier([1.0, 3.0, 5.0], [1, 0, 1], label=text)
+    parameters = pd.DataFrame({"coef": [0.2], "std_err": [0.01], "ci_lower": [0.18], "ci_upper": [0.22]}, index=[text])
+    returns = pd.DataFrame({"customer_type": [text], "days": [30.0], "planted": [0.6], "estimate": [0.61],
+                            "ci_low": [0.59], "ci_high": [0.63], "inside": [True], "z": [0.5]})
+    process = pd.DataFrame({"customer_type": [text], "parameter": [text], "planted": [0.22], "estimate": [0.2],
+                            "ci_low": [0.18], "ci_high": [0.25], "inside": [True]})
+    holdout = pd.DataFrame({"group": [text], "customers": [100], "predicted_mean": [0.4], "actual_mean": [0.38],
+                            "actual_ci_lower": [0.3], "actual_ci_upper": [0.46]})
     return {
         "step_table": tables.step_table(_steps(text).steps),
         "breakdown_tests": tables.breakdown_tests([breakdown]),
@@ -192,6 +206,12 @@ def _views(text):
         "escaped": tables.escaped(pd.DataFrame({"id": [text], "n": [1]})),
         "incident_view": tables.incident_view(scored),
         "detector_view": tables.detector_view(detectors),
+        "cohort_view": tables.cohort_view(cohorts, period=text),
+        "survival_view": tables.survival_view([curve], min_at_risk=1),
+        "parameter_view": tables.parameter_view(parameters, planted={text: 0.2}),
+        "planted_return_view": tables.planted_return_view(returns),
+        "planted_process_view": tables.planted_process_view(process),
+        "holdout_view": tables.holdout_view(holdout),
     }
 
 
@@ -269,3 +289,23 @@ def test_breakdown_tests_say_which_test_gave_the_pvalue():
     row = tables.breakdown_tests([single]).iloc[0]
     assert (row["chi-square"], row["p-value"], row["smallest expected count"]) == ("–", "–", "–")
     assert row["test"].startswith("not tested")
+
+
+def test_an_in_progress_cohort_cell_is_never_shown_as_a_rate():
+    from funnelkit.retention.cohorts import cohort_matrix
+
+    monday = pd.Timestamp("2026-09-07", tz="UTC")
+    week = pd.Timedelta(days=7)
+    sizes = pd.DataFrame({"cohort": [monday, monday + week], "users": [200, 150]})
+    active = pd.DataFrame({"cohort": [monday, monday, monday + week, monday + week],
+                           "period": [monday, monday + week, monday + week, monday + 2 * week],
+                           "users": [200, 40, 150, 3]})
+    # the data ends on the Tuesday of the third week: that week has 3 (and 0) users back so far, not "2%" (or "0%")
+    cells = cohort_matrix(sizes, active, period="week", periods=3, data_start=monday,
+                          data_end=monday + 2 * week + pd.Timedelta(days=1))
+    view = tables.cohort_view(cells)
+    shown = view.drop(columns=view.columns[0]).to_numpy().ravel()
+    unfinished = [text for text in shown if "in progress" in text]
+    assert unfinished == ["in progress (0 so far)", "in progress (3 so far)"]
+    assert all("%" not in text for text in unfinished)
+    assert view.iloc[0, 2] == "20.0% (95% CI 15.0%–26.1%)"

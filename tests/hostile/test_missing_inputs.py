@@ -38,6 +38,7 @@ SHORT_TEST = {"test_period": "7D"}
 def _run(folder: Path, source: Path, notebooks=("02", "03", "04"), **sections) -> dict:
     """Run the notebooks on ``source``; the CLI result, runs.json's rows and each report's text."""
     data = {"source": str(source), **sections.pop("data", {})}
+    folder.mkdir(parents=True, exist_ok=True)
     params = write_params(folder, data=data, **sections)
     reports = folder / "reports"
     result = run_cli("run", "--params", str(params), "--only", *notebooks, "--reports", str(reports),
@@ -155,3 +156,44 @@ def test_a_clickstream_without_purchases_or_items_gets_two_cards(tmp_path):
         "The recommendation study needs the column item_id; your log has columns user_id, session_id,")
     assert run["pages"]["index"].count("Not applicable to this log.") == 2  # one card each
     assert "2 not applicable" in run["pages"]["index"]  # and the run's status line counts them
+
+
+RETENTION = "06_retention"
+
+
+@pytest.mark.parametrize("builder, data, has_prices", [(logs.rees46_csv, {"format": "rees46"}, True),
+                                                     (logs.retailrocket_csv, {"format": "retailrocket"}, False)])
+def test_retention_on_public_formats_reports_what_the_log_supports(tmp_path, builder, data, has_prices):
+    source = builder(tmp_path / "events.csv", n_users=300)
+    run = _run(tmp_path / "default", source, notebooks=("06",), data=data)
+    _ok(run, RETENTION)
+    metrics = _metrics(run, RETENTION)
+    # a 28-day log cannot say who comes back within the default 30 days, and says how far it can
+    assert metrics["return_within_share"]["value"].startswith(
+        "not estimable: fewer than 30 visitors were watched 30 days (the log spans 28 days); set "
+        "retention.return_within to at most")
+    assert metrics["customers"]["value"] > 50
+    value = metrics["new_customer_value"]["value"]
+    if has_prices:  # a value, or the reason the model could not be fitted on 300 users
+        assert isinstance(value, float) or value.startswith("not estimated: the repeat-order model could not be "
+                                                            "fitted: BG/NBD: the maximum likelihood fit did not")
+    else:
+        assert value.startswith("not estimated: the log has no prices")
+    assert "in progress" in run["pages"][RETENTION]
+    shorter = _run(tmp_path / "shorter", source, notebooks=("06",), data=data, retention={"return_within": "7D"})
+    _ok(shorter, RETENTION)
+    share = _metrics(shorter, RETENTION)["return_within_share"]
+    assert 0 < share["ci"][0] < share["value"] < share["ci"][1] < 1
+
+
+def test_retention_on_a_clickstream_without_purchases_keeps_the_return_figures(tmp_path):
+    source = logs.clickstream_csv(tmp_path / "events.csv", n_users=200)
+    steps = [{"name": e, "events": [e]} for e in ("product", "add_to_cart", "payment_done")]
+    run = _run(tmp_path, source, notebooks=("06",), funnel={"steps": steps},
+               data={"format": "custom", "columns": {"event_type": "event", "event_time": "timestamp"},
+                     "assume_timezone": "UTC"})
+    _ok(run, RETENTION)
+    metrics = _metrics(run, RETENTION)
+    assert isinstance(metrics["return_within_share"]["value"], float)  # a 60-day log: 30 days are watched
+    assert metrics["customers"]["value"] == 0
+    assert "No orders in the log" in run["pages"][RETENTION]
