@@ -282,11 +282,18 @@ def test_anomaly_study_finds_the_planted_incident_days_and_bots_on_the_default_s
     share = (n_all - n_kept) / n_all
     assert distortion["ci"] == pytest.approx([share * low, share * high], rel=1e-9)
     # the planted truth: without every planted bot, click-farm and fake-order account conversion is lower; the
-    # flagged users account for part of that (the study flags few of the fake-order ring), never more
-    humans = set(dataset.labels().query("label == 'human'")[USER].astype(str))
+    # planted accounts the study flags (mostly bots and click farms that never buy, and a few of the fake-order
+    # ring, which buys) move it by less than that, in either direction. (The flagged humans, the shop's heaviest
+    # loyal visitors, convert well: the figure of the report counts them too, so it is not bounded by the
+    # planted distortion.)
+    labels = dataset.labels().set_index(USER)["label"]
+    humans = set(labels[labels == "human"].index.astype(str))
     n_humans, c_humans = pandas_overall(events[events[USER].astype(str).isin(humans)], params.funnel)
     planted = c_all / n_all - c_humans / n_humans
-    assert 0 < distortion["value"] < planted
+    caught = flagged - humans
+    n_rest, c_rest = pandas_overall(events[~events[USER].astype(str).isin(caught)], params.funnel)
+    assert planted > 0 and abs(c_all / n_all - c_rest / n_rest) < planted
+    assert distortion["value"] > 0
 
 
 def test_anomaly_study_finds_bots_and_writes_the_flagged_files(reports):
@@ -388,8 +395,12 @@ def test_retention_recovers_the_planted_return_process_and_keeps_unfinished_peri
     # customers: the humans with a purchase in the log
     buyers = events.loc[events[COLUMNS.event_type] == "purchase", USER].nunique()
     assert m["customers"]["value"] == buyers
-    # the holdout check: predicted repeat orders within a third of the actual ones
-    assert m["holdout_orders_predicted"]["value"] == pytest.approx(m["holdout_orders_actual"]["value"], rel=0.35)
+    # the holdout check: the actual repeat orders of the held-out week are a plausible Poisson count around the
+    # predicted ones (the CI shop's last week holds only a handful: a relative tolerance would test noise)
+    from scipy import stats
+
+    predicted, actual = m["holdout_orders_predicted"]["value"], m["holdout_orders_actual"]["value"]
+    assert predicted > 0 and stats.poisson.ppf(0.005, predicted) <= actual <= stats.poisson.ppf(0.995, predicted)
     # unfinished cells keep their count but no share, in the file and in the report
     cohorts = pd.read_csv(reports / "06_retention_files" / "cohorts.csv")
     unfinished = cohorts[cohorts["in_progress"]]

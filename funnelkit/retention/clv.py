@@ -199,6 +199,11 @@ MIN_CUSTOMERS_FOR_INTERVAL = 10
 # --------------------------------------------------------------------------
 # Input validation: one message shape, naming the column, the count and an example
 # --------------------------------------------------------------------------
+class BoundaryWarning(RuntimeWarning):
+    """A maximum-likelihood fit whose optimum the data cannot pin down (the observed information is not
+    positive definite): the estimates are kept, their standard errors are NaN."""
+
+
 def _column(values, name: str) -> np.ndarray:
     """``values`` as a 1-D float array (a scalar becomes one row)."""
     try:
@@ -624,7 +629,7 @@ class _MaximumLikelihoodModel(BaseEstimator):
             estimates = ", ".join(f"{name}={value:.4g}" for name, value in zip(names, params))
             warnings.warn(f"{self._MODEL}: the observed information is not positive definite at the optimum "
                           f"({estimates}): the likelihood is flat in some direction, the estimates may be on "
-                          "a boundary the data cannot resolve, and standard errors are NaN", RuntimeWarning,
+                          "a boundary the data cannot resolve, and standard errors are NaN", BoundaryWarning,
                           stacklevel=4)
             cov = np.full((params.size, params.size), np.nan)
         return pd.DataFrame(cov, index=names, columns=names)

@@ -1,7 +1,8 @@
 """The retention study in one call: :func:`run` returns a :class:`RetentionResults`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,8 @@ class CustomerValue:
         their expected value (repeat orders × expected spend; NaNs without ``spend``).
     skipped : str or None
         Why a model was not fitted (too few customers, no prices), for the report.
+    notes : list of str
+        Fits whose optimum the data cannot pin down (:class:`clv.BoundaryWarning`), in words for the report.
     """
 
     summary: pd.DataFrame
@@ -64,6 +67,7 @@ class CustomerValue:
     new_purchases: tuple
     new_value: tuple
     skipped: str | None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -316,12 +320,27 @@ def _estimate_with_interval(estimate: float, draws: np.ndarray) -> tuple:
     return (float(estimate), float(low), float(high))
 
 
-def _fit(model, *columns):
-    """``model.fit(*columns)``, or the reason it could not be fitted (the data may not identify it)."""
-    try:
-        return model.fit(*columns), None
-    except DataError as error:
-        return None, str(error)
+def _fit(model, *columns, what: str, notes: list[str], consequence: str = ""):
+    """``model.fit(*columns)``, or the reason it could not be fitted (the data may not identify it). A fit on a
+    boundary the data cannot resolve is kept, and said in ``notes`` (``what`` names the fit, ``consequence``
+    what the reader loses) rather than printed as a warning into the report."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", clv.BoundaryWarning)
+        try:
+            fitted = model.fit(*columns)
+        except DataError as error:
+            return None, str(error)
+    for warning in caught:
+        if not issubclass(warning.category, clv.BoundaryWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if any(issubclass(w.category, clv.BoundaryWarning) for w in caught):
+        estimates = ", ".join(f"{name} = {value:.3g}" for name, value in fitted.params_.items())
+        params = fitted.params_
+        same_dropout = ("; a very large a and b mean every customer has about the same chance to stop after an "
+                        "order" if min(params.get("a", 0), params.get("b", 0)) > 1e4 else "")
+        notes.append(f"{what} sits where the data cannot tell nearby parameters apart ({estimates}{same_dropout}): "
+                     f"its parameters have no standard errors{consequence}.")
+    return fitted, None
 
 
 def customer_value(events: EventLog, spec: RetentionParams, data_start: pd.Timestamp, data_end: pd.Timestamp,
@@ -337,7 +356,10 @@ def customer_value(events: EventLog, spec: RetentionParams, data_start: pd.Times
         reason = (f"{len(summary):,} customers, {repeaters:,} of them with a repeat order (at least "
                   f"{MIN_CUSTOMERS} customers and one repeat order are needed)")
         return CustomerValue(summary, None, None, None, None, None, cut, horizon, nan3, nan3, reason)
-    purchases, failure = _fit(clv.BetaGeo(), summary["frequency"], summary["recency"], summary["T"])
+    notes: list[str] = []
+    purchases, failure = _fit(clv.BetaGeo(), summary["frequency"], summary["recency"], summary["T"],
+                              what="The repeat-order model (BG/NBD)", notes=notes,
+                              consequence=", so the expected orders and value have no interval")
     if purchases is None:
         no_prices = "" if has_price else "the log has no prices, and "
         return CustomerValue(summary, None, None, None, None, None, cut, horizon, nan3, nan3,
@@ -349,7 +371,9 @@ def customer_value(events: EventLog, spec: RetentionParams, data_start: pd.Times
     elif len(with_value) < MIN_CUSTOMERS:
         skipped = f"only {len(with_value):,} repeat customers with order values (at least {MIN_CUSTOMERS} needed)"
     else:
-        spend, failure = _fit(clv.GammaGamma(), with_value["frequency"], with_value["monetary_value"])
+        spend, failure = _fit(clv.GammaGamma(), with_value["frequency"], with_value["monetary_value"],
+                              what="The order-value model (Gamma-Gamma)", notes=notes,
+                              consequence=", so the expected value has no interval")
         if spend is None:
             skipped = f"the order-value model could not be fitted: {failure}"
         elif spend.params_["q"] <= 1:
@@ -364,7 +388,8 @@ def customer_value(events: EventLog, spec: RetentionParams, data_start: pd.Times
     calibration = holdout = totals = None
     early = activity.customer_summary(events, cut)
     if len(early) >= MIN_CUSTOMERS and (early["frequency"] > 0).any():
-        calibration, failure = _fit(clv.BetaGeo(), early["frequency"], early["recency"], early["T"])
+        calibration, failure = _fit(clv.BetaGeo(), early["frequency"], early["recency"], early["T"],
+                                    what=f"The holdout check's fit (on the data before {cut:%Y-%m-%d})", notes=notes)
     if calibration is not None:
         length = (data_end - cut).total_seconds() / 86400
         holdout = clv.holdout_calibration(calibration, early["frequency"], early["recency"], early["T"],
@@ -375,7 +400,7 @@ def customer_value(events: EventLog, spec: RetentionParams, data_start: pd.Times
         totals = {"actual": int(early["holdout_frequency"].sum()), "predicted": float(np.asarray(predicted, dtype=float).sum()),
                   "customers": int(len(early)), "days": length}
     return CustomerValue(summary, purchases, spend, calibration, holdout, totals, cut, horizon, new_purchases,
-                         new_value, skipped)
+                         new_value, skipped, notes)
 
 
 def run(events: EventLog, spec: RetentionParams, *, currency: str = "", truth=None, seed: int = 0) -> RetentionResults:
