@@ -330,12 +330,15 @@ def _fit(model, *columns, what: str, notes: list[str], consequence: str = ""):
             fitted = model.fit(*columns)
         except DataError as error:
             return None, str(error)
+    on_boundary = False
     for warning in caught:
-        if not issubclass(warning.category, clv.BoundaryWarning):
+        if issubclass(warning.category, clv.BoundaryWarning):
+            on_boundary = True
+        else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    if any(issubclass(w.category, clv.BoundaryWarning) for w in caught):
-        estimates = ", ".join(f"{name} = {value:.3g}" for name, value in fitted.params_.items())
+    if on_boundary:
         params = fitted.params_
+        estimates = ", ".join(f"{name} = {value:.3g}" for name, value in params.items())
         same_dropout = ("; a very large a and b mean every customer has about the same chance to stop after an "
                         "order" if min(params.get("a", 0), params.get("b", 0)) > 1e4 else "")
         notes.append(f"{what} sits where the data cannot tell nearby parameters apart ({estimates}{same_dropout}): "
