@@ -77,3 +77,16 @@ def ensure_kernel() -> str:
             f"this environment's kernel take precedence (unset JUPYTER_PATH, or set JUPYTER_PREFER_ENV_PATH=1)"
         )
     return KERNEL_NAME
+
+
+def kernel_config():
+    """The kernel manager's configuration for papermill: encrypted kernel sockets where pyzmq can.
+
+    ipykernel 7 logs "Kernel is running over TCP without encryption" to the terminal on every start
+    unless the manager provisions CurveZMQ keys, which jupyter_client (8.10+) does under ``auto`` for a
+    kernelspec that declares support (ipykernel's does). Older jupyter_client ignores the setting.
+    """
+    import zmq
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()

@@ -73,7 +73,7 @@ from . import __version__
 from .errors import FunnelkitError, ParamsError
 from .params import Params, load_params
 from .index_page import FAILED_DIR, render_index
-from .kernel import KERNEL_NAME, ensure_kernel
+from .kernel import KERNEL_NAME, ensure_kernel, kernel_config
 from .pseudonym import ensure_key
 from .report import atomic_write, export_html, notebook_question, notebook_title, read_metrics
 
@@ -390,6 +390,9 @@ def _execute(notebook: Path, ctx: _Context, store: Callable[[NotebookRun], None]
                 # set it; cwd= itself os.chdir()s the whole process, which races between
                 # threads when jobs > 1.
                 resources={"metadata": {"path": str(notebook.parent)}},
+                # ipykernel 7 warns into the terminal on every start unless the manager hands the
+                # kernel CurveZMQ keys; jupyter_client does when the kernelspec declares support.
+                config=kernel_config(),
             )
         except Exception as exc:  # PapermillExecutionError, DeadKernelError, timeouts, ...
             error = f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}".rstrip(": ")

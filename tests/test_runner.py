@@ -271,7 +271,7 @@ def test_cli_validate_prints_the_resolved_params(params_file, capsys):
     assert "n_users: 200" in out and "n_items: 5000" in out
 
 
-def test_cli_failing_notebook_returns_1_after_writing_the_index(params_file, tmp_path, monkeypatch, capsys):
+def test_cli_failing_notebook_returns_1_after_writing_the_index(params_file, tmp_path, monkeypatch, capfd):
     monkeypatch.setattr(runner, "_describe_source", fake_prepare)
     monkeypatch.setattr(runner, "_preflight", no_check)
     reports = tmp_path / "reports"
@@ -279,8 +279,9 @@ def test_cli_failing_notebook_returns_1_after_writing_the_index(params_file, tmp
                      "--only", "02", "--no-progress"])
     assert code == 1
     assert (reports / "index.html").is_file() and (reports / "failed" / "02_fails.ipynb").is_file()
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err  # file descriptor 2: the kernel's own log lands there too
     assert "1 of 1 notebook(s) failed (02_fails)" in err and "Traceback" not in err
+    assert "WARNING" not in err  # e.g. ipykernel's "running over TCP without encryption" on every start
 
 
 def test_replacing_files_swaps_whole_folders_and_clears_stale_ones(tmp_path):
