@@ -18,6 +18,7 @@ from funnelkit.retention.cohorts import average_curve, cohort_matrix
 from funnelkit.retention.lifecycle import lifecycle_table
 from funnelkit.retention.survival import compare, group_labels, kaplan_meier
 from funnelkit.schema import COLUMNS as C
+from funnelkit.text import escape_md
 
 MONDAY = pd.Timestamp("2026-09-07", tz="UTC")  # a Monday
 
@@ -311,6 +312,22 @@ def test_a_log_without_prices_or_repeat_orders_says_what_it_cannot_estimate(engi
     assert "Customer value not estimated" in study.headline()
 
 
+
+def test_a_model_that_cannot_be_fitted_is_said_in_words_with_the_optimisers_account_in_a_note(engine, monkeypatch):
+    rows = [(f"u{i}", f"u{i}-{k}", i * 0.2 + k * 5, "purchase", 20.0) for i in range(40) for k in range(2)]
+    message = "BG/NBD: the maximum likelihood fit did not converge from 3 start(s) (it stopped at r=2.02e+05, ...)"
+
+    def fails(self, *columns):
+        raise DataError(message)
+
+    monkeypatch.setattr(clv.BetaGeo, "fit", fails)
+    study = run(log_of(rows, engine), RetentionParams(return_within="7D"))
+    headline = study.headline()
+    assert "Customer value not estimated**: " + escape_md("the repeat-order model could not be fitted on these 40 "
+                                                          "customers (40 with a repeat order)") in headline
+    assert "r=2.02e+05" not in headline  # the optimiser's stopping point is not a headline
+    assert study.value.notes == [f"Why the repeat-order model was not fitted: {message}."]
+
 def test_the_study_gives_the_same_answers_on_spark(spark):
     from pathlib import Path
 
@@ -353,4 +370,26 @@ def test_a_fit_on_a_boundary_is_said_in_words_in_the_report_not_printed_as_a_war
     # the boundary warning became a note; any other warning still reaches the caller
     assert [w.category for w in caught] == [UserWarning]
     assert len(notes) == 1 and notes[0].startswith("The holdout check's fit sits where the data cannot tell")
-    assert "a = 5.6e+05" in notes[0] and "same chance to stop" in notes[0] and notes[0].endswith(", so nothing.")
+    assert "a = 5.6e+05" in notes[0] and "same chance, 16%, to stop" in notes[0] and notes[0].endswith(", so nothing.")
+
+
+class _LooseFit:
+    """A stand-in model whose fit is regular but leaves a and b almost free (as on a log of a few repeat customers)."""
+
+    def fit(self, *columns):
+        self.params_ = pd.Series({"r": 1.3, "alpha": 147.0, "a": 2.576e5, "b": 1.046e5})
+        return self
+
+    def summary(self):
+        return pd.DataFrame({"coef": self.params_, "ci_lower": [0.5, 60.0, 1.3e-13, 1.2e-13],
+                             "ci_upper": [3.0, 400.0, 5.0e23, 8.9e22]})
+
+
+def test_a_parameter_the_data_barely_pins_down_is_said_in_words():
+    from funnelkit.retention.study import _fit
+
+    notes = []
+    _fit(_LooseFit(), [1], what="The repeat-order model (BG/NBD)", notes=notes)
+    assert notes == ["The repeat-order model (BG/NBD): the data pin down a, b only loosely (95% intervals spanning "
+                     "more than a factor of 10,000; r = 1.3, alpha = 147, a = 2.58e+05, b = 1.05e+05; a very large "
+                     "a and b mean every customer has about the same chance, 71%, to stop after an order)."]

@@ -364,6 +364,16 @@ def test_optimiser_that_does_not_converge_raises_data_error(cdnow):
         clv.BetaGeo(max_iter=2).fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
 
 
+def test_customers_who_all_order_alike_get_a_reason_in_words_not_a_bare_optimiser_message():
+    # 0-2 repeat orders each, spread less than a Poisson count: the gamma mixing of rates collapses (r, alpha -> inf)
+    rng = np.random.default_rng(0)
+    frequency = rng.integers(0, 3, 300)
+    recency = np.where(frequency > 0, 28 * np.sqrt(rng.uniform(0, 1, 300)), 0.0)
+    with pytest.raises(DataError, match=r"did not converge .* ran towards every customer ordering at the same rate "
+                                        r"\(r and alpha growing together, r/alpha = 0\.03"):
+        clv.BetaGeo().fit(frequency, recency, np.full(300, 28.0))
+
+
 def test_expected_spend_of_new_customer_needs_q_above_one():
     model = clv.GammaGamma()
     model.params_ = pd.Series({"p": 2.0, "q": 0.8, "v": 10.0})

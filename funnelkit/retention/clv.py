@@ -556,6 +556,11 @@ class _MaximumLikelihoodModel(BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
 
+    def _why_unidentified(self, stop: dict) -> str:
+        """Why a fit may not converge, for the error message (``stop``: where the optimiser stopped)."""
+        return ("The data may not identify the model (too few repeat customers, values or rates that do not "
+                "differ between customers, or nobody ever stopping); try more customers, or more starts (n_starts)")
+
     def _check_settings(self) -> None:
         if not (isinstance(self.n_starts, (int, np.integer)) and 1 <= self.n_starts <= len(_START_FACTORS)):
             raise ValueError(f"n_starts must be an integer in [1, {len(_START_FACTORS)}], got {self.n_starts!r}")
@@ -593,12 +598,11 @@ class _MaximumLikelihoodModel(BaseEstimator):
         converged = [result for result, ok in fits if ok]
         if not converged:
             best = min((result for result, _ in fits), key=lambda res: res.fun)
+            stop = dict(zip(self._PARAM_NAMES, np.exp(best.x)))
             raise DataError(
                 f"{self._MODEL}: the maximum likelihood fit did not converge from {self.n_starts} start(s) "
-                f"(it stopped at {', '.join(f'{k}={v:.4g}' for k, v in zip(self._PARAM_NAMES, np.exp(best.x)))}: "
-                f"{best.message.rstrip('.')}). The data may not identify the model (too few repeat customers, "
-                "purchase rates that do not differ between customers, or nobody ever stopping); try more "
-                "customers, or more starts (n_starts)")
+                f"(it stopped at {', '.join(f'{k}={v:.4g}' for k, v in stop.items())}: "
+                f"{best.message.rstrip('.')}). {self._why_unidentified(stop)}")
         best = min(converged, key=lambda res: res.fun)
         params = np.exp(best.x)
 
@@ -725,6 +729,15 @@ class BetaGeo(_MaximumLikelihoodModel):
 
     _PARAM_NAMES = ("r", "alpha", "a", "b")
     _MODEL = "BG/NBD"
+
+    def _why_unidentified(self, stop: dict) -> str:
+        if min(stop["r"], stop["alpha"]) > 1e3:
+            # r and alpha growing together at a fixed r/alpha is the gamma mixing collapsing to one rate
+            return (f"The fit ran towards every customer ordering at the same rate (r and alpha growing together, "
+                    f"r/alpha = {stop['r'] / stop['alpha']:.3g} orders per unit of time): the customers' order "
+                    "counts vary no more than one common rate would make them, a limit BG/NBD reaches only at "
+                    "infinite r and alpha; more customers with a longer history may show a difference")
+        return super()._why_unidentified(stop)
 
     def fit(self, frequency, recency, T):
         """Fit by maximum likelihood.

@@ -21,6 +21,8 @@ from .survival import SurvivalComparison, compare, group_labels, kaplan_meier
 MIN_AT_RISK = 30
 """Fewest units still watched at a time for a survival figure to be reported there."""
 MIN_CUSTOMERS = 30
+# a fitted parameter whose 95% interval spans more than this factor is said to be loosely pinned down
+LOOSE_FACTOR = 1e4
 """Fewest customers (and repeat customers, for the spend model) to fit a customer-value model."""
 VALUE_DRAWS = 2000
 """Parameter draws behind the customer-value intervals."""
@@ -336,14 +338,31 @@ def _fit(model, *columns, what: str, notes: list[str], consequence: str = ""):
             on_boundary = True
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    params = fitted.params_
+    estimates = ", ".join(f"{name} = {value:.3g}" for name, value in params.items())
     if on_boundary:
-        params = fitted.params_
-        estimates = ", ".join(f"{name} = {value:.3g}" for name, value in params.items())
-        same_dropout = ("; a very large a and b mean every customer has about the same chance to stop after an "
-                        "order" if min(params.get("a", 0), params.get("b", 0)) > 1e4 else "")
-        notes.append(f"{what} sits where the data cannot tell nearby parameters apart ({estimates}{same_dropout}): "
-                     f"its parameters have no standard errors{consequence}.")
+        notes.append(f"{what} sits where the data cannot tell nearby parameters apart ({estimates}"
+                     f"{_dropout_in_words(params)}): its parameters have no standard errors{consequence}.")
+        return fitted, None
+    table = fitted.summary()
+    loose = table.index[(table["ci_upper"] / table["ci_lower"]).to_numpy() > LOOSE_FACTOR].tolist()
+    if loose:
+        notes.append(f"{what}: the data pin down {', '.join(loose)} only loosely (95% intervals spanning more than "
+                     f"a factor of {LOOSE_FACTOR:,.0f}; {estimates}{_dropout_in_words(params)}).")
     return fitted, None
+
+
+def _dropout_in_words(params: pd.Series) -> str:
+    """What BG/NBD's dropout parameters say when they run to extremes (a clause starting with "; ", or "")."""
+    a, b = params.get("a"), params.get("b")
+    if a is None or b is None:
+        return ""
+    if min(a, b) > 1e4:
+        return (f"; a very large a and b mean every customer has about the same chance, {a / (a + b):.0%}, "
+                "to stop after an order")
+    if a / (a + b) > 0.99:
+        return "; a much larger a than b means nearly every customer stops after their first repeat order"
+    return ""
 
 
 def customer_value(events: EventLog, spec: RetentionParams, data_start: pd.Timestamp, data_end: pd.Timestamp,
@@ -364,9 +383,12 @@ def customer_value(events: EventLog, spec: RetentionParams, data_start: pd.Times
                               what="The repeat-order model (BG/NBD)", notes=notes,
                               consequence=", so the expected orders and value have no interval")
     if purchases is None:
+        # the headline says it in words; the optimiser's stopping point is for the section's note
         no_prices = "" if has_price else "the log has no prices, and "
-        return CustomerValue(summary, None, None, None, None, None, cut, horizon, nan3, nan3,
-                             f"{no_prices}the repeat-order model could not be fitted: {failure}")
+        reason = (f"{no_prices}the repeat-order model could not be fitted on these {len(summary):,} customers "
+                  f"({repeaters:,} with a repeat order); why is said under “What a customer is worth”")
+        return CustomerValue(summary, None, None, None, None, None, cut, horizon, nan3, nan3, reason,
+                             [f"Why the repeat-order model was not fitted: {failure}."])
     spend, skipped = None, None
     with_value = summary[(summary["frequency"] > 0) & summary["monetary_value"].notna()]
     if not has_price:
