@@ -67,6 +67,7 @@ def test_run_computes_every_table_of_the_report_on_a_small_log():
     assert list(figures) == STUDY_METRICS
     assert figures["overall_conversion"].value == pytest.approx(2 / 5)
     assert figures["worst_step_conversion"].unit == "share of users at cart"
+    assert figures["worst_step_conversion"].label == "Worst step: cart → checkout, share who went on"
     assert (figures["entrants"].value, figures["censored_units"].value, figures["events"].value) == (5, 1, len(frame))
     assert figures["converted_revenue"].value == 30.0 and figures["worst_step"].value == "checkout"
 

@@ -98,7 +98,7 @@ class FunnelStudy(StudyResults):
                    label=f"Overall conversion, {result.step_names[0]} → {last}",
                    ci=(overall["ci_low"], overall["ci_high"])),
             Metric("worst_step_conversion", float(worst["step_conversion"]), unit=f"share of {unit} at {self.previous}",
-                   label=f"Worst step: {worst['step']}", headline=True,
+                   label=f"Worst step: {self.previous} → {worst['step']}, share who went on", headline=True,
                    ci=(float(worst["step_ci_low"]), float(worst["step_ci_high"]))),
             Metric("lift_revenue_at_worst_step", lift.extra_revenue, unit=self.currency, ci=lift.revenue_ci,
                    label=f"Revenue {unit} would add if {worst['step']} converted as for its best segment",
