@@ -220,7 +220,9 @@ class RetentionResults(StudyResults):
         median, m_low, m_high = self.repurchase.median()
         customers = self.repurchase.n
         if customers == 0:
-            lines.append("- **No orders** in the log: repurchase and customer value need purchase events.")
+            lines.append("- **No orders** in the log, so no repurchase or customer value: they need `purchase` events "
+                         "(map your log's order event to it with `data.event_names`, e.g. "
+                         "`{payment_done: purchase}`).")
         elif np.isnan(median):
             s, _, _ = self.repurchase.at(min(self.repurchase.max_follow_up, days), 1)
             watched = min(self.repurchase.max_follow_up, days)
@@ -240,7 +242,7 @@ class RetentionResults(StudyResults):
             lines.append(f"- **A new customer is worth {money(est, currency, markdown=True)} in repeat orders over "
                          f"the {value.horizon_days:g} days after their first** ({interval}; "
                          f"{value.new_purchases[0]:.2f} repeat orders expected; BG/NBD × Gamma-Gamma).")
-        elif value.skipped:
+        elif value.skipped and customers > 0:  # with no orders at all the line above said it
             lines.append(f"- **Customer value not estimated**: {escape_md(value.skipped)}.")
         if value.holdout_totals is not None:
             totals = value.holdout_totals
