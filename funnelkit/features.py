@@ -391,13 +391,6 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
         ev_cols.append(f"{quote(COLUMNS.session_id)} AS sid")
     ev_cols += [f"{quote(s)} AS {a}" for s, a in zip(segments, aliases)]
 
-    bounds_cols = ["unit", "min(t) AS start", "max(t) AS last_t",
-                   f"min(t) FILTER (WHERE et = {literal(label)}) AS first_label"]
-    # values at the unit's earliest event; simultaneous first events: the smallest, nulls last
-    # (min skips NULLs): a join on the start time and plain minimums, far cheaper than an
-    # arg_min over the whole log with a (time, missing, value) key
-    first_cols = ["e.unit", "min(e.uid) AS uid"] + [f"min(e.{a}) AS {a}" for a in aliases]
-
     if window_us is None:
         labelled = "first_label IS NOT NULL"
         cutoff = "CASE WHEN labelled THEN first_label ELSE last_t END"
@@ -407,47 +400,67 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
         cutoff = f"CASE WHEN labelled THEN first_label ELSE start + {window_us} END"
         censored = f"(NOT c.labelled AND c.start + {window_us} > {data_end_us})"
 
-    feat_cols = ["e.unit", "count(*) AS n_events", "max(e.t) AS last_before"]
-    feat_cols += [f"count(*) FILTER (WHERE et = {literal(kind)}) AS {quote(count_column(kind))}"
+    # Two passes over the events: one for each unit's times, one for everything else. The features
+    # count only the events before the cut-off (FILTER), the values at the unit's first event only
+    # those at its start: simultaneous first events give the smallest value, nulls last (min skips
+    # NULLs), far cheaper than an arg_min over the whole log with a (time, missing, value) key.
+    before = "(e.t < c.cutoff OR (NOT c.labelled AND e.t <= c.cutoff))"
+    at_start = "e.t = c.start"
+    feat_cols = ["e.unit", f"min(e.uid) FILTER (WHERE {at_start}) AS uid"]
+    feat_cols += [f"min(e.{a}) FILTER (WHERE {at_start}) AS {a}" for a in aliases]
+    feat_cols += [f"count(*) FILTER (WHERE {before}) AS n_events",
+                  f"max(e.t) FILTER (WHERE {before}) AS last_before"]
+    feat_cols += [f"count(*) FILTER (WHERE {before} AND et = {literal(kind)}) AS {quote(count_column(kind))}"
                   for kind in EVENTS.funnel]
     if given is not None:
-        feat_cols.append(f"count(*) FILTER (WHERE et = {literal(given)}) AS n_given")
+        feat_cols.append(f"count(*) FILTER (WHERE {before} AND et = {literal(given)}) AS n_given")
     if has_item:
-        feat_cols.append("count(DISTINCT item) AS distinct_items")
+        feat_cols.append(f"count(DISTINCT item) FILTER (WHERE {before}) AS distinct_items")
     if has_cat:
-        feat_cols.append("count(DISTINCT cat) AS distinct_categories")
+        feat_cols.append(f"count(DISTINCT cat) FILTER (WHERE {before}) AS distinct_categories")
     if not by_session and has_session:
-        feat_cols.append("count(DISTINCT sid) AS n_sessions")
+        feat_cols.append(f"count(DISTINCT sid) FILTER (WHERE {before}) AS n_sessions")
     if has_price:
-        feat_cols += ["avg(price) AS price_mean", "max(price) AS price_max",
+        feat_cols += [f"avg(price) FILTER (WHERE {before}) AS price_mean",
+                      f"max(price) FILTER (WHERE {before}) AS price_max",
                       "arg_max_null(price, {'t': e.t, 'p': coalesce(price, '-inf'::DOUBLE)}) "
-                      f"FILTER (WHERE et = {literal(EVENTS.view)}) AS last_viewed_price"]
+                      f"FILTER (WHERE {before} AND et = {literal(EVENTS.view)}) AS last_viewed_price"]
 
+    # the times per (unit, user) pair: the unit's own times below, and for sessions the user's earlier visits
     ctes = [
         # read again by each use: storing the whole log costs more than the columnar scans
         f"ev AS NOT MATERIALIZED (SELECT {', '.join(ev_cols)} FROM {quote(events.table)} "
         f"WHERE {quote(unit_col)} IS NOT NULL)",
-        f"times AS (SELECT {', '.join(bounds_cols)} FROM ev GROUP BY unit)",
-        f"firsts AS (SELECT {', '.join(first_cols)} FROM ev e JOIN times b ON e.unit = b.unit AND e.t = b.start "
-        f"GROUP BY e.unit)",
-        "bounds AS (SELECT b.*, " + ", ".join(["f.uid"] + [f"f.{a}" for a in aliases])
-        + " FROM times b JOIN firsts f ON f.unit = b.unit)",
-        f"lab AS (SELECT *, {labelled} AS labelled FROM bounds)",
+        "pairs AS (SELECT unit, uid, min(t) AS first_t, max(t) AS last_t, "
+        f"min(t) FILTER (WHERE et = {literal(label)}) AS first_label FROM ev GROUP BY unit, uid)",
+        "times AS (SELECT unit, min(first_t) AS start, max(last_t) AS last_t, min(first_label) AS first_label "
+        "FROM pairs GROUP BY unit)",
+        f"lab AS (SELECT *, {labelled} AS labelled FROM times)",
         f"cut AS (SELECT *, {cutoff} AS cutoff FROM lab)",
-        f"feat AS (SELECT {', '.join(feat_cols)} FROM ev e JOIN cut c ON e.unit = c.unit "
-        f"WHERE e.t < c.cutoff OR (NOT c.labelled AND e.t <= c.cutoff) GROUP BY e.unit)",
+        f"feat AS (SELECT {', '.join(feat_cols)} FROM ev e JOIN cut c ON e.unit = c.unit GROUP BY e.unit)",
     ]
-    joins = "LEFT JOIN feat f ON f.unit = c.unit"
+    joins = "JOIN feat f ON f.unit = c.unit"
     if by_session:
-        # the user's latest event strictly before the session's start (an earlier session of theirs)
-        # only the columns the lookup needs: the ASOF join carries every column of its left side
-        ctes.append("session_starts AS (SELECT unit, uid, start FROM cut)")
-        ctes.append("user_times AS (SELECT uid, t FROM ev)")
-        ctes.append(f"prev AS ({events.asof_sql('session_starts', 'user_times', key='uid', right_key='uid', time='start', op='<', out='prev_t')})")
+        # The user's latest event strictly before the session's start. Each (user, session) pair's
+        # ``reach`` is the latest last event of the user's pairs that began strictly earlier: when it is
+        # before the start, it is that latest event (no earlier pair has events at or after the start).
+        # Otherwise an earlier session of the user overlaps this one, and only for such sessions (rare)
+        # the events are searched, by the engine's nearest-time join.
+        ctes += [
+            "reach AS (SELECT unit, uid, max(last_t) OVER (PARTITION BY uid ORDER BY first_t "
+            "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach FROM pairs)",
+            "starts AS (SELECT c.unit, f.uid, c.start, r.reach FROM cut c JOIN feat f ON f.unit = c.unit "
+            "JOIN reach r ON r.unit = c.unit AND r.uid = f.uid)",
+            "overlapped AS (SELECT unit, uid, start FROM starts WHERE reach >= start)",
+            "user_times AS (SELECT uid, t FROM ev WHERE uid IN (SELECT uid FROM overlapped))",
+            f"searched AS ({events.asof_sql('overlapped', 'user_times', key='uid', right_key='uid', time='start', op='<', out='prev_t')})",
+            "prev AS (SELECT s.unit, CASE WHEN s.reach < s.start THEN s.reach ELSE o.prev_t END AS prev_t "
+            "FROM starts s LEFT JOIN searched o ON o.unit = s.unit)",
+        ]
         joins += " LEFT JOIN prev p ON p.unit = c.unit"
 
     # output column -> SQL expression, in the documented order
-    out = ({COLUMNS.session_id: "c.unit", COLUMNS.user_id: "c.uid"} if by_session else {COLUMNS.user_id: "c.unit"})
+    out = ({COLUMNS.session_id: "c.unit", COLUMNS.user_id: "f.uid"} if by_session else {COLUMNS.user_id: "c.unit"})
     out |= {"start": "c.start", "label": "CAST(c.labelled AS BIGINT)", "cutoff": "c.cutoff", "censored": censored}
     out |= {count_column(kind): f"coalesce(f.{quote(count_column(kind))}, 0)" for kind in EVENTS.funnel}
     out["n_events"] = "coalesce(f.n_events, 0)"
@@ -471,7 +484,7 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
     if clash:
         raise SchemaError(f"session_table: segment column(s) {clash} have the name of a feature column; "
                           f"rename them when loading")
-    out |= {segment: f"c.{alias}" for segment, alias in zip(segments, aliases)}
+    out |= {segment: f"f.{alias}" for segment, alias in zip(segments, aliases)}
 
     select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in out.items())
     where = "WHERE coalesce(f.n_given, 0) > 0" if given is not None else ""

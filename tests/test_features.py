@@ -369,9 +369,17 @@ def brute_force(frame: pd.DataFrame, label: str, unit: str, window, given) -> pd
         # the value at the first event; simultaneous first events: the smallest, nulls last
         firsts = [d for t, d in zip(times, group[SEGMENTS.device]) if t == start and d is not None]
         row[SEGMENTS.device] = min(firsts) if firsts else None
+        if unit == "session":  # its user is the user of its first event; their latest event before it
+            user = min(u for t, u in zip(times, group[C.user_id]) if t == start)
+            earlier = [t.value // 1000 for t in frame.loc[frame[C.user_id] == user, C.event_time]
+                       if t.value // 1000 < start]
+            row |= {C.user_id: user, "returning": bool(earlier),
+                    "days_since_last_visit": (start - max(earlier)) / 86_400e6 if earlier else np.nan}
         if given is None or any(kinds[i] == given for i in before):
             rows.append(row)
     columns = [key, "start_us", "label", "n_events", "distinct_items", *COUNTS, SEGMENTS.device]
+    if unit == "session":
+        columns += [C.user_id, "returning", "days_since_last_visit"]
     result = pd.DataFrame(rows, columns=columns).sort_values(["start_us", key], kind="stable")
     return result.drop(columns="start_us").reset_index(drop=True)
 
@@ -391,7 +399,8 @@ def test_counts_and_label_agree_with_a_brute_force(events, label, unit, window, 
         given_kind = None
     frame = pd.DataFrame({
         C.user_id: [f"u{u}" for u, *_ in events],
-        C.session_id: [f"u{u}s{s}" for u, s, *_ in events],
+        # users 2 and 3 share session ids (a session of two users; their sessions overlap in time)
+        C.session_id: [f"u{min(u, 2)}s{s}" for u, s, *_ in events],
         C.event_time: [at(minute=m) for _, _, m, *_ in events],
         C.event_type: [k for *_, k, _, _ in events],
         C.item_id: [f"i{i}" for *_, i, _ in events],
