@@ -30,7 +30,7 @@ from funnelkit.recommend import (ALSRecommender, BPRRecommender, Evaluation, Ite
                                  models_from_params, sweep, temporal_split, top_k, user_temporal_split,
                                  validation_split)
 from funnelkit.recommend import explain, metrics
-from funnelkit.recommend.evaluate import FitPool
+from funnelkit.recommend.evaluate import FitPool, bpr_model
 from funnelkit.simulate import simulate
 from tests.reference import recommend_bruteforce as brute
 
@@ -1503,6 +1503,7 @@ NOTEBOOK_03_METRICS = [
     ("ndcg_gain_over_popularity", "NDCG@10", False),
     ("test_users", "users", False),
     ("sweep_settings", "settings", False),
+    ("bpr_epochs", "epochs", False),
     ("cart_abandoners", "users", False),
     ("planted_overlap_als", "share", False),
     ("planted_overlap_popularity", "share", False),
@@ -1515,7 +1516,7 @@ PLANTED_METRICS = {"planted_overlap_als", "planted_overlap_popularity"}
 STUDY_SPEC = RecommendParams(
     test_period=dt.timedelta(days=4), k=[5, 10], headline_k=10, threads=1, bootstrap=100,
     als=ALSSettings(factors=8, iterations=5), sweep=SweepGrid(factors=[8], regularization=[1.0], alpha=[1.0, 10.0]),
-    bpr=BPRSettings(factors=8, iterations=10))
+    bpr=BPRSettings(factors=8, iterations=[3, 10]))
 
 
 @pytest.fixture(scope="module")
@@ -1582,6 +1583,12 @@ def test_study_figures_are_the_parts_they_summarise(study):
     assert figures["recommendation_rows"].value == len(study.recommendations) > 0
     assert figures["metrics_vs_implicit_max_difference"].value < 1e-9
     assert figures["reference_max_factor_difference"].value < 1e-8
+    # BPR's epochs are the better of the two on the validation split, and the test period's BPR has them
+    on_validation = evaluate({epochs: bpr_model(STUDY_SPEC, epochs) for epochs in (3, 10)}, study.validation, [10],
+                             exclude_seen=True, seed=STUDY_SPEC.seed).per_user
+    best = max((3, 10), key=lambda epochs: on_validation[epochs]["ndcg@10"].mean())
+    assert figures["bpr_epochs"].value == study.bpr_iterations == best
+    assert figures["bpr_epochs"].label == "BPR's epochs, chosen on the validation split among 3, 10"
     # the study's settings are the sweep's best row, fitted everywhere else
     assert (study.settings.factors, study.settings.alpha) == (int(study.sweep["factors"][0]), study.sweep["alpha"][0])
 

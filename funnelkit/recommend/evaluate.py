@@ -34,17 +34,31 @@ def als_model(settings, spec: RecommendParams, spark=None, *, threads: int | Non
                                seed=spec.seed, spark=spark)
 
 
-def models_from_params(spec: RecommendParams, als=None, spark=None) -> dict[str, object]:
+def bpr_epochs(spec: RecommendParams) -> list[int]:
+    """BPR's candidate numbers of epochs (``recommend.bpr.iterations``, one number or a list), in order."""
+    iterations = spec.bpr.iterations
+    return [iterations] if isinstance(iterations, int) else list(iterations)
+
+
+def bpr_model(spec: RecommendParams, iterations: int) -> BPRRecommender:
+    """implicit's BPR with ``spec.bpr``'s settings and ``iterations`` epochs, on one thread (reproducible)."""
+    bpr = spec.bpr
+    return BPRRecommender(bpr.factors, bpr.learning_rate, bpr.regularization, iterations, seed=spec.seed)
+
+
+def models_from_params(spec: RecommendParams, als=None, spark=None, bpr_iterations: int | None = None
+                       ) -> dict[str, object]:
     """ALS (with ``als`` settings, default ``spec.als``) and the four baselines, named for tables.
 
     With ``spark`` (a SparkSession) the "ALS" entry is fitted by Spark MLlib instead of implicit
-    (:func:`als_model`); the key stays "ALS" and the baselines are the same.
+    (:func:`als_model`); the key stays "ALS" and the baselines are the same. BPR fits
+    ``bpr_iterations`` epochs, by default the first of :func:`bpr_epochs` (the study passes the
+    number its validation split chose, :func:`funnelkit.recommend.explain.best_baseline`).
     """
     als = als or spec.als
     return {
         "ALS": als_model(als, spec, spark),
-        "BPR": BPRRecommender(spec.bpr.factors, spec.bpr.learning_rate, spec.bpr.regularization,
-                              spec.bpr.iterations, seed=spec.seed),  # one thread: reproducible
+        "BPR": bpr_model(spec, bpr_iterations or bpr_epochs(spec)[0]),
         "item-kNN": ItemKNNRecommender(spec.knn_neighbours, spec.threads),
         "popularity": PopularityRecommender(),
         "random": RandomRecommender(spec.seed),

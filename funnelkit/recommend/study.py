@@ -21,7 +21,7 @@ from ..params import ALSSettings, FunnelParams, RecommendParams
 from ..study import Metric, StudyResults
 from ..text import escape_md
 from . import explain
-from .evaluate import (Evaluation, FitPool, als_model, chosen_settings, evaluate, models_from_params,
+from .evaluate import (Evaluation, FitPool, als_model, bpr_epochs, chosen_settings, evaluate, models_from_params,
                        ranked_by_implicit)
 from .evaluate import sweep as sweep_als
 from .models import PopularityRecommender
@@ -64,6 +64,8 @@ class RecommendResults(StudyResults):
         ``evaluation.summary()``: model, metric, k, value, 95% bootstrap interval.
     baseline : str
         The best baseline, chosen on the validation split.
+    bpr_iterations : int
+        BPR's epochs, chosen on the validation split among ``spec.bpr.iterations``.
     ndcg : dict
         :func:`explain.headline`: ALS against ``baseline`` on NDCG@k.
     ndcg_gain_over_popularity : (difference, low, high)
@@ -108,6 +110,7 @@ class RecommendResults(StudyResults):
     evaluation: Evaluation
     ranking: pd.DataFrame
     baseline: str
+    bpr_iterations: int
     ndcg: dict
     ndcg_gain_over_popularity: tuple
     hit_rate: dict
@@ -160,6 +163,8 @@ class RecommendResults(StudyResults):
             Metric("ndcg_gain_over_popularity", gain, unit, "ALS minus popularity", (low, high)),
             Metric("test_users", len(self.evaluation.users), "users", "Test users evaluated"),
             Metric("sweep_settings", len(self.sweep), "settings", "ALS settings tried on the validation split"),
+            Metric("bpr_epochs", self.bpr_iterations, "epochs",
+                   f"BPR's epochs, chosen on the validation split among {', '.join(map(str, bpr_epochs(self.spec)))}"),
             Metric("cart_abandoners", 0 if self.cart_abandoners is None else len(self.cart_abandoners), "users",
                    "Users who left at the cart before the cut-off"),
         ]
@@ -296,9 +301,10 @@ def run(events: EventLog, spec: RecommendParams, *, funnel: FunnelParams | None 
                                           "popularity": PopularityRecommender()}, last_out_split, [k],
                                exclude_seen=spec.exclude_seen, max_users=spec.max_eval_users, seed=seed)
         reference = pool.submit(explain.reference_check, split, settings)
-        evaluation = evaluate(models_from_params(spec, settings, spark=spark), split, spec.k,
-                              exclude_seen=spec.exclude_seen, max_users=spec.max_eval_users, seed=seed)
-        baseline, last_out, reference = baseline.result(), last_out.result(), reference.result()
+        baseline, bpr_iterations = baseline.result()
+        evaluation = evaluate(models_from_params(spec, settings, spark=spark, bpr_iterations=bpr_iterations), split,
+                              spec.k, exclude_seen=spec.exclude_seen, max_users=spec.max_eval_users, seed=seed)
+        last_out, reference = last_out.result(), reference.result()
     ranking = evaluation.summary(n_boot=n_boot, seed=seed)
     ndcg = explain.headline(evaluation, k, baseline=baseline, n_boot=n_boot, seed=seed)
     hit = explain.hit_rate_comparison(evaluation, k, baseline="popularity", n_boot=n_boot, seed=seed)
@@ -327,7 +333,8 @@ def run(events: EventLog, spec: RecommendParams, *, funnel: FunnelParams | None 
 
     return RecommendResults(
         spec=spec, k=k, excluded=excluded, shoppers=shoppers, split=split, validation=validation, sweep=tried,
-        settings=settings, evaluation=evaluation, ranking=ranking, baseline=baseline, ndcg=ndcg,
+        settings=settings, evaluation=evaluation, ranking=ranking, baseline=baseline, bpr_iterations=bpr_iterations,
+        ndcg=ndcg,
         ndcg_gain_over_popularity=popularity_gain, hit_rate=hit, hit_rate_vs_baseline=best_hit, audience=audience,
         cart_abandoners=abandoners, left_at_cart=left_at_cart, catalogue=catalogue, examples=examples,
         similar_items=similar, popularity_bias=explain.popularity_bias(evaluation, k), planted_overlap=overlap,
