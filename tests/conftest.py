@@ -106,3 +106,35 @@ def engine(request):
         made = DuckDBEngine()
     yield made
     made.close()
+
+
+@pytest.fixture(scope="session")
+def ci_reports(tmp_path_factory):
+    """Every notebook run once on params/ci.yaml (DuckDB), shared by the pytest-xdist workers.
+
+    tests/test_notebooks.py checks these reports, and the Spark tests compare their own runs with
+    them: the first worker to ask runs the notebooks under a file lock, the others wait and reuse the
+    folder (the temporary root above each worker's own is common to all of them). Every worker that asks
+    takes the run's pseudonym key, so its own runs write the same pseudonyms into their files.
+    """
+    import fcntl
+    import secrets
+    from pathlib import Path
+
+    from funnelkit import runner
+    from funnelkit.pseudonym import DEFAULT_KEY_ENV
+
+    shared = tmp_path_factory.getbasetemp().parent
+    folder, done, key = (shared / f"ci-reports{suffix}" for suffix in ("", ".done", ".key"))
+    with open(shared / "ci-reports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not key.exists():
+            key.write_text(secrets.token_hex(32))
+        os.environ[DEFAULT_KEY_ENV] = key.read_text()
+        if not done.exists():
+            root = Path(__file__).resolve().parents[1]
+            summary = runner.run(root / "params" / "ci.yaml", jobs=2, notebooks_dir=root / "notebooks",
+                                 reports_dir=folder, progress=False)
+            assert summary.ok, summary
+            done.touch()
+    return folder

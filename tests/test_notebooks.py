@@ -36,11 +36,8 @@ def pandas_overall(events, spec) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reports")
-    summary = runner.run(ROOT / "params" / "ci.yaml", jobs=2, notebooks_dir=ROOT / "notebooks", reports_dir=folder)
-    assert summary.ok, summary
-    return folder
+def reports(ci_reports):
+    return ci_reports  # every notebook on params/ci.yaml, run once for every test file (tests/conftest.py)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

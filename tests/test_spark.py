@@ -194,18 +194,15 @@ def test_results_convert_to_pandas_the_same_with_and_without_arrow(shop_logs, sp
 
 # --- the notebooks on the Spark engine ---------------------------------------------------
 
-def test_funnel_and_drivers_notebooks_run_on_spark_with_the_duckdb_answers(spark, tmp_path):
+def test_funnel_and_drivers_notebooks_run_on_spark_with_the_duckdb_answers(spark, tmp_path, ci_reports):
     from funnelkit import runner
     from funnelkit.report import read_metrics
 
     root = Path(__file__).resolve().parents[1]
-    runs = {}
-    for engine, params in (("spark", "ci-spark.yaml"), ("duckdb", "ci.yaml")):
-        only = ["01", "02"] if engine == "spark" else ["01"]
-        summary = runner.run(root / "params" / params, only=only, jobs=1, notebooks_dir=root / "notebooks",
-                             reports_dir=tmp_path / engine, progress=False)
-        assert summary.ok, summary
-        runs[engine] = tmp_path / engine
+    summary = runner.run(root / "params" / "ci-spark.yaml", only=["01", "02"], jobs=1,
+                         notebooks_dir=root / "notebooks", reports_dir=tmp_path / "spark", progress=False)
+    assert summary.ok, summary
+    runs = {"spark": tmp_path / "spark", "duckdb": ci_reports}  # the DuckDB run of every notebook, shared
     spark_funnel, duck_funnel = (read_metrics(runs[e] / "01_funnel_eda.ipynb") for e in ("spark", "duckdb"))
     assert spark_funnel.keys() == duck_funnel.keys()
     for name, metric in duck_funnel.items():

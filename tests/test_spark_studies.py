@@ -13,8 +13,6 @@ or a few queries on the CI shop.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -164,28 +162,18 @@ def test_behaviour_features_and_the_cost_of_flags_are_identical_on_the_ci_shop(s
 # --- the notebooks --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def study_reports(spark, tmp_path_factory):
-    """Notebooks 03 and 04 run with params/ci-spark.yaml and with params/ci.yaml: (spark folder, duckdb folder).
+def study_reports(spark, tmp_path_factory, ci_reports):
+    """Notebooks 03 and 04 run with params/ci-spark.yaml, and the shared run of every notebook with
+    params/ci.yaml (tests/conftest.py): (spark folder, duckdb folder).
 
-    The DuckDB run (under a minute) goes in a child process while the Spark run (minutes, mostly Spark's
-    per-query planning and scheduling) executes here, so it adds little to the wall time. The Spark notebooks
-    run one at a time: two JVMs at once were slower on a loaded two-core machine.
+    The Spark notebooks run one at a time: two JVMs at once were slower on a loaded two-core machine.
     """
-    folder = tmp_path_factory.mktemp("studies")
-    spark_dir, duck_dir = folder / "spark", folder / "duckdb"
+    spark_dir = tmp_path_factory.mktemp("studies") / "spark"
     ensure_key()  # both runs must pseudonymise ids with the same key, or the written files differ
-    duck = subprocess.Popen(
-        [sys.executable, "-m", "funnelkit", "run", "--params", str(ROOT / "params" / "ci.yaml"), "--only", "03", "04",
-         "--notebooks", str(ROOT / "notebooks"), "--reports", str(duck_dir), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        summary = runner.run(ROOT / "params" / "ci-spark.yaml", only=["03", "04"], jobs=1,
-                             notebooks_dir=ROOT / "notebooks", reports_dir=spark_dir, progress=False)
-    finally:
-        output, _ = duck.communicate(timeout=900)
-    assert duck.returncode == 0, output
+    summary = runner.run(ROOT / "params" / "ci-spark.yaml", only=["03", "04"], jobs=1,
+                         notebooks_dir=ROOT / "notebooks", reports_dir=spark_dir, progress=False)
     assert summary.ok, summary
-    return spark_dir, duck_dir
+    return spark_dir, ci_reports
 
 
 def test_anomaly_study_on_spark_records_the_duckdb_figures_and_writes_the_same_files(study_reports):
