@@ -21,9 +21,9 @@ from .survival import SurvivalComparison, compare, group_labels, kaplan_meier
 MIN_AT_RISK = 30
 """Fewest units still watched at a time for a survival figure to be reported there."""
 MIN_CUSTOMERS = 30
-# a fitted parameter whose 95% interval spans more than this factor is said to be loosely pinned down
-LOOSE_FACTOR = 1e4
 """Fewest customers (and repeat customers, for the spend model) to fit a customer-value model."""
+LOOSE_FACTOR = 1e4
+"""A fitted parameter whose 95% interval spans more than this factor is said to be loosely pinned down."""
 VALUE_DRAWS = 2000
 """Parameter draws behind the customer-value intervals."""
 
