@@ -334,9 +334,8 @@ def run(events: EventLog, spec: RecommendParams, *, funnel: FunnelParams | None 
     return RecommendResults(
         spec=spec, k=k, excluded=excluded, shoppers=shoppers, split=split, validation=validation, sweep=tried,
         settings=settings, evaluation=evaluation, ranking=ranking, baseline=baseline, bpr_iterations=bpr_iterations,
-        ndcg=ndcg,
-        ndcg_gain_over_popularity=popularity_gain, hit_rate=hit, hit_rate_vs_baseline=best_hit, audience=audience,
-        cart_abandoners=abandoners, left_at_cart=left_at_cart, catalogue=catalogue, examples=examples,
+        ndcg=ndcg, ndcg_gain_over_popularity=popularity_gain, hit_rate=hit, hit_rate_vs_baseline=best_hit,
+        audience=audience, cart_abandoners=abandoners, left_at_cart=left_at_cart, catalogue=catalogue, examples=examples,
         similar_items=similar, popularity_bias=explain.popularity_bias(evaluation, k), planted_overlap=overlap,
         leave_last_out_ranking=last_out.summary(n_boot=n_boot, seed=seed), reference_check=reference, mllib_check=mllib,
         implicit_model=implicit_model,
