@@ -453,7 +453,8 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
             "JOIN reach r ON r.unit = c.unit AND r.uid = f.uid)",
             "overlapped AS (SELECT unit, uid, start FROM starts WHERE reach >= start)",
             "user_times AS (SELECT uid, t FROM ev WHERE uid IN (SELECT uid FROM overlapped))",
-            f"searched AS ({events.asof_sql('overlapped', 'user_times', key='uid', right_key='uid', time='start', op='<', out='prev_t')})",
+            "searched AS (" + events.asof_sql("overlapped", "user_times", key="uid", right_key="uid", time="start",
+                                              op="<", out="prev_t") + ")",
             "prev AS (SELECT s.unit, CASE WHEN s.reach < s.start THEN s.reach ELSE o.prev_t END AS prev_t "
             "FROM starts s LEFT JOIN searched o ON o.unit = s.unit)",
         ]
