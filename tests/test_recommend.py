@@ -1598,6 +1598,8 @@ def test_study_prose_leads_with_the_hit_rates_and_shows_its_checks(study):
     assert study.ndcg_text().startswith("**ALS ") and study.baseline in study.ndcg_text()
     assert study.settings_text().startswith(f"Chosen: **8 factors, regularization 1, alpha {study.settings.alpha:g}**")
     assert "implicit" in study.settings_text() and "with implicit" in study.mllib_text()
+    assert study.settings_text().endswith(f"The baseline BPR was tuned on the same split: **{study.bpr_iterations} "
+                                          "epochs** (of 3, 10).")
     assert study.implicit_agreement_text() == "On the lists of **ALS**:"
     assert study.planted_overlap_text().startswith("## Against the planted taste")
     assert study.reference_text().startswith("Sub-matrix ")

@@ -212,10 +212,13 @@ class RecommendResults(StudyResults):
         return text
 
     def settings_text(self) -> str:
-        """The ALS setting chosen on the validation split and the library that fitted it (Markdown)."""
+        """The ALS setting chosen on the validation split and the library that fitted it, and BPR's epochs
+        chosen there too (Markdown)."""
         s = self.settings
         return (f"Chosen: **{s.factors} factors, regularization {s.regularization:g}, alpha {s.alpha:g}**, "
-                f"{s.iterations} iterations, fitted by {self.evaluation.models['ALS'].library}.")
+                f"{s.iterations} iterations, fitted by {self.evaluation.models['ALS'].library}. The baseline BPR "
+                f"was tuned on the same split: **{self.bpr_iterations} epochs** (of "
+                f"{', '.join(map(str, bpr_epochs(self.spec)))}).")
 
     def cart_abandoners_text(self) -> str:
         """How many cart abandoners are among the test users, or why the section shows nothing (Markdown)."""
