@@ -101,6 +101,14 @@ class Planted:
         """:func:`planted_return_process_fit` on this shop's human visits."""
         return planted_return_process_fit(self.dataset)
 
+    def journey_chain(self, order: int = 1) -> pd.DataFrame:
+        """:func:`planted_journey_chain` of this shop."""
+        return planted_journey_chain(self.ground_truth, order)
+
+    def journey_check(self, results) -> pd.DataFrame:
+        """:func:`planted_journey_check` of a journeys study run on this shop (its anomalous accounts left out)."""
+        return planted_journey_check(results, self.ground_truth)
+
 
 def planted(params) -> Planted | None:
     """The planted truth of the run's data: a :class:`Planted` on the built-in shop, None on other data."""
@@ -367,3 +375,52 @@ def planted_return_process_fit(dataset: SimulatedDataset) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table["inside"] = (table["planted"] >= table["ci_low"]) & (table["planted"] <= table["ci_high"])
     return table
+
+
+def planted_journey_chain(truth: dict, order: int = 1) -> pd.DataFrame:
+    """The planted journey chain of the built-in shop as the journeys study estimates it.
+
+    ``ground_truth.json`` holds, for every (previous state, state) of the complete human sessions, its
+    visits and the sum over them of the planted chance of each next state given everything observable
+    (``funnelkit.simulate_journeys``). The planted first-order transition probability ``state → next`` is
+    the sum of those chances over every previous state divided by the visits of ``state``: what the
+    estimate ``count(state → next) / count(state)`` converges to.
+
+    Parameters
+    ----------
+    truth : dict
+        ``ground_truth.json``.
+    order : {1, 2}
+        1: columns ``from``, ``to``, ``visits``, ``planted``; 2: with ``previous`` first (the state before
+        ``from``), per (previous, from).
+    """
+    rows = []
+    for record in truth["journeys"]["transitions"]:
+        for nxt, expected in record["expected_next"].items():
+            rows.append({"previous": record["previous"], "from": record["state"], "to": nxt,
+                         "visits": record["visits"], "expected": expected})
+    frame = pd.DataFrame(rows)
+    keys = ["previous", "from"] if order == 2 else ["from"]
+    if order == 1:
+        visits = (pd.DataFrame(truth["journeys"]["transitions"]).groupby("state")["visits"].sum()
+                  .rename_axis("from"))
+        frame = frame.groupby(["from", "to"], as_index=False)["expected"].sum()
+        frame["visits"] = frame["from"].map(visits)
+    else:
+        frame = frame.dropna(subset=["previous"])
+    frame["planted"] = frame["expected"] / frame["visits"]
+    return frame[[*keys, "to", "visits", "planted"]].sort_values([*keys, "to"], ignore_index=True)
+
+
+def planted_journey_check(results, truth: dict) -> pd.DataFrame:
+    """Each planted first-order transition beside the study's estimate and 95% interval.
+
+    Columns ``from``, ``to``, ``planted``, ``probability``, ``ci_low``, ``ci_high``, ``inside``; a planted
+    transition the study never saw has probability 0, no interval and is not inside. The study must have used
+    the planted state names (the default ``journeys.states``).
+    """
+    planted = planted_journey_chain(truth, 1)
+    merged = planted.merge(results.transitions, on=["from", "to"], how="left")
+    merged["probability"] = merged["probability"].fillna(0.0)
+    merged["inside"] = (merged["ci_low"] <= merged["planted"]) & (merged["planted"] <= merged["ci_high"])
+    return merged[["from", "to", "planted", "probability", "ci_low", "ci_high", "inside"]]

@@ -469,6 +469,33 @@ class RetentionParams(_Strict):
     """Cohorts with fewer users are shown but not coloured (their shares swing by several points per user)."""
 
 
+class WhatIfSpec(_Strict):
+    """One change a shop could make to a journey: a transition made more (or less) likely."""
+
+    transition: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2, max_length=2)]
+    """The two states ``[from, to]``, e.g. ``[delivery, payment]`` (states as :class:`JourneysParams` names them)."""
+    change: float = Field(gt=-1)
+    """Relative change of that transition's probability: ``0.1`` raises it by 10% (the other transitions out
+    of ``from`` shrink in proportion)."""
+
+
+class JourneysParams(_Strict):
+    """The journeys study: sessions as walks over page states ending in purchase or exit (notebook 05)."""
+
+    states: dict[str, str] = {}
+    """Event name → state, to rename or merge event names (``{product_view: view, main: home}``); unmapped names
+    are states of their own. ``purchase`` is the state a session converts in (``data.event_names`` maps a log's
+    order event to it)."""
+    max_states: int = Field(default=12, ge=2)
+    """The most frequent states keep their name (the funnel's steps always do); the rest become ``other``."""
+    bootstrap: int = Field(default=500, ge=100)
+    """Bootstrap replicates behind every interval (users resampled, with all their sessions)."""
+    what_if: list[WhatIfSpec] = []
+    """Changes to evaluate: the predicted conversion and revenue per session if a transition changed."""
+    seed: int = 0
+    """Seed of the bootstrap."""
+
+
 class SparkParams(_Strict):
     """Where the Spark engine runs (``engine.name: spark``)."""
 
@@ -518,6 +545,7 @@ class Params(_Strict):
     recommend: RecommendParams = RecommendParams()
     anomaly: AnomalyParams = AnomalyParams()
     retention: RetentionParams = RetentionParams()
+    journeys: JourneysParams = JourneysParams()
     report: ReportParams = ReportParams()
     source_file: Union[Path, None] = Field(default=None, exclude=True)
     """The file these params were read from (set by :func:`load_params`)."""

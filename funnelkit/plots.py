@@ -834,3 +834,102 @@ def holdout_chart(holdout: pd.DataFrame, ax=None, days: float | None = None):
     ax.set_title("Customer-value model: predicted against actual repeat orders")
     ax.legend(loc="upper left", fontsize=8)
     return fig
+
+
+# --------------------------------------------------------------------------- journeys (notebook 05)
+
+def _state_order(by_state: pd.DataFrame) -> list:
+    """States left to right: ``start`` first, then by rising chance to buy (ties: more pages still to come first)."""
+    rest = by_state[by_state["state"] != "start"].sort_values(["purchase_probability", "expected_pages"],
+                                                             ascending=[True, False], kind="stable")
+    return ["start", *rest["state"]]
+
+
+def journey_diagram(transitions: pd.DataFrame, by_state: pd.DataFrame, top: int = 18, ax=None):
+    """An arc diagram of the journeys: states on a line, ``start`` first, then by rising chance to end in a
+    purchase, ``purchase`` last; flows to the right arc above, flows back arc below, width ∝ sessions.
+
+    Drawn: every state's largest flow to another state, then the largest others up to ``top``; each label is
+    the share of the state's visits that took the flow. A state's box says how often it is followed by
+    itself (↺) and how often the session ends there (leave).
+    """
+    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.path import Path as CurvePath
+
+    fig, ax = _axes(ax, (11.0, 5.4))
+    order = [*_state_order(by_state), "purchase"]
+    spacing = 1.5  # room for a box of three lines between two states
+    x_of = {s: spacing * i for i, s in enumerate(order)}
+    moves = transitions[(transitions["from"] != transitions["to"]) & transitions["from"].isin(x_of)
+                        & transitions["to"].isin(x_of)]
+    main = moves.loc[moves.groupby("from")["count"].idxmax()] if len(moves) else moves
+    flows = pd.concat([main, moves.drop(main.index).nlargest(max(top - len(main), 0), "count")])
+    widest = flows["count"].max() if len(flows) else 1
+    reach = 0.0
+    for _, row in flows.iterrows():
+        x0, x1 = x_of[row["from"]], x_of[row["to"]]
+        up = 1 if x1 > x0 else -1
+        height = up * (0.9 + 0.2 * abs(x1 - x0))
+        reach = max(reach, abs(height) / 2)
+        start, end = (x0 + 0.2 * np.sign(x1 - x0), 0.32 * up), (x1 - 0.2 * np.sign(x1 - x0), 0.32 * up)
+        curve = CurvePath([start, ((x0 + x1) / 2, height), end], [CurvePath.MOVETO, CurvePath.CURVE3, CurvePath.CURVE3])
+        colour = PRIMARY if row["to"] == "purchase" else "#718096" if up > 0 else "#b7791f"
+        width = 0.5 + 6 * np.sqrt(row["count"] / widest)
+        ax.add_patch(FancyArrowPatch(path=curve, arrowstyle="-|>", mutation_scale=8 + 1.5 * width, lw=width,
+                                     color=colour, alpha=0.5))
+        ax.text((x0 + x1) / 2, height / 2 + 0.012 * up, f"{row['probability']:.0%}", fontsize=7.5, ha="center",
+                va="bottom" if up > 0 else "top", color="#1a202c",
+                bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.85))
+    states = by_state.set_index("state")
+    loops = transitions[transitions["from"] == transitions["to"]].set_index("from")["probability"]
+    for state, x in x_of.items():
+        details = []
+        if state in loops.index:
+            details.append(f"↺ {loops[state]:.0%}")
+        if state in states.index and states.at[state, "exit_share"] > 0:
+            details.append(f"leave {states.at[state, 'exit_share']:.0%}")
+        purchase = state == "purchase"
+        ax.text(x, 0, "\n".join([str(state), *details]), ha="center", va="center",
+                fontsize=8.5, color="white" if purchase else "#1a202c", linespacing=1.4,
+                bbox=dict(boxstyle="round,pad=0.4", ec="none", fc=PRIMARY if purchase else "#e2e8f0"))
+    ax.set_xlim(-0.9, spacing * (len(order) - 1) + 0.9)
+    ax.set_ylim(-max(reach, 0.6) - 0.3, max(reach, 0.6) + 0.3)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel("states by rising chance to end in a purchase; above: flows forward, below: flows back; "
+                  "width: sessions; label: share of the state's visits")
+    ax.set_title(f"Journeys: the {len(flows)} largest flows between states")
+    return fig
+
+
+def _interval_bars(ax, labels, value, low, high, colour=PRIMARY):
+    y = np.arange(len(labels))
+    ax.barh(y, value, xerr=_error_bars(value, low, high), color=colour, alpha=0.85, capsize=3)
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+
+
+def purchase_probability_chart(by_state: pd.DataFrame, ax=None):
+    """Each state's chance that a session there goes on to buy, with its bootstrap interval."""
+    rows = by_state[by_state["state"] != "start"].sort_values("purchase_probability", ascending=False)
+    fig, ax = _axes(ax, (8.0, 0.9 + 0.36 * len(rows)))
+    _interval_bars(ax, [str(s) for s in rows["state"]], rows["purchase_probability"],
+                   rows["purchase_probability_low"], rows["purchase_probability_high"])
+    ax.set_xlabel("chance that a session at this state ends in a purchase (%, 95% CI)")
+    ax.set_title("Where purchases come from: chance to buy from each state")
+    return fig
+
+
+def removal_effects_chart(by_state: pd.DataFrame, ax=None):
+    """Each state's removal effect (share of purchases lost without it) with its bootstrap interval."""
+    rows = by_state[by_state["removal_effect"].notna()].sort_values("removal_effect", ascending=False)
+    fig, ax = _axes(ax, (8.0, 0.9 + 0.36 * len(rows)))
+    _interval_bars(ax, [str(s) for s in rows["state"]], rows["removal_effect"], rows["removal_effect_low"],
+                   rows["removal_effect_high"], colour=MUTED)
+    ax.set_xlabel("share of purchases lost if the state were removed (%, 95% CI)")
+    ax.set_title("Removal effects: what each state is worth to purchases")
+    return fig

@@ -79,10 +79,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import simulate_journeys as journeys
 from .params import SimulationParams
 from .schema import COLUMNS, EVENTS, SEGMENTS, US_PER_DAY, US_PER_HOUR
 
-SIMULATOR_VERSION = "4"
+SIMULATOR_VERSION = "5"
 """Bump when the generated data changes for the same parameters (invalidates caches)."""
 
 USERS_PER_BLOCK = 100_000
@@ -92,6 +93,7 @@ CATEGORY_TEMPERATURE = 0.15
 CANDIDATES_PER_VIEW = 32
 POPULARITY_EXPONENT = 0.8
 INCIDENT_FACTOR = 0.15
+VIEWS_NEGBIN = (0.8, 0.8 / (0.8 + 2.5))  # views per session: 1 + NegBin(n, p), mean 3.5, a heavy tail
 SALE_DAY_TRAFFIC = 2.0
 
 DEVICES = {"desktop": 0.38, "mobile": 0.55, "tablet": 0.07}
@@ -219,6 +221,7 @@ def simulate(params: SimulationParams, directory: str | Path) -> SimulatedDatase
     events_writer = _Writer(directory / "events.parquet")
     sessions_writer = _Writer(directory / "sessions.parquet")
     labels, factors, counts = [], [], {"events": 0, "sessions": 0}
+    journey_counts = []
 
     def emit(block: "_Block") -> None:
         events_writer.write(block.events)
@@ -226,6 +229,8 @@ def simulate(params: SimulationParams, directory: str | Path) -> SimulatedDatase
         labels.append(block.labels)
         counts["events"] += block.events.num_rows
         counts["sessions"] += block.sessions.num_rows
+        if block.journeys is not None:
+            journey_counts.append(block.journeys)
 
     first_session = 0
     block_seeds = human_seed.spawn(max(1, -(-params.n_users // USERS_PER_BLOCK)))
@@ -252,6 +257,12 @@ def simulate(params: SimulationParams, directory: str | Path) -> SimulatedDatase
     pq.write_table(pa.concat_tables(factors), directory / "user_factors.parquet")
     pq.write_table(shop.items_table(), directory / "items.parquet")
     truth = shop.ground_truth(anomalies) | {"counts": counts | {"users": next_user}}
+    visits, expected = (sum(parts) for parts in zip(*journey_counts))
+    truth["journeys"] = journeys.planted_rules() | {
+        "transitions": journeys.transitions_truth(visits, expected),
+        "transitions_about": "complete human sessions (every event inside the period): for each (previous, "
+                             "state) its visits and the sum over them of the planted chance of each next state",
+    }
     truth["fingerprint"] = fingerprint(params)
     (directory / "ground_truth.json").write_text(json.dumps(truth, indent=2, default=str))
     return SimulatedDataset(directory)
@@ -278,6 +289,8 @@ class _Block:
     events: pa.Table
     sessions: pa.Table
     labels: pa.Table
+    # the planted journey chain's (visits, expected next counts) of the block's complete human sessions
+    journeys: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
@@ -575,7 +588,10 @@ def _events_table(user, session, time_us, kind, item, shop: _Shop, segments: dic
     })
 
 
-def _sessions_table(session, user, start_us, label, incident, n_views, target, p, reached) -> pa.Table:
+def _sessions_table(session, user, start_us, label, incident, n_views, target, p, reached, searched=None,
+                    p_purchase_path=None) -> pa.Table:
+    """Sessions of a block; ``searched`` (default none did) and ``p_purchase_path`` (default ``p_purchase``):
+    the session opened a search page, and its chance to buy after a checkout given its pages."""
     return pa.table({
         COLUMNS.session_id: _ids("s", session),
         COLUMNS.user_id: _ids("u", user),
@@ -586,6 +602,8 @@ def _sessions_table(session, user, start_us, label, incident, n_views, target, p
         "target_item": _ids("i", target),
         **{STEP_OF_PROBABILITY[s]: pa.array(p[k], pa.float64()) for k, s in enumerate(STEP_OF_PROBABILITY)},
         "reached": pa.array(reached, pa.int8()),
+        "searched": pa.array(np.zeros(len(session), bool) if searched is None else searched, pa.bool_()),
+        "p_purchase_path": pa.array(p[2] if p_purchase_path is None else p_purchase_path, pa.float64()),
     })
 
 
@@ -612,6 +630,41 @@ def _view_times(rng, starts, n_views, view_gap_median_s) -> np.ndarray:
     gaps = rng.lognormal(np.log(view_gap_median_s), 0.9, size=n_views.sum()) * 1e6
     gaps[np.cumsum(n_views) - n_views] = 0  # the first view opens the session
     return np.repeat(starts, n_views) + _cumsum_within(gaps, n_views).astype(np.int64)
+
+
+def _views_continue(n_views: np.ndarray) -> np.ndarray:
+    """Per view (sessions in order), the planted chance of another view after it given the views so far:
+    P(N > k | N ≥ k) for the k-th view, N = 1 + NegBin(:data:`VIEWS_NEGBIN`)."""
+    from scipy.stats import nbinom
+
+    k = np.arange(len(np.repeat(n_views, n_views))) - np.repeat(np.cumsum(n_views) - n_views, n_views) + 1
+    at_least = nbinom.sf(k - 2, *VIEWS_NEGBIN)  # P(N ≥ k) = P(NegBin ≥ k − 1)
+    return nbinom.sf(k - 1, *VIEWS_NEGBIN) / at_least
+
+
+def _cart_chance_per_view(shop, session_segments, view_items, n_views, incident_factor) -> np.ndarray:
+    """Per view, the planted chance to add it to the cart were it the session's last: the cart model with
+    that item's price and the views so far (``incident_factor`` per session: 1 unless the cart step broke)."""
+    session = np.repeat(np.arange(len(n_views)), n_views)
+    k = np.arange(len(session)) - np.repeat(np.cumsum(n_views) - n_views, n_views) + 1
+    features = {name: values[session] for name, values in session_segments.items()} | {
+        "log_price": np.log(shop.item_price[view_items] / REFERENCE_PRICE), "log_views": np.log(k)}
+    return _logistic(_step_logit(EVENTS.cart, features)) * incident_factor[session]
+
+
+def _pages_table(user, session, time_us, kind, segments) -> pa.Table:
+    """Navigation page events: no item, category or price."""
+    n = len(user)
+    return pa.table({
+        COLUMNS.user_id: _ids("u", user),
+        COLUMNS.session_id: _ids("s", session),
+        COLUMNS.event_time: pa.array(time_us, pa.timestamp("us", tz="UTC")),
+        COLUMNS.event_type: pa.array(kind.astype(str)),
+        COLUMNS.item_id: pa.nulls(n, pa.string()),
+        COLUMNS.category: pa.nulls(n, pa.string()),
+        COLUMNS.price: pa.nulls(n, pa.float64()),
+        **{name: pa.array(values).dictionary_encode() for name, values in segments.items()},
+    })
 
 
 def _assemble(shop, session_users, session_ids, starts, n_views, view_items, view_times,
@@ -651,7 +704,7 @@ def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, firs
     n_sess = len(starts)
     session_ids = first_session + np.arange(n_sess)
 
-    n_views = 1 + rng.negative_binomial(0.8, 0.8 / (0.8 + 2.5), size=n_sess)
+    n_views = 1 + rng.negative_binomial(*VIEWS_NEGBIN, size=n_sess)
     intent = shop.pick_categories(rng, factors[session_user])
     view_items = shop.pick_items(rng, factors[np.repeat(session_user, n_views)], np.repeat(intent, n_views))
     target = view_items[np.cumsum(n_views) - 1]
@@ -663,24 +716,51 @@ def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, firs
     p = np.stack([_logistic(_step_logit(step, features)) for step in STEP_OF_PROBABILITY])
     day = shop.day_of(starts)
     incident = np.zeros(n_sess, dtype=bool)
+    cart_factor = np.ones(n_sess)
     for inc in shop.incidents:
         hit = day == inc["day"]
         p[list(STEP_OF_PROBABILITY).index(inc["step"]), hit] *= inc["factor"]
+        cart_factor[hit] *= inc["factor"] if inc["step"] == EVENTS.cart else 1.0
         incident |= hit
 
     view_gap = 35.0
     view_times = _view_times(rng, starts, n_views, view_gap)
+    # the navigation pages have their own generator: every draw of the main one stays as it was
+    nav_rng = np.random.default_rng([params.seed, first_user, 0x6A6F75726E6579])
+    device, channel, customer_type = (session_segments[k] for k in (SEGMENTS.device, SEGMENTS.channel,
+                                                                       SEGMENTS.customer_type))
+    walks = journeys.draw_walks(nav_rng, device, channel, n_views)
+    searched = np.zeros(n_sess, dtype=bool)
+    searched[walks.session[walks.searches > 0]] = True
+    buy, _, pay = journeys.purchase_given_checkout(p[2], searched, journeys.no_search_chance(device, channel, n_views),
+                                                   customer_type)
     # the cart comes after the last view (the target), so every view precedes it
-    reached, step_times = _funnel_events(rng, view_times[np.cumsum(n_views) - 1], p, (30.0, 90.0, 150.0))
+    reached, step_times = _funnel_events(rng, view_times[np.cumsum(n_views) - 1], np.stack([p[0], p[1], buy]),
+                                         (30.0, 90.0, 150.0))
     checkout_logged = rng.uniform(size=n_sess) < params.checkout_logged_share
+    path = journeys.draw_checkout_path(nav_rng, reached, buy, customer_type)
+    rows = journeys.journey_rows(nav_rng, journeys.Sessions(
+        device, channel, customer_type, n_views, view_times, _views_continue(n_views),
+        _cart_chance_per_view(shop, session_segments, view_items, n_views, cart_factor),
+        p[1], pay, checkout_logged, reached, step_times), walks, path)
+    inside = (rows["time"] >= shop.start.value // 1000) & (rows["time"] < shop.end_us)
+    observed = rows["state"] != journeys.STATES.index(journeys.START)
+    complete = np.ones(n_sess, dtype=bool)
+    complete[rows["session"][observed & ~inside]] = False
     session_users = users[session_user]
+    page = np.flatnonzero(rows["page"] & inside)
+    pages = _pages_table(session_users[rows["session"][page]], session_ids[rows["session"][page]],
+                         rows["time"][page], np.asarray(journeys.STATES)[rows["state"][page]],
+                         {name: values[rows["session"][page]] for name, values in session_segments.items()})
     events = _assemble(shop, session_users, session_ids, starts, n_views, view_items, view_times, reached,
                        step_times, checkout_logged, session_segments)
-    sessions = _sessions_table(session_ids, session_users, starts, "human", incident, n_views, target, p, reached)
+    events = pa.concat_tables([events, pages.cast(events.schema)])
+    sessions = _sessions_table(session_ids, session_users, starts, "human", incident, n_views, target, p, reached,
+                               searched, buy)
     labels = pa.table({COLUMNS.user_id: _ids("u", users), "label": pa.array(np.full(n, "human"))})
     user_factors = pa.table({COLUMNS.user_id: _ids("u", users),
                              **{f"f{k}": pa.array(factors[:, k]) for k in range(params.taste_factors)}})
-    return _Block(events, sessions, labels), user_factors
+    return _Block(events, sessions, labels, journeys.expected_transitions(rows, complete)), user_factors
 
 
 class _Anomalies:

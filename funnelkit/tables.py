@@ -413,3 +413,74 @@ def holdout_view(holdout: pd.DataFrame) -> pd.DataFrame:
             f"{m:.3f}" + ("" if pd.isna(lo) else f" ({max(lo, 0):.3f} – {hi:.3f})")
             for m, lo, hi in zip(holdout["actual_mean"], holdout["actual_ci_lower"], holdout["actual_ci_upper"])],
     })
+
+
+def journey_states_view(by_state: pd.DataFrame) -> pd.DataFrame:
+    """:attr:`funnelkit.journeys.JourneyResults.by_state` to read."""
+    rows = by_state[by_state["state"] != "start"]
+    return pd.DataFrame({
+        "state": rows["state"].map(escape),
+        "visits": rows["visits"].map("{:,.0f}".format),
+        "sessions that ended here": rows["exits"].map("{:,.0f}".format),
+        "share of visits that were the last": rows["exit_share"].map(pct),
+        "chance to buy from here (95% CI)": [pct_ci(v, lo, hi) for v, lo, hi in
+                                             zip(rows["purchase_probability"], rows["purchase_probability_low"],
+                                                 rows["purchase_probability_high"])],
+        "pages to the end (95% CI)": [_interval(v, lo, hi, "{:.1f}") for v, lo, hi in
+                                      zip(rows["expected_pages"], rows["expected_pages_low"],
+                                          rows["expected_pages_high"])],
+        "removal effect (95% CI)": ["–" if pd.isna(v) else pct_ci(v, lo, hi) for v, lo, hi in
+                                    zip(rows["removal_effect"], rows["removal_effect_low"],
+                                        rows["removal_effect_high"])],
+    })
+
+
+def transitions_view(transitions: pd.DataFrame, top: int = 25) -> pd.DataFrame:
+    """The ``top`` most frequent transitions of the first-order chain, with their intervals."""
+    rows = transitions.nlargest(top, "count")
+    return pd.DataFrame({
+        "from": rows["from"].map(escape), "to": rows["to"].map(escape),
+        "transitions": rows["count"].map("{:,}".format),
+        "probability (95% CI)": [pct_ci(v, lo, hi) for v, lo, hi in
+                                 zip(rows["probability"], rows["ci_low"], rows["ci_high"])],
+    })
+
+
+def what_if_view(what_ifs: pd.DataFrame, currency: str = "") -> pd.DataFrame:
+    """:attr:`funnelkit.journeys.JourneyResults.what_ifs` to read."""
+    return pd.DataFrame({
+        "transition": [f"{escape(a)} → {escape(b)}" for a, b in zip(what_ifs["from"], what_ifs["to"])],
+        "change": what_ifs["change"].map("{:+.0%}".format),
+        "probability now → after": [f"{pct(a)} → {pct(b)}" for a, b in
+                                    zip(what_ifs["probability"], what_ifs["new_probability"])],
+        "sessions that buy, now → after": [f"{pct(a, 2)} → {pct(b, 2)}" for a, b in
+                                           zip(what_ifs["conversion"], what_ifs["new_conversion"])],
+        "extra purchases per 1,000 sessions (95% CI)": [_interval(v, lo, hi, "{:+.2f}") for v, lo, hi in
+                                                        zip(what_ifs["extra_per_1000"], what_ifs["extra_per_1000_low"],
+                                                            what_ifs["extra_per_1000_high"])],
+        f"their value per 1,000 sessions ({escape(currency) or 'no prices'})": [
+            "–" if pd.isna(v) else f"{v:+,.0f}" for v in what_ifs["extra_value_per_1000"]],
+    })
+
+
+def history_view(history: pd.DataFrame, state: str | None = None) -> pd.DataFrame:
+    """The second-order table (one ``state``, or all) to read, beside the first-order share."""
+    rows = history if state is None else history[history["state"] == state]
+    return pd.DataFrame({
+        "previous state": rows["previous"].map(escape), "state": rows["state"].map(escape),
+        "next": rows["next"].map(escape), "visits of the pair": rows["visits"].map("{:,.0f}".format),
+        "share going next (95% CI)": [pct_ci(v, lo, hi) for v, lo, hi in
+                                      zip(rows["share"], rows["share_low"], rows["share_high"])],
+        "first-order chain": rows["first_order"].map(pct),
+    })
+
+
+def planted_journey_view(check: pd.DataFrame) -> pd.DataFrame:
+    """:func:`funnelkit.groundtruth.planted_journey_check` to read."""
+    return pd.DataFrame({
+        "from": check["from"].map(escape), "to": check["to"].map(escape),
+        "planted": check["planted"].map(lambda v: pct(v, 2)),
+        "estimated (95% CI)": ["not seen" if pd.isna(lo) else pct_ci(v, lo, hi, 2) for v, lo, hi in
+                               zip(check["probability"], check["ci_low"], check["ci_high"])],
+        "planted inside the interval": check["inside"].map({True: "yes", False: "no"}),
+    })

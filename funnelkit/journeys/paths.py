@@ -1,0 +1,186 @@
+"""What the journeys study reads from the event log: sessions as sequences of states, counted in the engine.
+
+Definitions
+-----------
+state
+    An event's type, renamed or merged by ``journeys.states``; the :data:`~JourneysParams.max_states` most
+    frequent states keep their name (the funnel's step events always do), the others become ``other``.
+journey
+    A session's states in time order (ties by state name, so every engine orders alike), from the
+    virtual state ``start`` to ``purchase`` (the first purchase absorbs: what follows it in the session
+    is another journey's business) or to ``exit`` (the session ended without one).
+unfinished session
+    A session whose last event lies within the session gap (``data.session_gap_minutes``) of the log's
+    last event: it may still be going on, so its "exit" is not known. Likewise a session whose first
+    event lies within the gap of the log's first event may have begun before the log. Both are left out
+    and counted.
+
+Only counts leave the engine: per user, how often each (state two steps back, previous state, state)
+occurred — the first-order chain, its second-order refinement and the bootstrap (users resampled) are
+all sums of these rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..engines import literal, quote
+from ..errors import ParamsError, SchemaError
+from ..eventlog import EventLog
+from ..schema import COLUMNS, EVENTS, US_PER_DAY
+
+START, EXIT, OTHER = "start", "exit", "other"
+RESERVED = (START, EXIT)
+US_PER_MINUTE = US_PER_DAY // (24 * 60)
+
+
+@dataclass
+class JourneyCounts:
+    """The journeys of a log, as counts.
+
+    Attributes
+    ----------
+    triples : DataFrame
+        ``user`` (an integer per user), ``before`` (state two steps back; ``start`` for the first step, NULL
+        before it), ``previous``, ``state``, ``n``: how often the user's journeys stepped from ``previous``
+        to ``state`` having been at ``before`` one step earlier. ``state`` includes ``purchase`` and ``exit``.
+    states : list of str
+        The named states (without ``start``, ``purchase``, ``exit``), most visited first.
+    sessions : int
+        Journeys counted.
+    unfinished : int
+        Sessions left out because they may have begun before the log or still be going on at its end.
+    event_counts : DataFrame
+        ``event_type``, ``state``, ``events``: how the log's event names became states.
+    order_value : float
+        Mean value of an order: the sum of ``price`` over a session's purchase events, averaged over the
+        sessions with a priced purchase; NaN without prices.
+    """
+
+    triples: pd.DataFrame
+    states: list
+    sessions: int
+    unfinished: int
+    event_counts: pd.DataFrame
+    order_value: float
+
+
+def state_names(event_counts: pd.DataFrame, mapping: dict[str, str], max_states: int,
+                keep=EVENTS.funnel) -> dict[str, str]:
+    """Event name → state: ``mapping`` applied, then every state beyond the ``max_states`` most frequent ``other``.
+
+    Parameters
+    ----------
+    event_counts : DataFrame
+        ``event_type``, ``events`` (the log's event names and their counts).
+    mapping : dict
+        ``journeys.states``.
+    max_states : int
+    keep : iterable of str
+        States always named (the funnel's step events).
+    """
+    mapped = {str(e): mapping.get(str(e), str(e)) for e in event_counts["event_type"]}
+    reserved = sorted({s for s in mapped.values() if s in RESERVED})
+    if reserved:
+        names = [e for e, s in mapped.items() if s in reserved]
+        raise ParamsError(f"journeys.states: {', '.join(map(repr, reserved))} name the journey's virtual start and "
+                          f"end; map the event name(s) {', '.join(map(repr, names))} to another state in "
+                          f"journeys.states (e.g. {{{names[0]}: {names[0]}_page}})")
+    totals = (event_counts.assign(state=event_counts["event_type"].astype(str).map(mapped))
+              .groupby("state")["events"].sum().sort_values(ascending=False, kind="stable"))
+    always = [s for s in totals.index if s in set(keep)]
+    others = [s for s in totals.index if s not in set(keep)]
+    named = set(always + others[:max(max_states - len(always), 0)])
+    if len(totals) - len(named) == 1:  # an "other" of one state would only hide its name
+        named = set(totals.index)
+    return {e: (s if s in named else OTHER) for e, s in mapped.items()}
+
+
+def _require(events: EventLog) -> dict[str, str]:
+    types = events.column_types()
+    needed = [COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time, COLUMNS.event_type]
+    missing = [c for c in needed if c not in types]
+    if missing:
+        where = events.source or f"table {events.table}"
+        raise SchemaError(f"journeys: column(s) {', '.join(missing)} not found in the events of {where}; "
+                          f"columns found: {', '.join(types)}")
+    return types
+
+
+def journey_counts(events: EventLog, mapping: dict[str, str], max_states: int,
+                   session_gap_minutes: float = 30.0) -> JourneyCounts:
+    """Count the journeys of ``events`` (see the module docstring); everything runs in the log's engine."""
+    types = _require(events)
+    table = quote(events.table)
+    et, t = quote(COLUMNS.event_type), quote(COLUMNS.event_time)
+    event_counts = events.query(f"SELECT CAST({et} AS VARCHAR) AS event_type, count(*) AS events FROM {table} "
+                                f"WHERE {et} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1")
+    names = state_names(event_counts, mapping, max_states)
+    event_counts["state"] = event_counts["event_type"].map(names)
+    case = " ".join(f"WHEN {literal(e)} THEN {literal(s)}" for e, s in names.items())
+    state_sql = f"CASE CAST({et} AS VARCHAR) {case} END" if names else "CAST(NULL AS VARCHAR)"
+    price = f"CAST({quote(COLUMNS.price)} AS DOUBLE)" if COLUMNS.price in types else "CAST(NULL AS DOUBLE)"
+    gap = int(round(session_gap_minutes * US_PER_MINUTE))
+    purchase, start, exit_ = literal(EVENTS.purchase), literal(START), literal(EXIT)
+    sql = f"""
+WITH ev AS (
+  SELECT CAST({quote(COLUMNS.user_id)} AS VARCHAR) AS uid, CAST({quote(COLUMNS.session_id)} AS VARCHAR) AS sid,
+         epoch_us({t}) AS t, {state_sql} AS state, {price} AS price
+  FROM {table}
+  WHERE {quote(COLUMNS.user_id)} IS NOT NULL AND {quote(COLUMNS.session_id)} IS NOT NULL AND {t} IS NOT NULL
+    AND {et} IS NOT NULL),
+span AS (SELECT min(t) AS first_t, max(t) AS last_t FROM ev),
+sessions AS (
+  SELECT uid, sid, min(t) AS t0, max(t) AS t1,
+         min(CASE WHEN state = {purchase} THEN t END) AS bought
+  FROM ev GROUP BY uid, sid),
+finished AS (
+  SELECT s.* FROM sessions s, span
+  WHERE s.t0 >= span.first_t + {gap} AND s.t1 <= span.last_t - {gap}),
+steps AS (
+  SELECT e.uid, e.sid, e.state, e.t,
+         row_number() OVER (PARTITION BY e.sid ORDER BY e.t, e.state) AS k
+  FROM ev e JOIN finished f ON e.sid = f.sid AND e.uid = f.uid
+  WHERE f.bought IS NULL OR e.t <= f.bought),
+cut AS (
+  -- the first purchase absorbs: nothing after it (ties at its time included, then cut by step number)
+  SELECT s.* FROM steps s LEFT JOIN (SELECT sid, min(k) AS kb FROM steps WHERE state = {purchase} GROUP BY sid) b
+    ON s.sid = b.sid
+  WHERE b.kb IS NULL OR s.k <= b.kb),
+journey AS (
+  SELECT uid, sid, k, state FROM cut
+  UNION ALL SELECT uid, sid, 0, {start} FROM finished
+  UNION ALL SELECT uid, sid, max(k) + 1, {exit_} FROM cut GROUP BY uid, sid
+    HAVING max(CASE WHEN state = {purchase} THEN 1 ELSE 0 END) = 0),
+triples AS (
+  SELECT uid, lag(state, 2) OVER w AS before, lag(state, 1) OVER w AS previous, state
+  FROM journey WINDOW w AS (PARTITION BY sid ORDER BY k))
+SELECT dense_rank() OVER (ORDER BY uid) - 1 AS "user", before, previous, state, count(*) AS n
+FROM triples WHERE previous IS NOT NULL
+GROUP BY uid, before, previous, state
+ORDER BY "user", before NULLS FIRST, previous, state"""
+    triples = events.query(sql)
+    sessions, unfinished = events.rows(f"""
+WITH ev AS (SELECT {quote(COLUMNS.session_id)} AS sid, epoch_us({t}) AS t FROM {table}
+            WHERE {quote(COLUMNS.user_id)} IS NOT NULL AND {quote(COLUMNS.session_id)} IS NOT NULL
+              AND {t} IS NOT NULL AND {et} IS NOT NULL),
+span AS (SELECT min(t) AS first_t, max(t) AS last_t FROM ev),
+s AS (SELECT sid, min(t) AS t0, max(t) AS t1 FROM ev GROUP BY sid)
+SELECT count(*) FILTER (WHERE t0 >= first_t + {gap} AND t1 <= last_t - {gap}),
+       count(*) FILTER (WHERE NOT (t0 >= first_t + {gap} AND t1 <= last_t - {gap})) FROM s, span""")[0]
+    order_value = _order_value(events, price, gap) if COLUMNS.price in types else float("nan")
+    visits = triples.groupby("previous")["n"].sum()
+    states = [s for s in visits.sort_values(ascending=False, kind="stable").index
+              if s not in (START, EVENTS.purchase, EXIT)]
+    return JourneyCounts(triples, states, int(sessions or 0), int(unfinished or 0), event_counts, order_value)
+
+
+def _order_value(events: EventLog, price: str, gap: int) -> float:
+    """Mean order value of the sessions with a purchase: the sum of their purchase events' prices."""
+    table, t = quote(events.table), quote(COLUMNS.event_time)
+    ((value,),) = events.rows(f"""
+SELECT avg(v) FROM (SELECT sum({price}) AS v FROM {table}
+                    WHERE {quote(COLUMNS.event_type)} = {literal(EVENTS.purchase)} AND {t} IS NOT NULL
+                    GROUP BY {quote(COLUMNS.session_id)} HAVING count({price}) > 0)""")
+    return float("nan") if value is None else float(value)

@@ -1,0 +1,376 @@
+"""The journeys study in one call: :func:`run` returns a :class:`JourneyResults`.
+
+Sessions are walks over page states from ``start`` to ``purchase`` or ``exit``
+(:mod:`funnelkit.journeys.paths`); the first-order absorbing chain estimated from their transitions
+(:mod:`funnelkit.journeys.chain`) gives the chance to buy from each state, the expected pages to the end,
+what removing a state would cost (removal effects) and what changing one transition would be worth.
+Every interval is a percentile bootstrap over users (a user's sessions move together, so shoppers who
+come back often do not narrow the intervals as if each visit were a new shopper). The second-order
+table shows where the previous page changes what happens next: what a first-order chain averages away.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParamsError
+from ..eventlog import EventLog
+from ..params import JourneysParams
+from ..schema import EVENTS
+from ..study import Metric, StudyResults
+from ..text import escape_md, money, pct, pct_ci
+from . import chain
+from .paths import EXIT, START, JourneyCounts, journey_counts
+
+ABSORBING = (EVENTS.purchase, EXIT)
+MIN_HISTORY_VISITS = 50
+"""Fewest visits of a (previous state, state) pair for its own row in the second-order table."""
+REPLICATES_PER_CHUNK = 100
+"""Bootstrap replicates drawn at once (bounds the memory of the user weights: chunk × users floats)."""
+
+
+@dataclass
+class JourneyResults(StudyResults):
+    """Everything the journeys study found; built by :func:`run`.
+
+    Attributes
+    ----------
+    spec : JourneysParams
+    currency : str
+    counts : JourneyCounts
+        The journeys as counted in the engine.
+    transient : list of str
+        ``start`` then the named states, most visited first: the rows of the chain.
+    transitions : DataFrame
+        ``from``, ``to``, ``count``, ``probability``, ``ci_low``, ``ci_high``: the first-order chain (every
+        observed transition).
+    by_state : DataFrame
+        One row per state (``start`` first): ``visits``, ``exits`` (visits after which the session ended),
+        ``exit_share``, ``purchase_probability`` (the chance a session at this state goes on to buy) and
+        ``expected_pages`` (pages still to come, this one included), each with ``_low``/``_high``
+        intervals, and ``removal_effect`` (the relative drop of the session conversion if the state were
+        removed and its visitors left instead), with its interval; NaN for ``start``.
+    conversion : tuple
+        (estimate, low, high): the share of journeys that end in a purchase, from the chain.
+    what_ifs : DataFrame
+        One row per ``spec.what_if``: ``from``, ``to``, ``change``, ``probability`` and ``new_probability``
+        of the transition, ``conversion`` and ``new_conversion`` per session, the extra purchases per 1,000
+        sessions (``extra_per_1000`` with its interval) and their value (``extra_value_per_1000``, at the
+        log's mean order value).
+    history : DataFrame
+        Second order: ``previous``, ``state``, ``next``, ``visits`` (of the pair), ``share`` of them going to
+        ``next`` with its interval, and ``first_order`` (the share a first-order chain gives every previous
+        state), for pairs with at least :data:`MIN_HISTORY_VISITS` visits of states whose next step depends
+        on the previous one.
+    """
+
+    spec: JourneysParams
+    currency: str
+    counts: JourneyCounts
+    transient: list
+    transitions: pd.DataFrame
+    by_state: pd.DataFrame
+    conversion: tuple
+    what_ifs: pd.DataFrame
+    history: pd.DataFrame
+
+    # ------------------------------------------------------------------ figures
+    def metrics(self) -> list[Metric]:
+        est, low, high = self.conversion
+        out = [Metric("session_conversion", est, "share of sessions", "Sessions that end in a purchase (chain)",
+                      _ci(low, high), headline=True),
+               Metric("sessions", self.counts.sessions, "sessions", "Sessions (journeys) counted"),
+               Metric("unfinished_sessions", self.counts.unfinished, "sessions",
+                      "Sessions left out: possibly begun before the log or still going on at its end"),
+               Metric("states", len(self.transient) - 1, "states", "Page states of the chain")]
+        key = self.key_state()
+        if key is not None:
+            out.append(Metric("largest_removal_effect", float(key["removal_effect"]), "share of purchases",
+                              f"Purchases lost if the {key['state']} state were removed (the largest of the "
+                              f"states besides the funnel's steps)",
+                              _ci(key["removal_effect_low"], key["removal_effect_high"]), headline=True))
+        leak = self.leak()
+        if leak is not None:
+            out.append(Metric("largest_leak_exits", int(leak["exits"]), "sessions",
+                              f"Sessions that left the shop from the {leak['state']} state"))
+        for _, row in self.what_ifs.iterrows():
+            out.append(Metric(f"what_if_{row['from']}_{row['to']}", float(row["extra_per_1000"]),
+                              "purchases per 1,000 sessions",
+                              f"Extra purchases if {row['from']} → {row['to']} changed by {row['change']:+.0%}",
+                              _ci(row["extra_per_1000_low"], row["extra_per_1000_high"]),
+                              headline=_ == self.what_ifs.index[0]))
+        return out
+
+    def key_state(self) -> pd.Series | None:
+        """Of the pages a purchase can do without, the one whose removal would cost the most purchases.
+
+        The funnel's steps (``view``, ``cart``, ``checkout``) and any state on every purchase's path have a
+        removal effect of (nearly) 100% by construction, which says nothing; None without purchases or when
+        no other state is left.
+        """
+        states = self.by_state[~self.by_state["state"].isin([START, *EVENTS.funnel])
+                               & self.by_state["removal_effect"].notna()]
+        states = states[states["removal_effect"] < 1 - 1e-9]
+        return None if states.empty else states.loc[states["removal_effect"].idxmax()]
+
+    def leak(self) -> pd.Series | None:
+        """The state most sessions left the shop from."""
+        states = self.by_state[self.by_state["state"] != START]
+        return None if states.empty or states["exits"].max() == 0 else states.loc[states["exits"].idxmax()]
+
+    def headline(self) -> str:
+        est, low, high = self.conversion
+        n = self.counts.sessions
+        if n == 0:
+            return ("**No complete session to follow**: every session of the log may have begun before it or "
+                    "still be going on at its end (within the session gap of its first or last event).")
+        lines = [f"- **{pct_ci(est, low, high)} of sessions end in a purchase** ({n:,} sessions; "
+                 f"{self.counts.unfinished:,} unfinished ones at the log's edges left out)."]
+        if not (self.counts.triples["state"] == EVENTS.purchase).any():
+            lines.append("- **No session bought**: there is no `purchase` event, so the chain has no purchase to "
+                         "lead to. If your log names its order event differently, map it with "
+                         "`data.event_names` (e.g. `{payment_done: purchase}`).")
+            return "\n".join(lines)
+        states = self.by_state[self.by_state["state"] != START]
+        best = states.loc[states["purchase_probability"].idxmax()]
+        chance = pct_ci(best["purchase_probability"], best["purchase_probability_low"],
+                        best["purchase_probability_high"])
+        lines.append(f"- **Closest to a purchase: {escape_md(best['state'])}**: a session that reaches it buys "
+                     f"{chance} of the time.")
+        leak = self.leak()
+        if leak is not None:
+            total = states["exits"].sum()
+            lines.append(f"- **Biggest leak: {escape_md(leak['state'])}**: {leak['exits']:,.0f} sessions "
+                         f"({pct(leak['exits'] / total)} of those that left without buying) ended there; "
+                         f"{pct(leak['exit_share'])} of its visits are the session's last.")
+        key = self.key_state()
+        if key is not None:
+            lines.append(f"- **{pct_ci(key['removal_effect'], key['removal_effect_low'], key['removal_effect_high'])} "
+                         f"of purchases pass through {escape_md(key['state'])}**: removing it (its visitors "
+                         f"leaving instead) would cost them; of the pages besides the funnel's steps, the one "
+                         f"purchases depend on most.")
+        for _, row in self.what_ifs.iterrows():
+            value = ("" if np.isnan(row["extra_value_per_1000"]) else
+                     f", about {money(row['extra_value_per_1000'], self.currency, markdown=True)} per 1,000 sessions "
+                     f"at the mean order value")
+            digits = _digits(row["extra_per_1000_low"], row["extra_per_1000_high"])
+            lines.append(f"- **What if {escape_md(row['from'])} → {escape_md(row['to'])} changed by "
+                         f"{row['change']:+.0%}** ({pct(row['probability'])} → {pct(row['new_probability'])}): "
+                         f"{row['extra_per_1000']:+.{digits}f} purchases per 1,000 sessions (95% CI "
+                         f"{row['extra_per_1000_low']:+.{digits}f} to {row['extra_per_1000_high']:+.{digits}f})"
+                         f"{value}.")
+        strongest = self.strongest_history()
+        if strongest is not None:
+            lines.append(f"- **The previous page matters at {escape_md(strongest['state'])}**: {strongest['text']}; "
+                         f"a first-order chain averages these into {pct(strongest['first_order'])}.")
+        return "\n".join(lines)
+
+    def strongest_history(self) -> dict | None:
+        """The (state, next) whose share differs most between two previous states, in words."""
+        if self.history.empty:
+            return None
+        spread = (self.history.groupby(["state", "next"])["share"].agg(["min", "max"])
+                  .assign(gap=lambda d: d["max"] - d["min"]).sort_values("gap", ascending=False, kind="stable"))
+        (state, nxt), top = spread.index[0], spread.iloc[0]
+        if top["gap"] < 0.05:
+            return None
+        rows = self.history[(self.history["state"] == state) & (self.history["next"] == nxt)]
+        high, low = rows.loc[rows["share"].idxmax()], rows.loc[rows["share"].idxmin()]
+        go = "leads out of the shop" if nxt == EXIT else f"leads to {escape_md(nxt)}"
+        text = (f"after {escape_md(high['previous'])}, {escape_md(state)} {go} "
+                f"{pct_ci(high['share'], high['share_low'], high['share_high'])} of the time; after "
+                f"{escape_md(low['previous'])}, {pct_ci(low['share'], low['share_low'], low['share_high'])}")
+        return {"state": state, "next": nxt, "text": text, "first_order": float(rows["first_order"].iloc[0])}
+
+
+def _digits(low: float, high: float) -> int:
+    """Decimals that show an interval's width (at least one, at most three)."""
+    width = abs(high - low)
+    return 1 if not np.isfinite(width) or width >= 0.1 else min(3, int(np.ceil(-np.log10(max(width, 1e-3)))))
+
+
+def _ci(low, high):
+    return None if low is None or np.isnan(low) or np.isnan(high) else (float(low), float(high))
+
+
+# ---------------------------------------------------------------------- the computation
+
+def _user_matrix(triples: pd.DataFrame, keys: list[tuple], key_columns: list[str]):
+    """Sparse users × keys matrix of counts (``keys`` in order)."""
+    from scipy import sparse
+
+    index = pd.MultiIndex.from_tuples(keys, names=key_columns)
+    grouped = triples.groupby(["user", *key_columns], dropna=False)["n"].sum()
+    column = index.get_indexer(grouped.index.droplevel("user"))
+    users = grouped.index.get_level_values("user").to_numpy()
+    n_users = int(triples["user"].max()) + 1 if len(triples) else 0
+    kept = column >= 0  # rows of keys not asked for
+    return sparse.csr_matrix((grouped.to_numpy(float)[kept], (users[kept], column[kept])),
+                             shape=(n_users, len(keys)))
+
+
+def _bootstrap(matrix, replicates: int, seed: int) -> np.ndarray:
+    """Replicate totals (replicates × keys): users resampled with Poisson(1) weights (Hanley & MacGibbon 2006),
+    the Poisson bootstrap: each user's sessions enter a replicate 0, 1, 2, ... times together."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for start in range(0, replicates, REPLICATES_PER_CHUNK):
+        size = min(REPLICATES_PER_CHUNK, replicates - start)
+        weights = rng.poisson(1.0, size=(size, matrix.shape[0])).astype(np.float64)
+        out.append(np.asarray((matrix.T @ weights.T).T))
+    return np.concatenate(out) if out else np.zeros((0, matrix.shape[1]))
+
+
+def _interval(draws: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """95% percentile interval of bootstrap draws (NaN draws, e.g. a state absent from a replicate, left out)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN slice gives a NaN interval
+        return np.nanpercentile(draws, 2.5, axis=axis), np.nanpercentile(draws, 97.5, axis=axis)
+
+
+def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_gap_minutes: float = 30.0,
+        truth=None) -> JourneyResults:
+    """Count the journeys of ``events`` and fit the absorbing chain (see the module docstring).
+
+    Parameters
+    ----------
+    events : EventLog
+    spec : JourneysParams
+        ``params.journeys``.
+    currency : str
+        Of the order values (``data.currency``).
+    session_gap_minutes : float
+        ``data.session_gap_minutes``: sessions within it of the log's first or last event are unfinished.
+    truth : funnelkit.groundtruth.Planted, optional
+        The built-in shop's planted truth: its anomalous accounts (bots, click farm, fake orders) are left
+        out, as their journeys are not shoppers' journeys.
+
+    Raises
+    ------
+    ParamsError
+        A ``what_if`` naming a state the chain does not have, or a transition never observed.
+    """
+    if truth is not None:
+        events = events.without_users(truth.anomalous_accounts)
+    counts = journey_counts(events, spec.states, spec.max_states, session_gap_minutes)
+    transient = [START, *counts.states]
+    columns = transient + list(ABSORBING)
+    k = len(transient)
+    code = {s: i for i, s in enumerate(columns)}
+    triples = counts.triples
+    _check_what_ifs(spec, transient, columns, counts)
+
+    pairs = [(a, b) for a in transient for b in columns]
+    first = _user_matrix(triples, pairs, ["previous", "state"])
+    observed = np.asarray(first.sum(axis=0)).ravel().reshape(k, len(columns))
+    draws = _bootstrap(first, spec.bootstrap, spec.seed).reshape(-1, k, len(columns))
+    P, P_draws = chain.transition_probabilities(observed), chain.transition_probabilities(draws)
+
+    transitions = _transitions_table(observed, P, P_draws, transient, columns)
+    by_state, conversion = _by_state(observed, P, P_draws, transient, code)
+    what_ifs = _what_ifs(spec, P, P_draws, code, counts.order_value)
+    history = _history(triples, transient, columns, spec)
+    return JourneyResults(spec, currency, counts, transient, transitions, by_state, conversion, what_ifs, history)
+
+
+def _check_what_ifs(spec, transient, columns, counts) -> None:
+    for n, change in enumerate(spec.what_if):
+        source, target = change.transition
+        if source not in transient or source == START or target not in columns or target == START:
+            raise ParamsError(f"journeys.what_if[{n}].transition: {source!r} → {target!r} is not a transition of "
+                              f"this log's chain; its states: {', '.join(transient[1:])}, and the ends "
+                              f"{', '.join(ABSORBING)}")
+        seen = counts.triples[(counts.triples["previous"] == source) & (counts.triples["state"] == target)]
+        if seen.empty:
+            raise ParamsError(f"journeys.what_if[{n}].transition: no session went from {source!r} to {target!r}; "
+                              f"a relative change of a transition never seen changes nothing")
+
+
+def _transitions_table(observed, P, P_draws, transient, columns) -> pd.DataFrame:
+    low, high = _interval(P_draws)
+    rows = [{"from": transient[i], "to": columns[j], "count": int(observed[i, j]), "probability": P[i, j],
+             "ci_low": low[i, j], "ci_high": high[i, j]}
+            for i in range(len(transient)) for j in range(len(columns)) if observed[i, j] > 0]
+    return pd.DataFrame(rows, columns=["from", "to", "count", "probability", "ci_low", "ci_high"])
+
+
+def _by_state(observed, P, P_draws, transient, code) -> tuple[pd.DataFrame, tuple]:
+    purchase, start = 0, code[START]
+    B, B_draws = chain.absorption_probabilities(P), chain.absorption_probabilities(P_draws)
+    t, t_draws = chain.expected_steps(P), chain.expected_steps(P_draws)
+    buy, buy_draws = B[:, purchase], B_draws[:, :, purchase]
+    visits = observed.sum(axis=1)
+    exits = observed[:, code[EXIT]]
+    frame = pd.DataFrame({"state": transient, "visits": visits, "exits": exits,
+                          "exit_share": np.divide(exits, visits, out=np.full(len(visits), np.nan), where=visits > 0)})
+    for name, value, value_draws in (("purchase_probability", buy, buy_draws), ("expected_pages", t, t_draws)):
+        low, high = _interval(value_draws)
+        frame[name], frame[f"{name}_low"], frame[f"{name}_high"] = value, low, high
+    if buy[start] > 0:
+        effect = chain.removal_effects(P, start, purchase)
+        low, high = _interval(chain.removal_effects(P_draws, start, purchase))
+    else:
+        effect = low = high = np.full(len(transient), np.nan)
+    frame["removal_effect"], frame["removal_effect_low"], frame["removal_effect_high"] = effect, low, high
+    conv_low, conv_high = _interval(buy_draws[:, start])
+    frame.loc[frame["state"] == START, ["removal_effect", "removal_effect_low", "removal_effect_high"]] = np.nan
+    return frame, (float(buy[start]), float(conv_low), float(conv_high))
+
+
+def _what_ifs(spec, P, P_draws, code, order_value) -> pd.DataFrame:
+    rows = []
+    start = code[START]
+    for change in spec.what_if:
+        source, target = (code[s] for s in change.transition)
+        new, new_draws = (chain.what_if(x, source, target, change.change) for x in (P, P_draws))
+        before, after = chain.conversion(P, start, 0), chain.conversion(new, start, 0)
+        extra_draws = 1000 * (chain.conversion(new_draws, start, 0) - chain.conversion(P_draws, start, 0))
+        low, high = _interval(extra_draws)
+        extra = 1000 * (after - before)
+        rows.append({"from": change.transition[0], "to": change.transition[1], "change": change.change,
+                     "probability": P[source, target], "new_probability": new[source, target],
+                     "conversion": float(before), "new_conversion": float(after),
+                     "extra_per_1000": float(extra), "extra_per_1000_low": float(low),
+                     "extra_per_1000_high": float(high), "extra_value_per_1000": float(extra * order_value)})
+    return pd.DataFrame(rows, columns=["from", "to", "change", "probability", "new_probability", "conversion",
+                                       "new_conversion", "extra_per_1000", "extra_per_1000_low",
+                                       "extra_per_1000_high", "extra_value_per_1000"])
+
+
+def _history(triples, transient, columns, spec) -> pd.DataFrame:
+    """Second-order shares of the states whose next step depends on the previous one (a χ² test at 1%)."""
+    from scipy.stats import chi2_contingency
+
+    pair = triples.dropna(subset=["before"]).groupby(["before", "previous", "state"])["n"].sum()
+    table = pair.unstack("state", fill_value=0)
+    visits = table.sum(axis=1)
+    table = table[visits >= MIN_HISTORY_VISITS]
+    keep = []
+    for state, block in table.groupby(level="previous"):
+        block = block.loc[:, block.sum(axis=0) > 0]
+        if len(block) < 2 or block.shape[1] < 2:
+            continue
+        if chi2_contingency(block.to_numpy()).pvalue < 0.01:
+            keep.append(state)
+    if not keep:
+        return pd.DataFrame(columns=["previous", "state", "next", "visits", "share", "share_low", "share_high",
+                                     "first_order"])
+    keys = [(b, s, n) for (b, s) in table.index if s in keep for n in columns]
+    matrix = _user_matrix(triples.dropna(subset=["before"]), keys, ["before", "previous", "state"])
+    draws = _bootstrap(matrix, spec.bootstrap, spec.seed + 1)
+    totals = np.asarray(matrix.sum(axis=0)).ravel()
+    frame = pd.DataFrame(keys, columns=["previous", "state", "next"]).assign(count=totals)
+    group = frame.groupby(["previous", "state"])["count"].transform("sum").to_numpy()
+    frame["visits"] = group
+    frame["share"] = totals / group
+    group_draws = pd.DataFrame(draws.T).groupby([frame["previous"], frame["state"]]).transform("sum").to_numpy().T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["share_low"], frame["share_high"] = _interval(draws / group_draws)
+    first = triples.groupby(["previous", "state"])["n"].sum()
+    out_of = first.groupby(level="previous").sum()
+    frame["first_order"] = [first.get((s, n), 0) / out_of[s] for s, n in zip(frame["state"], frame["next"])]
+    frame = frame[frame["count"] > 0].drop(columns="count")
+    return frame.sort_values(["state", "previous", "next"], ignore_index=True)
