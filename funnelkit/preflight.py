@@ -87,7 +87,7 @@ def params_warnings(params: Params) -> list[str]:
 # --------------------------------------------------------------------------- with data
 
 
-SECTIONS = frozenset({"funnel", "recommend", "retention"})
+SECTIONS = frozenset({"funnel", "recommend", "retention", "journeys"})
 """The params sections checked against the data; a run checks those its notebooks use."""
 
 
@@ -164,6 +164,8 @@ def check_events(params: Params, events: "EventLog", *, sections: frozenset[str]
         _check_recommend(params, events, first, last)
     if "retention" in sections:
         _check_retention(params, events)
+    if "journeys" in sections:
+        _check_journeys(params, events)
     return DataSummary(int(n), first, last, notes + _load_warnings(events))
 
 
@@ -176,6 +178,22 @@ def _check_retention(params: Params, events: "EventLog") -> None:
         raise SchemaError(f"segment column {column!r} (retention.segment) is not in {events.source or 'the events'}; "
                           f"its segment columns are: {segments} (all columns: {', '.join(types)}); set "
                           f"retention.segment to one of them, or to null for one curve")
+
+
+def _check_journeys(params: Params, events: "EventLog") -> None:
+    """The states of ``journeys.what_if`` are states of this log's chain (after ``journeys.states``)."""
+    from .journeys.paths import EXIT, journey_states
+
+    states = journey_states(events, params.journeys.states, params.journeys.max_states)
+    ends = {EVENTS.purchase, EXIT}
+    for n, change in enumerate(params.journeys.what_if):
+        source, target = change.transition
+        if source not in states - ends or target not in states | ends:
+            named = ", ".join(sorted(states - ends)) or "none"
+            raise ParamsError(f"journeys.what_if[{n}].transition: {source!r} → {target!r} is not a transition of the "
+                              f"journeys in {events.source or 'the events'}; its states are {named}, and the ends "
+                              f"{EVENTS.purchase}, {EXIT} (journeys.states renames or merges event names; beyond "
+                              f"journeys.max_states the rarest become 'other')")
 
 
 def _load_warnings(events: "EventLog") -> list[str]:

@@ -409,3 +409,41 @@ def test_retention_recovers_the_planted_return_process_and_keeps_unfinished_peri
     values = pd.read_csv(reports / "06_retention_files" / "customer_value.csv")
     assert len(values) == m["customers"]["value"]
     assert values["user_id_pseudonym"].str.fullmatch(r"id-[0-9a-f]{12}").all()
+
+
+def test_journeys_recover_the_planted_chain_and_its_second_order_effect(reports):
+    from funnelkit.groundtruth import planted_journey_chain
+
+    m = read_metrics(reports / "05_journeys.ipynb")
+    assert {k for k, v in m.items() if v.get("headline")} == {
+        "session_conversion", "largest_removal_effect", "what_if_delivery_payment"}
+    params = load_params(ROOT / "params" / "ci.yaml")
+    dataset = ensure_dataset(params.simulation)
+    # the share of complete human sessions with a purchase, by pandas from the shop's events
+    events = pd.read_parquet(dataset.events_path, columns=[USER, COLUMNS.session_id, COLUMNS.event_time,
+                                                             COLUMNS.event_type])
+    humans = set(dataset.labels().query("label == 'human'")[USER].astype(str))
+    gap = pd.Timedelta(minutes=params.data.session_gap_minutes)
+    start, end = events[COLUMNS.event_time].min(), events[COLUMNS.event_time].max()
+    events = events[events[USER].astype(str).isin(humans)]
+    sessions = events.groupby(COLUMNS.session_id).agg(
+        first=(COLUMNS.event_time, "min"), last=(COLUMNS.event_time, "max"),
+        bought=(COLUMNS.event_type, lambda kinds: (kinds == "purchase").any()))
+    complete = sessions[(sessions["first"] >= start + gap) & (sessions["last"] <= end - gap)]
+    conversion = m["session_conversion"]
+    assert m["sessions"]["value"] == len(complete)
+    assert conversion["value"] == pytest.approx(complete["bought"].mean(), abs=1e-12)
+    assert conversion["ci"][0] < conversion["value"] < conversion["ci"][1]
+    # every planted transition against the interval the report wrote
+    planted = planted_journey_chain(dataset.ground_truth, 1)
+    transitions = pd.read_csv(reports / "05_journeys_files" / "transitions.csv")
+    check = planted.merge(transitions, on=["from", "to"], how="left")
+    assert len(check) >= 25 and check["probability"].notna().all()
+    inside = (check["ci_low"] <= check["planted"]) & (check["planted"] <= check["ci_high"])
+    assert inside.mean() >= 0.85, check[~inside]
+    # the planted second-order effect: a cart view after delivery leads out far more often than after the cart
+    history = pd.read_csv(reports / "05_journeys_files" / "history.csv").set_index(["previous", "state", "next"])
+    after_delivery, after_cart = (history.loc[(p, "cart_view", "exit")] for p in ("delivery", "cart"))
+    assert after_delivery["share_low"] > after_cart["share_high"]
+    html = (reports / "05_journeys.html").read_text()
+    assert "The previous page matters at cart" in html and "purchases pass through search" in html

@@ -99,6 +99,18 @@ def test_a_retention_segment_not_in_the_log_stops_the_run_naming_the_key(events)
     assert check_events(params, events, sections=frozenset({"funnel"})).events == 5
 
 
+def test_a_what_if_on_states_the_log_does_not_have_stops_the_run_naming_the_key(events):
+    params = parse_params({"journeys": {"what_if": [{"transition": ["view", "cart"], "change": 0.1},
+                                                    {"transition": ["delivery", "payment"], "change": 0.1}]}})
+    with pytest.raises(ParamsError, match=r"journeys.what_if\[1\].transition: 'delivery' → 'payment' is not a "
+                                          r"transition.*its states are cart, view, and the ends purchase, exit"):
+        check_events(params, events, sections=frozenset({"journeys"}))
+    # renamed by journeys.states, the log's names become the chain's states
+    renamed = parse_params({"journeys": {"states": {"view": "product"},
+                                         "what_if": [{"transition": ["product", "cart"], "change": 0.1}]}})
+    assert check_events(renamed, events, sections=frozenset({"journeys"})).events == 5
+
+
 def test_report_warnings_are_passed_on(events):
     class Report:
         def warnings(self):
@@ -156,7 +168,8 @@ def test_notebooks_declare_the_params_sections_they_use():
 
     notebooks = sorted((project_root() / "notebooks").glob("*.ipynb"))
     used = {nb.name[:2]: sections_used(nb) for nb in notebooks}
-    assert used == {"01": {"funnel"}, "02": {"funnel"}, "03": {"recommend"}, "04": {"funnel"}, "06": {"retention"}}
+    assert used == {"01": {"funnel"}, "02": {"funnel"}, "03": {"recommend"}, "04": {"funnel"}, "05": {"journeys"},
+                    "06": {"retention"}}
 
 
 def test_an_exclusion_that_matches_no_event_is_a_warning_not_an_error(events):

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from funnelkit import journeys
 from funnelkit.engines import open_events
 from funnelkit.eventlog import EventLog
 from funnelkit.features import session_table
 from funnelkit.funnel import dropoff_paths, run_funnel, transition_matrix
-from funnelkit.params import ExclusionSpec, FilterSpec, FunnelParams, Params, StepSpec, load_params
+from funnelkit.params import ExclusionSpec, FilterSpec, FunnelParams, JourneysParams, Params, StepSpec, load_params
 from funnelkit.schema import COLUMNS
 from funnelkit.engines.spark import WAREHOUSE_OPTION, SparkEngine, session_options, to_spark_sql
 from tests.reference.funnel_bruteforce import step_counts, unit_results
@@ -213,3 +214,16 @@ def test_funnel_and_drivers_notebooks_run_on_spark_with_the_duckdb_answers(spark
     drivers = read_metrics(runs["spark"] / "02_conversion_drivers.ipynb")
     total = drivers["planted_effects_total"]["value"]  # as tests/test_notebooks.py asks of the DuckDB run
     assert total >= 30 and drivers["planted_effects_inside"]["value"] >= total - 4
+
+
+def test_journeys_are_counted_alike_and_the_study_gives_the_same_answers(shop_logs):
+    duck, spark_log = shop_logs
+    spec = JourneysParams(bootstrap=100, what_if=[{"transition": ["delivery", "payment"], "change": 0.1}])
+    results = {name: journeys.run(log, spec) for name, log in (("duckdb", duck), ("spark", spark_log))}
+    a, b = results["duckdb"], results["spark"]
+    # users are numbered in the same order, so the bootstrap draws the same weights for the same user
+    pd.testing.assert_frame_equal(b.counts.triples, a.counts.triples, check_dtype=False)
+    assert (b.counts.sessions, b.counts.unfinished) == (a.counts.sessions, a.counts.unfinished)
+    assert b.counts.order_value == pytest.approx(a.counts.order_value, rel=1e-12)
+    for table in ("transitions", "by_state", "what_ifs", "history"):
+        pd.testing.assert_frame_equal(getattr(b, table), getattr(a, table), obj=table)

@@ -97,6 +97,18 @@ def state_names(event_counts: pd.DataFrame, mapping: dict[str, str], max_states:
     return {e: (s if s in named else OTHER) for e, s in mapped.items()}
 
 
+def _event_counts(events: EventLog) -> pd.DataFrame:
+    et = quote(COLUMNS.event_type)
+    return events.query(f"SELECT CAST({et} AS VARCHAR) AS event_type, count(*) AS events FROM {quote(events.table)} "
+                        f"WHERE {et} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1")
+
+
+def journey_states(events: EventLog, mapping: dict[str, str], max_states: int) -> set:
+    """The states the journeys of ``events`` pass through (``purchase`` among them when the log has it)."""
+    _require(events)
+    return set(state_names(_event_counts(events), mapping, max_states).values())
+
+
 def _require(events: EventLog) -> dict[str, str]:
     types = events.column_types()
     needed = [COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time, COLUMNS.event_type]
@@ -114,8 +126,7 @@ def journey_counts(events: EventLog, mapping: dict[str, str], max_states: int,
     types = _require(events)
     table = quote(events.table)
     et, t = quote(COLUMNS.event_type), quote(COLUMNS.event_time)
-    event_counts = events.query(f"SELECT CAST({et} AS VARCHAR) AS event_type, count(*) AS events FROM {table} "
-                                f"WHERE {et} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1")
+    event_counts = _event_counts(events)
     names = state_names(event_counts, mapping, max_states)
     event_counts["state"] = event_counts["event_type"].map(names)
     case = " ".join(f"WHEN {literal(e)} THEN {literal(s)}" for e, s in names.items())

@@ -23,7 +23,7 @@ from ..schema import EVENTS
 from ..study import Metric, StudyResults
 from ..text import escape_md, money, pct, pct_ci
 from . import chain
-from .paths import EXIT, START, JourneyCounts, journey_counts
+from .paths import EXIT, OTHER, START, JourneyCounts, journey_counts
 
 ABSORBING = (EVENTS.purchase, EXIT)
 MIN_HISTORY_VISITS = 50
@@ -108,10 +108,10 @@ class JourneyResults(StudyResults):
         """Of the pages a purchase can do without, the one whose removal would cost the most purchases.
 
         The funnel's steps (``view``, ``cart``, ``checkout``) and any state on every purchase's path have a
-        removal effect of (nearly) 100% by construction, which says nothing; None without purchases or when
-        no other state is left.
+        removal effect of (nearly) 100% by construction, which says nothing, and ``other`` is a bucket of
+        rare pages, not a page; None without purchases or when no other state is left.
         """
-        states = self.by_state[~self.by_state["state"].isin([START, *EVENTS.funnel])
+        states = self.by_state[~self.by_state["state"].isin([START, OTHER, *EVENTS.funnel])
                                & self.by_state["removal_effect"].notna()]
         states = states[states["removal_effect"] < 1 - 1e-9]
         return None if states.empty else states.loc[states["removal_effect"].idxmax()]
