@@ -5,7 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # `make test VENV=.venv-plain` keeps a second environment beside the first (.ci/run does, for the plain path)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Extras installed with the package: `make test EXTRAS=dev,spark` adds the Spark engine (CI does)
+# Extras installed with the package: `make test EXTRAS=dev,spark` adds the Spark engine, `sequence` the LSTM of
+# notebook 05 (CI installs both)
 EXTRAS ?= dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -25,7 +26,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-reports: $(STAMP)
+# the full reports include notebook 05's LSTM: the sequence extra (Keras 3 on JAX, CPU) comes with them
+REPORT_EXTRAS ?= dev,sequence
+reports:
+	$(MAKE) setup EXTRAS=$(REPORT_EXTRAS)
 	$(VENV)/bin/funnelkit run --params $(PARAMS) --jobs $(JOBS)
 
 # PNGs of every report in reports/ (first screen and full page, rendered offline in headless

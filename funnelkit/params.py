@@ -492,8 +492,22 @@ class JourneysParams(_Strict):
     """Bootstrap replicates behind every interval (users resampled, with all their sessions)."""
     what_if: list[WhatIfSpec] = []
     """Changes to evaluate: the predicted conversion and revenue per session if a transition changed."""
+    predict: bool = True
+    """Compare next-event models (Markov chains of order 1 and 2, gradient boosting, an LSTM) on a temporal split."""
+    test_share: float = Field(default=0.25, gt=0, lt=1)
+    """Share of the log's span, at its end, whose journeys test the models (the earlier ones train them)."""
+    predict_after: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 3, 5], min_length=1)
+    """Pages seen after which "will this session end in a purchase?" is scored."""
+    max_length: int = Field(default=50, ge=2)
+    """Positions of a journey the models read and are scored on (longer journeys are cut)."""
+    max_sessions: Union[Annotated[int, Field(ge=100)], None] = 200_000
+    """Journeys the models use at most (a random sample chosen in the engine); None: every one."""
+    lstm: bool = True
+    """Fit the LSTM too (needs the ``sequence`` extra: Keras 3 and JAX)."""
+    lstm_journeys: int = Field(default=30_000, ge=100)
+    """Training journeys of the LSTM at most (a random sample of the training period)."""
     seed: int = 0
-    """Seed of the bootstrap."""
+    """Seed of the bootstraps, the samples and the models."""
 
 
 class SparkParams(_Strict):

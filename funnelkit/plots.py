@@ -933,3 +933,40 @@ def removal_effects_chart(by_state: pd.DataFrame, ax=None):
     ax.set_xlabel("share of purchases lost if the state were removed (%, 95% CI)")
     ax.set_title("Removal effects: what each state is worth to purchases")
     return fig
+
+
+def next_event_chart(next_event: pd.DataFrame, baseline: str, ax=None):
+    """Each model's next-page log-loss minus the best Markov chain's, with the paired bootstrap interval."""
+    rows = next_event[next_event["model"] != baseline]
+    fig, ax = _axes(ax, (8.0, 1.2 + 0.45 * len(rows)))
+    y = np.arange(len(rows))
+    ax.errorbar(rows["log_loss_diff"], y, xerr=_error_bars(rows["log_loss_diff"], rows["log_loss_diff_low"],
+                                                           rows["log_loss_diff_high"]),
+                fmt="o", color=PRIMARY, capsize=4)
+    ax.axvline(0, color=ALERT, lw=1)
+    ax.set_yticks(y, [str(m) for m in rows["model"]])
+    ax.invert_yaxis()
+    order = baseline.split(", ")[-1].replace(" ", "-")
+    ax.set_xlabel(f"next-page log-loss minus the {order} Markov chain's (nats; below 0: better; 95% CI)")
+    ax.set_title("Predicting the next page: each model against the best Markov chain")
+    return fig
+
+
+def purchase_prediction_chart(purchase: pd.DataFrame, ax=None):
+    """ROC-AUC of "the session will end in a purchase" after k pages, per model, with bootstrap intervals."""
+    fig, ax = _axes(ax, (8.0, 4.2))
+    models = list(dict.fromkeys(purchase["model"]))
+    ks = sorted(purchase["k"].unique())
+    width = 0.8 / max(len(models), 1)
+    for i, model in enumerate(models):
+        part = purchase[purchase["model"] == model].set_index("k").reindex(ks)
+        x = np.arange(len(ks)) + (i - (len(models) - 1) / 2) * width
+        ax.errorbar(x, part["roc_auc"], yerr=_error_bars(part["roc_auc"], part["roc_auc_low"], part["roc_auc_high"]),
+                    fmt="o", capsize=3, label=model)
+    ax.axhline(0.5, color=MUTED, lw=1, ls="--")
+    ax.set_xticks(np.arange(len(ks)), [f"after {k} page{'s' if k > 1 else ''}" for k in ks])
+    ax.set_xlabel("pages seen so far in the session")
+    ax.set_ylabel("ROC-AUC of \"will buy\" (95% CI; 0.5 = chance)")
+    ax.set_title("Will this session end in a purchase? Ranking by each model")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig

@@ -484,3 +484,40 @@ def planted_journey_view(check: pd.DataFrame) -> pd.DataFrame:
                                zip(check["probability"], check["ci_low"], check["ci_high"])],
         "planted inside the interval": check["inside"].map({True: "yes", False: "no"}),
     })
+
+
+def next_event_view(next_event: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """:attr:`funnelkit.journeys.evaluate.PredictionResults.next_event` to read."""
+    def diff(row, metric, fmt, scale=1.0):
+        if row["model"] == baseline:
+            return "baseline"
+        return _interval(scale * row[f"{metric}_diff"], scale * row[f"{metric}_diff_low"],
+                         scale * row[f"{metric}_diff_high"], fmt)
+    rows = [row for _, row in next_event.iterrows()]
+    return pd.DataFrame({
+        "model": [escape(r["model"]) for r in rows],
+        "log-loss, nats (95% CI)": [_interval(r["log_loss"], r["log_loss_low"], r["log_loss_high"], "{:.4f}")
+                                    for r in rows],
+        "against the best chain": [diff(r, "log_loss", "{:+.4f}") for r in rows],
+        "top-1 (95% CI)": [pct_ci(r["top1"], r["top1_low"], r["top1_high"]) for r in rows],
+        "top-1 against the best chain, points": [diff(r, "top1", "{:+.2f}", 100) for r in rows],
+        "top-3 (95% CI)": [pct_ci(r["top3"], r["top3_low"], r["top3_high"]) for r in rows],
+    })
+
+
+def purchase_prediction_view(purchase: pd.DataFrame) -> pd.DataFrame:
+    """:attr:`funnelkit.journeys.evaluate.PredictionResults.purchase` to read."""
+    def diff(row, metric):
+        if row["model"] == row["baseline"]:
+            return "baseline"
+        return _interval(row[f"{metric}_diff"], row[f"{metric}_diff_low"], row[f"{metric}_diff_high"], "{:+.3f}")
+    rows = [row for _, row in purchase.iterrows()]
+    return pd.DataFrame({
+        "after k pages": [f"{int(r['k'])}" for r in rows],
+        "sessions still going (bought)": [f"{int(r['journeys']):,} ({int(r['bought']):,})" for r in rows],
+        "model": [escape(r["model"]) for r in rows],
+        "ROC-AUC (95% CI)": [_interval(r["roc_auc"], r["roc_auc_low"], r["roc_auc_high"], "{:.3f}") for r in rows],
+        "against the best chain": [diff(r, "roc_auc") for r in rows],
+        "PR-AUC (95% CI)": [_interval(r["pr_auc"], r["pr_auc_low"], r["pr_auc_high"], "{:.3f}") for r in rows],
+        "PR-AUC against the best chain": [diff(r, "pr_auc") for r in rows],
+    })

@@ -30,7 +30,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI els
 
 
 def pytest_collection_modifyitems(items):
-    """Mark every test that uses the ``spark`` or ``sqlglot`` fixture ``spark``.
+    """Mark every test that uses the ``spark`` or ``sqlglot`` fixture ``spark``, and every test that uses the
+    ``keras`` fixture ``sequence``.
 
     ``-m "not spark"`` then selects what runs without the spark extra (.ci/run's plain path) from the
     fixtures the tests use, with no list of files to keep up to date.
@@ -38,6 +39,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if {"spark", "sqlglot"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.spark)
+        if "keras" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.sequence)
 
 
 def unavailable(message: str, extra: str) -> None:
@@ -57,6 +60,17 @@ def optional_module(name: str, extra: str):
         return importlib.import_module(name)
     except ImportError as exc:
         unavailable(f"{name} is not installed: {exc}", extra)
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras 3 on the JAX backend (the ``sequence`` extra): skipped without it locally, a failure under ``CI=true``."""
+    try:
+        from funnelkit.journeys.lstm import _keras
+
+        return _keras()
+    except ImportError as exc:
+        unavailable(f"Keras or JAX is not installed: {exc}", "sequence")
 
 
 @pytest.fixture(scope="session")

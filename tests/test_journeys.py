@@ -117,7 +117,7 @@ def _brute_force_transitions(frame: pd.DataFrame) -> dict:
 @given(seed=st.integers(0, 2**31 - 1))
 def test_transition_counts_and_conversion_match_a_brute_force_walk_over_every_session(seed):
     frame = _random_log(seed)
-    study = journeys.run(EventLog.from_frame(frame), JourneysParams(bootstrap=100))
+    study = journeys.run(EventLog.from_frame(frame), JourneysParams(bootstrap=100, predict=False))
     counted = {(r["from"], r["to"]): r["count"] for _, r in study.transitions.iterrows()}
     expected = _brute_force_transitions(frame)
     assert counted == expected
@@ -129,12 +129,12 @@ def test_transition_counts_and_conversion_match_a_brute_force_walk_over_every_se
 
 def test_a_what_if_naming_an_unknown_or_unseen_transition_is_a_clear_error():
     events = EventLog.from_frame(_random_log(1))
-    bad = JourneysParams(bootstrap=100, what_if=[{"transition": ["delivery", "payment"], "change": 0.1}])
+    bad = JourneysParams(bootstrap=100, predict=False, what_if=[{"transition": ["delivery", "payment"], "change": 0.1}])
     with pytest.raises(ParamsError, match=r"journeys.what_if\[0\].transition: 'delivery' → 'payment' is not"):
         journeys.run(events, bad)
     frame = _log([("u1", "s1", T0 + pd.Timedelta(days=3), ["view", "cart", "purchase"]),
                   ("u2", "s2", T0 + pd.Timedelta(days=4), ["view", "home"])])
-    unseen = JourneysParams(bootstrap=100, what_if=[{"transition": ["home", "cart"], "change": 0.1}])
+    unseen = JourneysParams(bootstrap=100, predict=False, what_if=[{"transition": ["home", "cart"], "change": 0.1}])
     with pytest.raises(ParamsError, match="no session went from 'home' to 'cart'"):
         journeys.run(EventLog.from_frame(frame), unseen)
 
@@ -145,7 +145,7 @@ def test_a_what_if_on_the_step_before_purchase_adds_the_purchases_the_chain_pred
     for k in range(200):
         path = ["view", "cart", "purchase"] if k % 4 == 0 else ["view", "cart"] if k % 4 == 1 else ["view"]
         sessions.append((f"u{k}", f"s{k}", T0 + pd.Timedelta(days=2) + k * HOUR, path))
-    spec = JourneysParams(bootstrap=200, what_if=[{"transition": ["cart", "purchase"], "change": 0.2}])
+    spec = JourneysParams(bootstrap=200, predict=False, what_if=[{"transition": ["cart", "purchase"], "change": 0.2}])
     study = journeys.run(EventLog.from_frame(_log(sessions)), spec)
     row = study.what_ifs.iloc[0]
     # P(view→cart) = 0.5, P(cart→purchase) = 0.5 → 0.6: conversion 0.25 → 0.30, +50 per 1,000 sessions
@@ -158,7 +158,7 @@ def test_a_what_if_on_the_step_before_purchase_adds_the_purchases_the_chain_pred
 
 def test_without_purchases_the_headline_says_how_to_map_the_order_event():
     frame = _log([(f"u{k}", f"s{k}", T0 + pd.Timedelta(days=2) + k * HOUR, ["main", "catalog"]) for k in range(30)])
-    study = journeys.run(EventLog.from_frame(frame), JourneysParams(bootstrap=100))
+    study = journeys.run(EventLog.from_frame(frame), JourneysParams(bootstrap=100, predict=False))
     assert study.conversion[0] == 0
     assert "data.event_names" in study.headline()
     assert study.by_state["removal_effect"].isna().all()
@@ -171,7 +171,7 @@ def shop_study(tmp_path_factory):
     params = SimulationParams(seed=11, n_users=20_000, days=28)
     dataset = simulate(params, tmp_path_factory.mktemp("journeys_shop"))
     truth = Planted(dataset)
-    study = journeys.run(EventLog.from_parquet(dataset.events_path), JourneysParams(bootstrap=400), truth=truth)
+    study = journeys.run(EventLog.from_parquet(dataset.events_path), JourneysParams(bootstrap=400, predict=False), truth=truth)
     return truth, study
 
 

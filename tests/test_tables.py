@@ -186,6 +186,25 @@ def _views(text):
                             "ci_low": [0.18], "ci_high": [0.25], "inside": [True]})
     holdout = pd.DataFrame({"group": [text], "customers": [100], "predicted_mean": [0.4], "actual_mean": [0.38],
                             "actual_ci_lower": [0.3], "actual_ci_upper": [0.46]})
+    states = pd.DataFrame({"state": ["start", text], "visits": [10, 8], "exits": [0, 3], "exit_share": [0, 0.375],
+                           **{f"{m}{s}": [0.1, 0.2] for m in ("purchase_probability", "expected_pages", "removal_effect")
+                              for s in ("", "_low", "_high")}})
+    transitions = pd.DataFrame({"from": [text], "to": [text], "count": [3], "probability": [0.5], "ci_low": [0.4],
+                                "ci_high": [0.6]})
+    what_ifs = pd.DataFrame({"from": [text], "to": [text], "change": [0.1], "probability": [0.5],
+                             "new_probability": [0.55], "conversion": [0.04], "new_conversion": [0.045],
+                             "extra_per_1000": [5.0], "extra_per_1000_low": [4.0], "extra_per_1000_high": [6.0],
+                             "extra_value_per_1000": [100.0]})
+    history = pd.DataFrame({"previous": [text], "state": [text], "next": [text], "visits": [50], "share": [0.5],
+                            "share_low": [0.4], "share_high": [0.6], "first_order": [0.45]})
+    journey_check = pd.DataFrame({"from": [text], "to": [text], "planted": [0.5], "probability": [0.51],
+                                  "ci_low": [0.45], "ci_high": [0.55], "inside": [True]})
+    next_event = pd.DataFrame([{"model": name, **{f"{m}{s}": 0.5 for m in ("log_loss", "top1", "top3")
+                                                  for s in ("", "_low", "_high", "_diff", "_diff_low", "_diff_high")}}
+                               for name in ("Markov, first order", text)])
+    purchase = pd.DataFrame([{"model": text, "k": 3, "journeys": 100, "bought": 5, "baseline": "Markov, first order",
+                              **{f"{m}{s}": 0.6 for m in ("roc_auc", "pr_auc")
+                                 for s in ("", "_low", "_high", "_diff", "_diff_low", "_diff_high")}}])
     return {
         "step_table": tables.step_table(_steps(text).steps),
         "breakdown_tests": tables.breakdown_tests([breakdown]),
@@ -212,6 +231,13 @@ def _views(text):
         "planted_return_view": tables.planted_return_view(returns),
         "planted_process_view": tables.planted_process_view(process),
         "holdout_view": tables.holdout_view(holdout),
+        "journey_states_view": tables.journey_states_view(states),
+        "transitions_view": tables.transitions_view(transitions),
+        "what_if_view": tables.what_if_view(what_ifs, currency=text),
+        "history_view": tables.history_view(history),
+        "planted_journey_view": tables.planted_journey_view(journey_check),
+        "next_event_view": tables.next_event_view(next_event, baseline="Markov, first order"),
+        "purchase_prediction_view": tables.purchase_prediction_view(purchase),
     }
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..engines import literal, quote
@@ -53,6 +54,10 @@ class JourneyCounts:
         Sessions left out because they may have begun before the log or still be going on at its end.
     event_counts : DataFrame
         ``event_type``, ``state``, ``events``: how the log's event names became states.
+    names : dict
+        Event name → state (:func:`state_names`).
+    gap_us : int
+        The session gap (µs) that decided which sessions are unfinished.
     order_value : float
         Mean value of an order: the sum of ``price`` over a session's purchase events, averaged over the
         sessions with a priced purchase; NaN without prices.
@@ -63,6 +68,8 @@ class JourneyCounts:
     sessions: int
     unfinished: int
     event_counts: pd.DataFrame
+    names: dict
+    gap_us: int
     order_value: float
 
 
@@ -120,24 +127,18 @@ def _require(events: EventLog) -> dict[str, str]:
     return types
 
 
-def journey_counts(events: EventLog, mapping: dict[str, str], max_states: int,
-                   session_gap_minutes: float = 30.0) -> JourneyCounts:
-    """Count the journeys of ``events`` (see the module docstring); everything runs in the log's engine."""
-    types = _require(events)
+def _journey_ctes(events: EventLog, names: dict[str, str], gap: int) -> str:
+    """The CTEs up to ``journey`` (uid, sid, k, state: start = 0, then the states, then exit unless bought) and
+    ``finished`` (uid, sid, t0, t1: the complete sessions), in DuckDB's dialect."""
     table = quote(events.table)
     et, t = quote(COLUMNS.event_type), quote(COLUMNS.event_time)
-    event_counts = _event_counts(events)
-    names = state_names(event_counts, mapping, max_states)
-    event_counts["state"] = event_counts["event_type"].map(names)
     case = " ".join(f"WHEN {literal(e)} THEN {literal(s)}" for e, s in names.items())
     state_sql = f"CASE CAST({et} AS VARCHAR) {case} END" if names else "CAST(NULL AS VARCHAR)"
-    price = f"CAST({quote(COLUMNS.price)} AS DOUBLE)" if COLUMNS.price in types else "CAST(NULL AS DOUBLE)"
-    gap = int(round(session_gap_minutes * US_PER_MINUTE))
     purchase, start, exit_ = literal(EVENTS.purchase), literal(START), literal(EXIT)
-    sql = f"""
+    return f"""
 WITH ev AS (
   SELECT CAST({quote(COLUMNS.user_id)} AS VARCHAR) AS uid, CAST({quote(COLUMNS.session_id)} AS VARCHAR) AS sid,
-         epoch_us({t}) AS t, {state_sql} AS state, {price} AS price
+         epoch_us({t}) AS t, {state_sql} AS state
   FROM {table}
   WHERE {quote(COLUMNS.user_id)} IS NOT NULL AND {quote(COLUMNS.session_id)} IS NOT NULL AND {t} IS NOT NULL
     AND {et} IS NOT NULL),
@@ -163,7 +164,21 @@ journey AS (
   SELECT uid, sid, k, state FROM cut
   UNION ALL SELECT uid, sid, 0, {start} FROM finished
   UNION ALL SELECT uid, sid, max(k) + 1, {exit_} FROM cut GROUP BY uid, sid
-    HAVING max(CASE WHEN state = {purchase} THEN 1 ELSE 0 END) = 0),
+    HAVING max(CASE WHEN state = {purchase} THEN 1 ELSE 0 END) = 0)"""
+
+
+def journey_counts(events: EventLog, mapping: dict[str, str], max_states: int,
+                   session_gap_minutes: float = 30.0) -> JourneyCounts:
+    """Count the journeys of ``events`` (see the module docstring); everything runs in the log's engine."""
+    types = _require(events)
+    table = quote(events.table)
+    et, t = quote(COLUMNS.event_type), quote(COLUMNS.event_time)
+    event_counts = _event_counts(events)
+    names = state_names(event_counts, mapping, max_states)
+    event_counts["state"] = event_counts["event_type"].map(names)
+    gap = int(round(session_gap_minutes * US_PER_MINUTE))
+    ctes = _journey_ctes(events, names, gap)
+    sql = f"""{ctes},
 triples AS (
   SELECT uid, lag(state, 2) OVER w AS before, lag(state, 1) OVER w AS previous, state
   FROM journey WINDOW w AS (PARTITION BY sid ORDER BY k))
@@ -180,14 +195,89 @@ span AS (SELECT min(t) AS first_t, max(t) AS last_t FROM ev),
 s AS (SELECT sid, min(t) AS t0, max(t) AS t1 FROM ev GROUP BY sid)
 SELECT count(*) FILTER (WHERE t0 >= first_t + {gap} AND t1 <= last_t - {gap}),
        count(*) FILTER (WHERE NOT (t0 >= first_t + {gap} AND t1 <= last_t - {gap})) FROM s, span""")[0]
-    order_value = _order_value(events, price, gap) if COLUMNS.price in types else float("nan")
+    price = f"CAST({quote(COLUMNS.price)} AS DOUBLE)"
+    order_value = _order_value(events, price) if COLUMNS.price in types else float("nan")
     visits = triples.groupby("previous")["n"].sum()
     states = [s for s in visits.sort_values(ascending=False, kind="stable").index
               if s not in (START, EVENTS.purchase, EXIT)]
-    return JourneyCounts(triples, states, int(sessions or 0), int(unfinished or 0), event_counts, order_value)
+    return JourneyCounts(triples, states, int(sessions or 0), int(unfinished or 0), event_counts, names, gap,
+                         order_value)
 
 
-def _order_value(events: EventLog, price: str, gap: int) -> float:
+@dataclass
+class Sequences:
+    """Journeys as integer sequences, for the next-event models.
+
+    Attributes
+    ----------
+    vocabulary : list of str
+        ``start``, the named states, ``purchase``, ``exit``: token ``i`` is ``vocabulary[i]``.
+    tokens : ndarray of int
+        Every journey's tokens one after the other (each begins with ``start`` and ends with ``purchase`` or
+        ``exit``).
+    offsets : ndarray of int
+        Journey ``j`` is ``tokens[offsets[j]:offsets[j + 1]]``; journeys in order of their first event.
+    start_us : ndarray of int
+        Each journey's first event (µs since the epoch).
+    user : ndarray of int
+        Each journey's user, numbered from 0.
+    sampled_from : int or None
+        The complete sessions the journeys were sampled from (None: every one is here).
+    """
+
+    vocabulary: list
+    tokens: np.ndarray
+    offsets: np.ndarray
+    start_us: np.ndarray
+    user: np.ndarray
+    sampled_from: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.start_us)
+
+    def journey(self, j: int) -> np.ndarray:
+        return self.tokens[self.offsets[j]:self.offsets[j + 1]]
+
+    def subset(self, journeys: np.ndarray) -> "Sequences":
+        """The journeys ``journeys`` (indices, in the order given)."""
+        lengths = np.diff(self.offsets)[journeys]
+        starts = self.offsets[journeys]
+        take = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(lengths.sum())
+        return Sequences(self.vocabulary, self.tokens[take], np.r_[0, np.cumsum(lengths)], self.start_us[journeys],
+                         self.user[journeys], self.sampled_from)
+
+
+def journey_sequences(events: EventLog, counts: JourneyCounts, max_sessions: int | None = None,
+                      seed: int = 0) -> Sequences:
+    """The journeys of ``events`` as :class:`Sequences` (states as :func:`journey_counts` named them).
+
+    With more complete sessions than ``max_sessions``, a random sample of about ``max_sessions`` of them,
+    chosen in the engine by a hash of the session id and ``seed`` (the same on every engine).
+    """
+    ctes = _journey_ctes(events, counts.names, counts.gap_us)
+    sample = ""
+    sampled_from = None
+    if max_sessions is not None and counts.sessions > max_sessions:
+        # the first 8 hex digits of md5 as a number in [0, 16^8): keep those below the share wanted
+        threshold = f"{int(16 ** 8 * max_sessions / counts.sessions):08x}"
+        sample = f"WHERE substr(md5(concat(sid, {literal(str(seed))})), 1, 8) < {literal(threshold)}"
+        sampled_from = counts.sessions
+    frame = events.query(f"""{ctes},
+chosen AS (SELECT uid, sid, t0 FROM finished {sample})
+SELECT dense_rank() OVER (ORDER BY c.t0, c.sid) - 1 AS journey, dense_rank() OVER (ORDER BY c.uid) - 1 AS "user",
+       c.t0, j.k, j.state
+FROM journey j JOIN chosen c ON j.sid = c.sid AND j.uid = c.uid
+ORDER BY journey, j.k""")
+    vocabulary = [START, *counts.states, EVENTS.purchase, EXIT]
+    code = {s: i for i, s in enumerate(vocabulary)}
+    journey = frame["journey"].to_numpy(np.int64)
+    first = np.r_[True, journey[1:] != journey[:-1]] if len(journey) else np.zeros(0, bool)
+    offsets = np.r_[np.flatnonzero(first), len(journey)].astype(np.int64)
+    return Sequences(vocabulary, frame["state"].map(code).to_numpy(np.int64), offsets,
+                     frame["t0"].to_numpy(np.int64)[first], frame["user"].to_numpy(np.int64)[first], sampled_from)
+
+
+def _order_value(events: EventLog, price: str) -> float:
     """Mean order value of the sessions with a purchase: the sum of their purchase events' prices."""
     table, t = quote(events.table), quote(COLUMNS.event_time)
     ((value,),) = events.rows(f"""

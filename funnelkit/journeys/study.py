@@ -23,7 +23,8 @@ from ..schema import EVENTS
 from ..study import Metric, StudyResults
 from ..text import escape_md, money, pct, pct_ci
 from . import chain
-from .paths import EXIT, OTHER, START, JourneyCounts, journey_counts
+from .evaluate import PredictionResults, compare
+from .paths import EXIT, OTHER, START, JourneyCounts, journey_counts, journey_sequences
 
 ABSORBING = (EVENTS.purchase, EXIT)
 MIN_HISTORY_VISITS = 50
@@ -65,6 +66,12 @@ class JourneyResults(StudyResults):
         ``next`` with its interval, and ``first_order`` (the share a first-order chain gives every previous
         state), for pairs with at least :data:`MIN_HISTORY_VISITS` visits of states whose next step depends
         on the previous one.
+    prediction : PredictionResults or None
+        The next-event model comparison (:mod:`funnelkit.journeys.evaluate`); None when not asked for or too
+        few journeys on either side of the cut-off (``prediction_note`` says which).
+    prediction_note : str or None
+    sequences_sampled_from : int or None
+        When the models used a sample of the journeys: how many there were.
     """
 
     spec: JourneysParams
@@ -76,6 +83,9 @@ class JourneyResults(StudyResults):
     conversion: tuple
     what_ifs: pd.DataFrame
     history: pd.DataFrame
+    prediction: PredictionResults | None = None
+    prediction_note: str | None = None
+    sequences_sampled_from: int | None = None
 
     # ------------------------------------------------------------------ figures
     def metrics(self) -> list[Metric]:
@@ -96,6 +106,21 @@ class JourneyResults(StudyResults):
         if leak is not None:
             out.append(Metric("largest_leak_exits", int(leak["exits"]), "sessions",
                               f"Sessions that left the shop from the {leak['state']} state"))
+        if self.prediction is not None:
+            table = self.prediction.next_event.set_index("model")
+            out.append(Metric("next_best_chain", self.prediction.baseline,
+                              label="The better Markov chain at predicting the next page (the models' baseline)"))
+            for name, row in table.iterrows():
+                key = name.lower().replace(",", "").replace(" ", "_").replace("-", "_")
+                if name != self.prediction.baseline:
+                    out.append(Metric(f"next_log_loss_vs_best_chain_{key}", float(row["log_loss_diff"]), "nats",
+                                      f"Next-page log-loss of the {name} minus the better chain's (above 0: worse)",
+                                      _ci(row["log_loss_diff_low"], row["log_loss_diff_high"])))
+                out.append(Metric(f"next_log_loss_{key}", float(row["log_loss"]), "nats",
+                                  f"Next-page log-loss of the {name} on the test journeys",
+                                  _ci(row["log_loss_low"], row["log_loss_high"])))
+                out.append(Metric(f"next_top1_{key}", float(row["top1"]), "share of predictions",
+                                  f"Next page named right by the {name}", _ci(row["top1_low"], row["top1_high"])))
         for _, row in self.what_ifs.iterrows():
             out.append(Metric(f"what_if_{row['from']}_{row['to']}", float(row["extra_per_1000"]),
                               "purchases per 1,000 sessions",
@@ -162,11 +187,34 @@ class JourneyResults(StudyResults):
                          f"{row['extra_per_1000']:+.{digits}f} purchases per 1,000 sessions (95% CI "
                          f"{row['extra_per_1000_low']:+.{digits}f} to {row['extra_per_1000_high']:+.{digits}f})"
                          f"{value}.")
+        lines += self._prediction_lines()
         strongest = self.strongest_history()
         if strongest is not None:
             lines.append(f"- **The previous page matters at {escape_md(strongest['state'])}**: {strongest['text']}; "
                          f"a first-order chain averages these into {pct(strongest['first_order'])}.")
         return "\n".join(lines)
+
+    def _prediction_lines(self) -> list[str]:
+        result = self.prediction
+        if result is None:
+            return []
+        table = result.next_event.set_index("model")
+        base = table.loc[result.baseline]
+        lines = [f"- **Predicting the next page** (journeys after {result.cutoff:%Y-%m-%d}, models fitted before): the "
+                 f"{readable(result.baseline)} names it right {pct(base['top1'])} of the time "
+                 f"(log-loss {base['log_loss']:.3f} nats)."]
+        others = table.drop(index=result.baseline)
+        better = others[others["log_loss_diff_high"] < 0]
+        if len(better):
+            best = better["log_loss"].idxmin()
+            row = better.loc[best]
+            lines[-1] += (f" The {readable(best)} does better: log-loss lower by {-row['log_loss_diff']:.4f} nats "
+                          f"(95% CI {-row['log_loss_diff_high']:.4f} to {-row['log_loss_diff_low']:.4f}).")
+        else:
+            lines[-1] += (" No other model beats it; their log-loss against it, in nats: " + ", ".join(
+                f"{readable(name)} {row['log_loss_diff']:+.4f} (95% CI {row['log_loss_diff_low']:+.4f} to "
+                f"{row['log_loss_diff_high']:+.4f})" for name, row in others.iterrows()) + ".")
+        return lines
 
     def strongest_history(self) -> dict | None:
         """The (state, next) whose share differs most between two previous states, in words."""
@@ -184,6 +232,13 @@ class JourneyResults(StudyResults):
                 f"{pct_ci(high['share'], high['share_low'], high['share_high'])} of the time; after "
                 f"{escape_md(low['previous'])}, {pct_ci(low['share'], low['share_low'], low['share_high'])}")
         return {"state": state, "next": nxt, "text": text, "first_order": float(rows["first_order"].iloc[0])}
+
+
+def readable(model: str) -> str:
+    """A model's name in a sentence: "Markov, second order" → "second-order Markov chain"."""
+    if model.startswith("Markov, "):
+        return f"{model.split(', ')[1].replace(' ', '-')} Markov chain"
+    return {"LSTM": "LSTM"}.get(model, model[0].lower() + model[1:])
 
 
 def _digits(low: float, high: float) -> int:
@@ -273,7 +328,21 @@ def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_g
     by_state, conversion = _by_state(observed, P, P_draws, transient, code)
     what_ifs = _what_ifs(spec, P, P_draws, code, counts.order_value)
     history = _history(triples, transient, columns, spec)
-    return JourneyResults(spec, currency, counts, transient, transitions, by_state, conversion, what_ifs, history)
+    prediction, note, sampled_from = None, None, None
+    if spec.predict:
+        sequences = journey_sequences(events, counts, spec.max_sessions, spec.seed)
+        sampled_from = sequences.sampled_from
+        if len(sequences):
+            prediction = compare(sequences, test_share=spec.test_share, after=tuple(spec.predict_after),
+                                 max_length=spec.max_length, replicates=spec.bootstrap, seed=spec.seed,
+                                 lstm=spec.lstm, lstm_journeys=spec.lstm_journeys)
+        if prediction is None:
+            note = (f"too few journeys to compare models: fewer than 50 began before or after the cut-off at "
+                    f"{1 - spec.test_share:.0%} of the log's span")
+    else:
+        note = "not asked for (journeys.predict: false)"
+    return JourneyResults(spec, currency, counts, transient, transitions, by_state, conversion, what_ifs, history,
+                          prediction, note, sampled_from)
 
 
 def _check_what_ifs(spec, transient, columns, counts) -> None:
