@@ -171,7 +171,8 @@ def shop_study(tmp_path_factory):
     params = SimulationParams(seed=11, n_users=20_000, days=28)
     dataset = simulate(params, tmp_path_factory.mktemp("journeys_shop"))
     truth = Planted(dataset)
-    study = journeys.run(EventLog.from_parquet(dataset.events_path), JourneysParams(bootstrap=400, predict=False), truth=truth)
+    study = journeys.run(EventLog.from_parquet(dataset.events_path), JourneysParams(bootstrap=400, predict=False),
+                         truth=truth)
     return truth, study
 
 

@@ -145,7 +145,8 @@ def test_the_lstm_learns_what_only_the_state_two_back_says_and_repeats_itself(ke
 
     # after "a", the third state is "c" then purchase; after "b", it is "a" then exit: only memory tells
     rng = np.random.default_rng(5)
-    journeys = [["a", "b", "c", "purchase"] if x == "a" else ["b", "b", "a", "exit"] for x in rng.choice(["a", "b"], 800)]
+    journeys = [["a", "b", "c", "purchase"] if x == "a" else ["b", "b", "a", "exit"]
+                for x in rng.choice(["a", "b"], 800)]
     seqs = _sequences(journeys)
     ex = examples(seqs)
     fits = [LSTMModel(max_length=6, epochs=30, seed=3).fit(seqs) for _ in range(2)]

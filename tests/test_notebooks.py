@@ -35,6 +35,13 @@ def pandas_overall(events, spec) -> tuple[int, int]:
     return int(steps["entrants"].iloc[0]), int(steps["entrants"].iloc[-1])
 
 
+def _human_events(dataset, columns: list[str]) -> pd.DataFrame:
+    """The built-in shop's events of its human users (the planted bots, click farm and fake orders left out)."""
+    events = pd.read_parquet(dataset.events_path, columns=columns)
+    humans = set(dataset.labels().query("label == 'human'")[USER].astype(str))
+    return events[events[USER].astype(str).isin(humans)]
+
+
 @pytest.fixture(scope="module")
 def reports(ci_reports):
     return ci_reports  # every notebook on params/ci.yaml, run once for every test file (tests/conftest.py)
@@ -376,10 +383,7 @@ def test_retention_recovers_the_planted_return_process_and_keeps_unfinished_peri
     # simulator's own sessions and its planted rates, over the visitors watched at least that long
     params = load_params(ROOT / "params" / "ci.yaml")
     dataset = ensure_dataset(params.simulation)
-    events = pd.read_parquet(dataset.events_path, columns=[USER, COLUMNS.event_time, COLUMNS.event_type,
-                                                             "customer_type"])
-    humans = set(dataset.labels().query("label == 'human'")[USER].astype(str))
-    events = events[events[USER].astype(str).isin(humans)]
+    events = _human_events(dataset, [USER, COLUMNS.event_time, COLUMNS.event_type, "customer_type"])
     first = events.groupby(USER).agg(first=(COLUMNS.event_time, "min"), kind=("customer_type", "first"))
     end = events[COLUMNS.event_time].max()
     watched = first[(end - first["first"]) >= pd.Timedelta(days=14)]
@@ -420,12 +424,11 @@ def test_journeys_recover_the_planted_chain_and_its_second_order_effect(reports)
     params = load_params(ROOT / "params" / "ci.yaml")
     dataset = ensure_dataset(params.simulation)
     # the share of complete human sessions with a purchase, by pandas from the shop's events
-    events = pd.read_parquet(dataset.events_path, columns=[USER, COLUMNS.session_id, COLUMNS.event_time,
-                                                             COLUMNS.event_type])
-    humans = set(dataset.labels().query("label == 'human'")[USER].astype(str))
+    columns = [USER, COLUMNS.session_id, COLUMNS.event_time, COLUMNS.event_type]
+    every = pd.read_parquet(dataset.events_path, columns=[COLUMNS.event_time])[COLUMNS.event_time]
     gap = pd.Timedelta(minutes=params.data.session_gap_minutes)
-    start, end = events[COLUMNS.event_time].min(), events[COLUMNS.event_time].max()
-    events = events[events[USER].astype(str).isin(humans)]
+    start, end = every.min(), every.max()
+    events = _human_events(dataset, columns)
     sessions = events.groupby(COLUMNS.session_id).agg(
         first=(COLUMNS.event_time, "min"), last=(COLUMNS.event_time, "max"),
         bought=(COLUMNS.event_type, lambda kinds: (kinds == "purchase").any()))
@@ -462,4 +465,4 @@ def test_journeys_compare_the_next_event_models_and_the_second_order_chain_wins_
     if importlib.util.find_spec("keras") is not None:
         assert 1.0 < m["next_log_loss_lstm"]["value"] < 1.3
     html = (reports / "05_journeys.html").read_text()
-    assert "Predicting the next page" in html and "Will this session end in a purchase?" in html
+    assert "Predicting the next page" in html and "Will the session end in a purchase?" in html

@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -227,3 +228,19 @@ def test_journeys_are_counted_alike_and_the_study_gives_the_same_answers(shop_lo
     assert b.counts.order_value == pytest.approx(a.counts.order_value, rel=1e-12)
     for table in ("transitions", "by_state", "what_ifs", "history"):
         pd.testing.assert_frame_equal(getattr(b, table), getattr(a, table), obj=table)
+
+
+@pytest.mark.parametrize("max_sessions", [None, 2_000], ids=["all", "sampled"])
+def test_journey_sequences_and_their_sample_are_the_same_on_both_engines(shop_logs, max_sessions):
+    from funnelkit.journeys.paths import journey_counts, journey_sequences
+
+    duck, spark_log = shop_logs
+    got = {}
+    for name, log in (("duckdb", duck), ("spark", spark_log)):
+        got[name] = journey_sequences(log, journey_counts(log, {}, 12), max_sessions, seed=3)
+    a, b = got["duckdb"], got["spark"]
+    assert a.vocabulary == b.vocabulary and a.sampled_from == b.sampled_from
+    for field in ("tokens", "offsets", "start_us", "user"):
+        np.testing.assert_array_equal(getattr(b, field), getattr(a, field), err_msg=field)
+    if max_sessions is not None:  # the engine's sample: about the size asked for, of the whole
+        assert a.sampled_from > max_sessions and abs(len(a) - max_sessions) < 0.2 * max_sessions

@@ -187,7 +187,8 @@ def _views(text):
     holdout = pd.DataFrame({"group": [text], "customers": [100], "predicted_mean": [0.4], "actual_mean": [0.38],
                             "actual_ci_lower": [0.3], "actual_ci_upper": [0.46]})
     states = pd.DataFrame({"state": ["start", text], "visits": [10, 8], "exits": [0, 3], "exit_share": [0, 0.375],
-                           **{f"{m}{s}": [0.1, 0.2] for m in ("purchase_probability", "expected_pages", "removal_effect")
+                           **{f"{m}{s}": [0.1, 0.2]
+                              for m in ("purchase_probability", "expected_pages", "removal_effect")
                               for s in ("", "_low", "_high")}})
     transitions = pd.DataFrame({"from": [text], "to": [text], "count": [3], "probability": [0.5], "ci_low": [0.4],
                                 "ci_high": [0.6]})

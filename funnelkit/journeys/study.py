@@ -10,6 +10,7 @@ table shows where the previous page changes what happens next: what a first-orde
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -29,8 +30,8 @@ from .paths import EXIT, OTHER, START, JourneyCounts, journey_counts, journey_se
 ABSORBING = (EVENTS.purchase, EXIT)
 MIN_HISTORY_VISITS = 50
 """Fewest visits of a (previous state, state) pair for its own row in the second-order table."""
-REPLICATES_PER_CHUNK = 100
-"""Bootstrap replicates drawn at once (bounds the memory of the user weights: chunk × users floats)."""
+WEIGHTS_PER_CHUNK = 4_000_000
+"""User weights drawn at once (replicates × users), about 32 MB: a million users take 4 replicates at a time."""
 
 
 @dataclass
@@ -111,7 +112,7 @@ class JourneyResults(StudyResults):
             out.append(Metric("next_best_chain", self.prediction.baseline,
                               label="The better Markov chain at predicting the next page (the models' baseline)"))
             for name, row in table.iterrows():
-                key = name.lower().replace(",", "").replace(" ", "_").replace("-", "_")
+                key = _key(name)
                 if name != self.prediction.baseline:
                     out.append(Metric(f"next_log_loss_vs_best_chain_{key}", float(row["log_loss_diff"]), "nats",
                                       f"Next-page log-loss of the {name} minus the better chain's (above 0: worse)",
@@ -121,12 +122,11 @@ class JourneyResults(StudyResults):
                                   _ci(row["log_loss_low"], row["log_loss_high"])))
                 out.append(Metric(f"next_top1_{key}", float(row["top1"]), "share of predictions",
                                   f"Next page named right by the {name}", _ci(row["top1_low"], row["top1_high"])))
-        for _, row in self.what_ifs.iterrows():
-            out.append(Metric(f"what_if_{row['from']}_{row['to']}", float(row["extra_per_1000"]),
+        for n, row in enumerate(self.what_ifs.itertuples()):
+            out.append(Metric(f"what_if_{_key(row[1])}_{_key(row[2])}", float(row.extra_per_1000),
                               "purchases per 1,000 sessions",
-                              f"Extra purchases if {row['from']} → {row['to']} changed by {row['change']:+.0%}",
-                              _ci(row["extra_per_1000_low"], row["extra_per_1000_high"]),
-                              headline=_ == self.what_ifs.index[0]))
+                              f"Extra purchases if {row[1]} → {row[2]} changed by {row.change:+.0%}",
+                              _ci(row.extra_per_1000_low, row.extra_per_1000_high), headline=n == 0))
         return out
 
     def key_state(self) -> pd.Series | None:
@@ -234,6 +234,11 @@ class JourneyResults(StudyResults):
         return {"state": state, "next": nxt, "text": text, "first_order": float(rows["first_order"].iloc[0])}
 
 
+def _key(name: str) -> str:
+    """An identifier-like piece of a metric's key: "Markov, first order" → "markov_first_order"."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
 def readable(model: str) -> str:
     """A model's name in a sentence: "Markov, second order" → "second-order Markov chain"."""
     if model.startswith("Markov, "):
@@ -272,8 +277,9 @@ def _bootstrap(matrix, replicates: int, seed: int) -> np.ndarray:
     the Poisson bootstrap: each user's sessions enter a replicate 0, 1, 2, ... times together."""
     rng = np.random.default_rng(seed)
     out = []
-    for start in range(0, replicates, REPLICATES_PER_CHUNK):
-        size = min(REPLICATES_PER_CHUNK, replicates - start)
+    chunk = max(1, min(replicates, WEIGHTS_PER_CHUNK // max(matrix.shape[0], 1)))
+    for start in range(0, replicates, chunk):
+        size = min(chunk, replicates - start)
         weights = rng.poisson(1.0, size=(size, matrix.shape[0])).astype(np.float64)
         out.append(np.asarray((matrix.T @ weights.T).T))
     return np.concatenate(out) if out else np.zeros((0, matrix.shape[1]))
