@@ -45,24 +45,37 @@ def _groups(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray):
     return positive, negative
 
 
-def weighted_roc_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """ROC-AUC with example weights, for each row of ``weights`` (ties count one half); NaN without both
-    classes."""
-    positive, negative = _groups(scores, labels, weights)
+def _auc(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     below = np.cumsum(negative, axis=1) - negative
     with np.errstate(invalid="ignore", divide="ignore"):
         return (positive * (below + 0.5 * negative)).sum(axis=1) / (positive.sum(axis=1) * negative.sum(axis=1))
 
 
-def weighted_average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Average precision (scikit-learn's definition: Σ over thresholds of recall gained × precision) with
-    example weights, for each row of ``weights``; NaN without positives."""
-    positive, negative = _groups(scores, labels, weights)
+def _average_precision(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     positive, negative = positive[:, ::-1], negative[:, ::-1]  # thresholds from the highest score down
     caught = np.cumsum(positive, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = caught / (caught + np.cumsum(negative, axis=1))
         return (positive * np.nan_to_num(precision)).sum(axis=1) / positive.sum(axis=1)
+
+
+def weighted_roc_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC with example weights, for each row of ``weights`` (ties count one half); NaN without both
+    classes."""
+    return _auc(*_groups(scores, labels, weights))
+
+
+def weighted_average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision (scikit-learn's definition: Σ over thresholds of recall gained × precision) with
+    example weights, for each row of ``weights``; NaN without positives."""
+    return _average_precision(*_groups(scores, labels, weights))
+
+
+def _ranking(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> dict:
+    """ROC-AUC and average precision, unweighted (the estimate) and for each row of ``weights``, from one sort."""
+    positive, negative = _groups(scores, labels, np.vstack([np.ones(len(scores)), weights]))
+    auc, ap = _auc(positive, negative), _average_precision(positive, negative)
+    return {"roc_auc": (auc[0], auc[1:]), "pr_auc": (ap[0], ap[1:])}
 
 
 # --------------------------------------------------------------------------- the evaluation
@@ -151,9 +164,10 @@ def compare(seqs: Sequences, *, test_share: float = 0.25, after: tuple = (1, 3, 
     ex = examples(test, max_length)
     notes, fit_seconds = [], {}
     models: dict = {}
+    train_examples = examples(train)
     for model in (MarkovModel(1), MarkovModel(2), GradientBoostingModel(gbm_examples, seed)):
         began = time.perf_counter()
-        models[model.name] = model.fit(train)
+        models[model.name] = model.fit(train, train_examples)
         fit_seconds[model.name] = time.perf_counter() - began
     predictions = {name: (m.next_proba(ex), m.purchase_proba(ex)) for name, m in models.items()}
     if lstm:
@@ -209,11 +223,7 @@ def _purchase_table(predictions: dict, ex: Examples, index, weights, after) -> p
             continue
         labels, w = ex.bought[at], weights[:, index[at]]
         scores = {name: buy[at] for name, (_, buy) in predictions.items()}
-        figures = {name: {"roc_auc": (weighted_roc_auc(s, labels, np.ones(len(s)))[0],
-                                      weighted_roc_auc(s, labels, w)),
-                          "pr_auc": (weighted_average_precision(s, labels, np.ones(len(s)))[0],
-                                     weighted_average_precision(s, labels, w))}
-                   for name, s in scores.items()}
+        figures = {name: _ranking(s, labels, w) for name, s in scores.items()}
         best = max(MARKOV, key=lambda name: figures[name]["roc_auc"][0])
         for name, metrics in figures.items():
             row = {"model": name, "k": k, "journeys": int(at.sum()), "bought": int(labels.sum())}

@@ -69,8 +69,10 @@ class LSTMModel:
         self.seed = seed
 
     def _padded(self, seqs: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(inputs, next targets, purchase labels): tokens + 1 (0 is padding), cut at ``max_length`` steps."""
-        n, length = len(seqs), self.max_length
+        """(inputs, next targets, purchase labels): tokens + 1 (0 is padding), cut at ``max_length`` steps (or
+        at the longest journey's, when shorter: a log of short journeys does not pay for padding)."""
+        n = len(seqs)
+        length = int(min(self.max_length, max(np.diff(seqs.offsets).max(initial=2) - 1, 1)))
         inputs = np.zeros((n, length), np.int32)
         targets = np.zeros((n, length), np.int32)
         lengths = np.diff(seqs.offsets)
@@ -97,7 +99,7 @@ class LSTMModel:
         v = len(self.vocabulary_)
         inputs, targets, bought = self._padded(seqs)
         held = np.arange(len(seqs)) >= int(0.9 * len(seqs))  # journeys are in time order: the last tenth
-        state = keras.Input(shape=(self.max_length,), dtype="int32")
+        state = keras.Input(shape=(None,), dtype="int32")  # any length: the test journeys may be longer
         x = keras.layers.Embedding(v + 1, self.embedding, mask_zero=True)(state)
         x = keras.layers.LSTM(self.units, return_sequences=True, seed=self.seed)(x)
         model = keras.Model(state, {"next": keras.layers.Dense(v, activation="softmax", name="next")(x),

@@ -114,9 +114,10 @@ class MarkovModel:
     def name(self) -> str:
         return "Markov, first order" if self.order == 1 else "Markov, second order"
 
-    def fit(self, seqs: Sequences) -> "MarkovModel":
+    def fit(self, seqs: Sequences, ex: Examples | None = None) -> "MarkovModel":
+        """Fit on the journeys ``seqs`` (``ex``: their :func:`examples`, when already made)."""
         v = len(seqs.vocabulary)
-        ex = examples(seqs)
+        ex = examples(seqs) if ex is None else ex
         counts = np.zeros((v, v))
         np.add.at(counts, (ex.current, ex.target), 1)
         overall = counts.sum(axis=0) + 1e-3 * (np.arange(v) > 0)  # no state goes back to start
@@ -192,10 +193,11 @@ class GradientBoostingModel:
         self.max_examples = max_examples
         self.seed = seed
 
-    def fit(self, seqs: Sequences) -> "GradientBoostingModel":
+    def fit(self, seqs: Sequences, ex: Examples | None = None) -> "GradientBoostingModel":
+        """Fit on the journeys ``seqs`` (``ex``: their :func:`examples`, when already made)."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        ex = examples(seqs)
+        ex = examples(seqs) if ex is None else ex
         rng = np.random.default_rng(self.seed)
         if len(ex) > self.max_examples:
             ex = ex.take(np.sort(rng.choice(len(ex), self.max_examples, replace=False)))
