@@ -847,7 +847,7 @@ def _state_order(by_state: pd.DataFrame) -> list:
 
 def journey_diagram(transitions: pd.DataFrame, by_state: pd.DataFrame, top: int = 18, ax=None):
     """An arc diagram of the journeys: states on a line, ``start`` first, then by rising chance to end in a
-    purchase, ``purchase`` last; flows to the right arc above, flows back arc below, width ∝ sessions.
+    purchase, ``purchase`` last; flows to the right arc above, flows back arc below, width ∝ transitions.
 
     Drawn: every state's largest flow to another state, then the largest others up to ``top``; each label is
     the share of the state's visits that took the flow. A state's box says how often it is followed by
@@ -900,7 +900,7 @@ def journey_diagram(transitions: pd.DataFrame, by_state: pd.DataFrame, top: int 
     for side in ("left", "bottom"):
         ax.spines[side].set_visible(False)
     ax.set_xlabel("states by rising chance to end in a purchase; above: flows forward, below: flows back; "
-                  "width: sessions; label: share of the state's visits")
+                  "width: transitions; label: share of the state's visits")
     ax.set_title(f"Journeys: the {len(flows)} largest flows between states")
     return fig
 
@@ -919,7 +919,7 @@ def purchase_probability_chart(by_state: pd.DataFrame, ax=None):
     fig, ax = _axes(ax, (8.0, 0.9 + 0.36 * len(rows)))
     _interval_bars(ax, [str(s) for s in rows["state"]], rows["purchase_probability"],
                    rows["purchase_probability_low"], rows["purchase_probability_high"])
-    ax.set_xlabel("chance that a session at this state ends in a purchase (%, 95% CI)")
+    ax.set_xlabel("chance that a session at this state ends in a purchase, first-order chain (%, 95% CI)")
     ax.set_title("Where purchases come from: chance to buy from each state")
     return fig
 
@@ -930,7 +930,7 @@ def removal_effects_chart(by_state: pd.DataFrame, ax=None):
     fig, ax = _axes(ax, (8.0, 0.9 + 0.36 * len(rows)))
     _interval_bars(ax, [str(s) for s in rows["state"]], rows["removal_effect"], rows["removal_effect_low"],
                    rows["removal_effect_high"], colour=MUTED)
-    ax.set_xlabel("share of purchases lost if the state were removed (%, 95% CI)")
+    ax.set_xlabel("share of purchases lost if the state were removed, first-order chain (%, 95% CI)")
     ax.set_title("Removal effects: what each state is worth to purchases")
     return fig
 

@@ -10,9 +10,13 @@ a folder holding
 ``sessions.parquet``
     One row per session: ``session_id``, ``user_id``, ``start``, ``label``,
     ``incident`` (the session started on an incident day), ``n_views``,
-    ``target_item`` and the planted probabilities ``p_cart`` (of a cart given
+    ``target_item``, the planted probabilities ``p_cart`` (of a cart given
     the views), ``p_checkout`` (given a cart) and ``p_purchase`` (given a
-    checkout) actually used, and ``reached`` (0 = views only … 3 = purchase).
+    checkout, the logistic model), ``reached`` (0 = views only … 3 = purchase),
+    ``searched`` (the session opened a search page) and ``p_purchase_path``
+    (the chance to buy after a checkout given the session's pages, actually
+    used; its mean given the segments is ``p_purchase``:
+    :mod:`funnelkit.simulate_journeys`).
 ``labels.parquet``
     ``user_id``, ``label``: ``human``, ``bot``, ``click_farm`` or ``fake_order``.
 ``items.parquet``, ``user_factors.parquet``
@@ -257,8 +261,9 @@ def simulate(params: SimulationParams, directory: str | Path) -> SimulatedDatase
     pq.write_table(pa.concat_tables(factors), directory / "user_factors.parquet")
     pq.write_table(shop.items_table(), directory / "items.parquet")
     truth = shop.ground_truth(anomalies) | {"counts": counts | {"users": next_user}}
-    visits, expected = (sum(parts) for parts in zip(*journey_counts))
+    visits, expected, capped = (sum(parts) for parts in zip(*journey_counts))
     truth["journeys"] = journeys.planted_rules() | {
+        "capped_sessions": int(capped),
         "transitions": journeys.transitions_truth(visits, expected),
         "transitions_about": "complete human sessions (every event inside the period): for each (previous, "
                              "state) its visits and the sum over them of the planted chance of each next state",
@@ -289,8 +294,9 @@ class _Block:
     events: pa.Table
     sessions: pa.Table
     labels: pa.Table
-    # the planted journey chain's (visits, expected next counts) of the block's complete human sessions
-    journeys: tuple[np.ndarray, np.ndarray] | None = None
+    # the planted journey chain's (visits, expected next counts) of the block's complete human sessions, and
+    # how many sessions' chance to buy after a checkout was capped (see simulate_journeys)
+    journeys: tuple[np.ndarray, np.ndarray, int] | None = None
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
@@ -732,8 +738,9 @@ def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, firs
     walks = journeys.draw_walks(nav_rng, device, channel, n_views)
     searched = np.zeros(n_sess, dtype=bool)
     searched[walks.session[walks.searches > 0]] = True
-    buy, _, pay = journeys.purchase_given_checkout(p[2], searched, journeys.no_search_chance(device, channel, n_views),
-                                                   customer_type)
+    buy, pay, capped = journeys.purchase_given_checkout(p[2], searched,
+                                                        journeys.no_search_chance(device, channel, n_views),
+                                                        customer_type)
     # the cart comes after the last view (the target), so every view precedes it
     reached, step_times = _funnel_events(rng, view_times[np.cumsum(n_views) - 1], np.stack([p[0], p[1], buy]),
                                          (30.0, 90.0, 150.0))
@@ -760,7 +767,7 @@ def _humans(shop: _Shop, rng: np.random.Generator, first_user: int, n: int, firs
     labels = pa.table({COLUMNS.user_id: _ids("u", users), "label": pa.array(np.full(n, "human"))})
     user_factors = pa.table({COLUMNS.user_id: _ids("u", users),
                              **{f"f{k}": pa.array(factors[:, k]) for k in range(params.taste_factors)}})
-    return _Block(events, sessions, labels, journeys.expected_transitions(rows, complete)), user_factors
+    return _Block(events, sessions, labels, (*journeys.expected_transitions(rows, complete), capped)), user_factors
 
 
 class _Anomalies:

@@ -423,26 +423,21 @@ def journey_states_view(by_state: pd.DataFrame) -> pd.DataFrame:
         "visits": rows["visits"].map("{:,.0f}".format),
         "sessions that ended here": rows["exits"].map("{:,.0f}".format),
         "share of visits that were the last": rows["exit_share"].map(pct),
-        "chance to buy from here (95% CI)": [pct_ci(v, lo, hi) for v, lo, hi in
-                                             zip(rows["purchase_probability"], rows["purchase_probability_low"],
-                                                 rows["purchase_probability_high"])],
+        "chance to buy from here, first-order chain (95% CI)": [
+            pct_ci(v, lo, hi) for v, lo, hi in zip(rows["purchase_probability"], rows["purchase_probability_low"],
+                                                   rows["purchase_probability_high"])],
+        "sessions visiting it that bought, data (95% CI)": [
+            pct_ci(v, lo, hi) for v, lo, hi in zip(rows["visitors_bought"], rows["visitors_bought_low"],
+                                                   rows["visitors_bought_high"])],
         "pages to the end (95% CI)": [_interval(v, lo, hi, "{:.1f}") for v, lo, hi in
                                       zip(rows["expected_pages"], rows["expected_pages_low"],
                                           rows["expected_pages_high"])],
-        "removal effect (95% CI)": ["–" if pd.isna(v) else pct_ci(v, lo, hi) for v, lo, hi in
-                                    zip(rows["removal_effect"], rows["removal_effect_low"],
-                                        rows["removal_effect_high"])],
-    })
-
-
-def transitions_view(transitions: pd.DataFrame, top: int = 25) -> pd.DataFrame:
-    """The ``top`` most frequent transitions of the first-order chain, with their intervals."""
-    rows = transitions.nlargest(top, "count")
-    return pd.DataFrame({
-        "from": rows["from"].map(escape), "to": rows["to"].map(escape),
-        "transitions": rows["count"].map("{:,}".format),
-        "probability (95% CI)": [pct_ci(v, lo, hi) for v, lo, hi in
-                                 zip(rows["probability"], rows["ci_low"], rows["ci_high"])],
+        "removal effect, first-order chain (95% CI)": [
+            "–" if pd.isna(v) else pct_ci(v, lo, hi) for v, lo, hi in
+            zip(rows["removal_effect"], rows["removal_effect_low"], rows["removal_effect_high"])],
+        "purchases that visited it, data (95% CI)": [
+            "–" if pd.isna(v) else pct_ci(v, lo, hi) for v, lo, hi in
+            zip(rows["purchases_through"], rows["purchases_through_low"], rows["purchases_through_high"])],
     })
 
 
@@ -458,8 +453,10 @@ def what_if_view(what_ifs: pd.DataFrame, currency: str = "") -> pd.DataFrame:
         "extra purchases per 1,000 sessions (95% CI)": [_interval(v, lo, hi, "{:+.2f}") for v, lo, hi in
                                                         zip(what_ifs["extra_per_1000"], what_ifs["extra_per_1000_low"],
                                                             what_ifs["extra_per_1000_high"])],
-        f"their value per 1,000 sessions ({escape(currency) or 'no prices'})": [
-            "–" if pd.isna(v) else f"{v:+,.0f}" for v in what_ifs["extra_value_per_1000"]],
+        f"their value per 1,000 sessions, {escape(currency) or 'no prices'} (95% CI)": [
+            "–" if pd.isna(v) else f"{v:+,.0f} ({lo:+,.0f} to {hi:+,.0f})" for v, lo, hi in
+            zip(what_ifs["extra_value_per_1000"], what_ifs["extra_value_per_1000_low"],
+                what_ifs["extra_value_per_1000_high"])],
     })
 
 
@@ -521,3 +518,10 @@ def purchase_prediction_view(purchase: pd.DataFrame) -> pd.DataFrame:
         "PR-AUC (95% CI)": [_interval(r["pr_auc"], r["pr_auc_low"], r["pr_auc_high"], "{:.3f}") for r in rows],
         "PR-AUC against the best chain": [diff(r, "pr_auc") for r in rows],
     })
+
+
+def state_mapping_view(event_counts: pd.DataFrame) -> pd.DataFrame:
+    """How the log's event names became journey states (:attr:`JourneyCounts.event_counts`), to read."""
+    return pd.DataFrame({"event name": event_counts["event_type"].map(escape),
+                         "state": event_counts["state"].map(escape),
+                         "events": event_counts["events"].map("{:,}".format)})

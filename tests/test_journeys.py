@@ -205,3 +205,31 @@ def test_planted_anomalous_accounts_are_left_out(shop_study):
     # the human sessions of the truth (within a few left out at the log's edges)
     starts = planted.loc[planted["from"] == "start", "visits"].iloc[0]
     assert abs(study.counts.sessions - starts) <= 0.01 * starts
+
+
+def test_session_ids_shared_by_two_users_are_two_journeys():
+    # REES46 or a custom log may number each user's sessions from 1
+    day = T0 + pd.Timedelta(days=10)
+    frame = _log([("u1", "1", day, ["view", "cart", "purchase"]), ("u2", "1", day + 30 * SEC, ["view", "home"])])
+    counts = journey_counts(EventLog.from_frame(frame), {}, 12)
+    assert counts.sessions == 2
+    assert _first_order(counts.triples) == {("start", "view"): 2, ("view", "cart"): 1, ("cart", "purchase"): 1,
+                                            ("view", "home"): 1, ("home", "exit"): 1}
+
+
+def test_no_sessions_chance_to_buy_after_a_checkout_was_capped(shop_study):
+    truth, _ = shop_study
+    # a capped session would bend the planted logistic purchase model (simulate_journeys.purchase_given_checkout)
+    assert truth.ground_truth["journeys"]["capped_sessions"] == 0
+
+
+def test_the_data_say_how_many_purchases_visited_each_page_beside_the_chains_removal_effect(shop_study):
+    truth, study = shop_study
+    states = study.by_state.set_index("state")
+    # every purchase passed through view and cart; the removal effect of a mandatory step is 100% too
+    assert states.at["view", "purchases_through"] == 1 and states.at["cart", "purchases_through"] == 1
+    # searchers buy more often (planted): the chain, seeing only the current page, attributes less to search than
+    # the share of purchases whose sessions visited it
+    search = states.loc["search"]
+    assert search["purchases_through_low"] > search["removal_effect_high"]
+    assert search["visitors_bought_low"] > search["purchase_probability_high"]

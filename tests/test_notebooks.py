@@ -420,7 +420,7 @@ def test_journeys_recover_the_planted_chain_and_its_second_order_effect(reports)
 
     m = read_metrics(reports / "05_journeys.ipynb")
     assert {k for k, v in m.items() if v.get("headline")} == {
-        "session_conversion", "largest_removal_effect", "what_if_delivery_payment"}
+        "session_conversion", "key_state_purchases_through", "what_if_delivery_payment"}
     params = load_params(ROOT / "params" / "ci.yaml")
     dataset = ensure_dataset(params.simulation)
     # the share of complete human sessions with a purchase, by pandas from the shop's events
@@ -449,7 +449,7 @@ def test_journeys_recover_the_planted_chain_and_its_second_order_effect(reports)
     after_delivery, after_cart = (history.loc[(p, "cart_view", "exit")] for p in ("delivery", "cart"))
     assert after_delivery["share_low"] > after_cart["share_high"]
     html = (reports / "05_journeys.html").read_text()
-    assert "The previous page matters at cart" in html and "purchases pass through search" in html
+    assert "The previous page matters at cart" in html and "Purchases depend most on search" in html
 
 
 def test_journeys_compare_the_next_event_models_and_the_second_order_chain_wins_over_the_first(reports):

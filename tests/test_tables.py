@@ -188,14 +188,14 @@ def _views(text):
                             "actual_ci_lower": [0.3], "actual_ci_upper": [0.46]})
     states = pd.DataFrame({"state": ["start", text], "visits": [10, 8], "exits": [0, 3], "exit_share": [0, 0.375],
                            **{f"{m}{s}": [0.1, 0.2]
-                              for m in ("purchase_probability", "expected_pages", "removal_effect")
+                              for m in ("purchase_probability", "expected_pages", "removal_effect",
+                                        "purchases_through", "visitors_bought")
                               for s in ("", "_low", "_high")}})
-    transitions = pd.DataFrame({"from": [text], "to": [text], "count": [3], "probability": [0.5], "ci_low": [0.4],
-                                "ci_high": [0.6]})
     what_ifs = pd.DataFrame({"from": [text], "to": [text], "change": [0.1], "probability": [0.5],
                              "new_probability": [0.55], "conversion": [0.04], "new_conversion": [0.045],
                              "extra_per_1000": [5.0], "extra_per_1000_low": [4.0], "extra_per_1000_high": [6.0],
-                             "extra_value_per_1000": [100.0]})
+                             "extra_value_per_1000": [100.0], "extra_value_per_1000_low": [80.0],
+                             "extra_value_per_1000_high": [120.0]})
     history = pd.DataFrame({"previous": [text], "state": [text], "next": [text], "visits": [50], "share": [0.5],
                             "share_low": [0.4], "share_high": [0.6], "first_order": [0.45]})
     journey_check = pd.DataFrame({"from": [text], "to": [text], "planted": [0.5], "probability": [0.51],
@@ -233,7 +233,8 @@ def _views(text):
         "planted_process_view": tables.planted_process_view(process),
         "holdout_view": tables.holdout_view(holdout),
         "journey_states_view": tables.journey_states_view(states),
-        "transitions_view": tables.transitions_view(transitions),
+        "state_mapping_view": tables.state_mapping_view(pd.DataFrame({"event_type": [text], "state": [text],
+                                                                       "events": [3]})),
         "what_if_view": tables.what_if_view(what_ifs, currency=text),
         "history_view": tables.history_view(history),
         "planted_journey_view": tables.planted_journey_view(journey_check),

@@ -224,7 +224,8 @@ def what_if(P: ArrayLike, source: int, destination: int, relative_change: ArrayL
     destination : int
         Column of the transition in the full ``k + a`` columns (transient states, then absorbing ones).
     relative_change : float or array_like
-        ``+0.1`` for 10 % more likely; an array broadcasts against the batch axes of ``P``.
+        ``+0.1`` for 10 % more likely; an array must have the shape of ``P``'s batch axes (one change per
+        replicate).
 
     Returns
     -------

@@ -122,7 +122,8 @@ def _user_weights(users: np.ndarray, replicates: int, seed: int) -> tuple[np.nda
     """(index of each example's user, Poisson(1) weights: replicates × users)."""
     unique, index = np.unique(users, return_inverse=True)
     rng = np.random.default_rng(seed)
-    return index, rng.poisson(1.0, size=(replicates, len(unique))).astype(np.float64)
+    # float32: replicates × test users (at most journeys.max_sessions) weights stay a few hundred MB at most
+    return index, rng.poisson(1.0, size=(replicates, len(unique))).astype(np.float32)
 
 
 def _interval(draws: np.ndarray) -> tuple[float, float]:
@@ -160,7 +161,6 @@ def compare(seqs: Sequences, *, test_share: float = 0.25, after: tuple = (1, 3, 
     if len(train_idx) < 50 or len(test_idx) < 50:
         return None
     train, test = seqs.subset(train_idx), seqs.subset(test_idx)
-    every = examples(test)
     ex = examples(test, max_length)
     notes, fit_seconds = [], {}
     models: dict = {}
@@ -189,8 +189,9 @@ def compare(seqs: Sequences, *, test_share: float = 0.25, after: tuple = (1, 3, 
     index, weights = _user_weights(ex.user, replicates, seed)
     next_table, baseline = _next_event_table(predictions, ex, index, weights)
     purchase_table = _purchase_table(predictions, ex, index, weights, after)
+    cut = int(np.maximum(np.diff(test.offsets) - 1 - max_length, 0).sum())  # prefixes from max_length on
     return PredictionResults(next_table, purchase_table, baseline, cutoff, len(train_idx), len(test_idx),
-                             int(len(np.unique(ex.user))), int(len(every) - len(ex)), max_length, fit_seconds, notes)
+                             int(len(np.unique(ex.user))), cut, max_length, fit_seconds, notes)
 
 
 def _next_event_table(predictions: dict, ex: Examples, index, weights) -> tuple[pd.DataFrame, str]:

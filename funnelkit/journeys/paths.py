@@ -46,6 +46,9 @@ class JourneyCounts:
         ``user`` (an integer per user), ``before`` (state two steps back; ``start`` for the first step, NULL
         before it), ``previous``, ``state``, ``n``: how often the user's journeys stepped from ``previous``
         to ``state`` having been at ``before`` one step earlier. ``state`` includes ``purchase`` and ``exit``.
+    visited : DataFrame
+        ``user`` (numbered as in ``triples``), ``state``, ``sessions`` (the user's journeys that visited the
+        state at least once) and ``bought`` (those of them that ended in a purchase).
     states : list of str
         The named states (without ``start``, ``purchase``, ``exit``), most visited first.
     sessions : int
@@ -64,6 +67,7 @@ class JourneyCounts:
     """
 
     triples: pd.DataFrame
+    visited: pd.DataFrame
     states: list
     sessions: int
     unfinished: int
@@ -127,6 +131,16 @@ def _require(events: EventLog) -> dict[str, str]:
     return types
 
 
+def _session_key() -> str:
+    """SQL of a session's key: its user and session id together (the length first, so no two pairs collide).
+
+    A session id need not be unique across users (REES46 or a custom log may number each user's sessions
+    from 1): every query here partitions, joins and samples by this key.
+    """
+    uid = f"CAST({quote(COLUMNS.user_id)} AS VARCHAR)"
+    return f"concat(CAST(length({uid}) AS VARCHAR), ':', {uid}, CAST({quote(COLUMNS.session_id)} AS VARCHAR))"
+
+
 def _journey_ctes(events: EventLog, names: dict[str, str], gap: int) -> str:
     """The CTEs up to ``journey`` (uid, sid, k, state: start = 0, then the states, then exit unless bought) and
     ``finished`` (uid, sid, t0, t1: the complete sessions), in DuckDB's dialect."""
@@ -137,7 +151,7 @@ def _journey_ctes(events: EventLog, names: dict[str, str], gap: int) -> str:
     purchase, start, exit_ = literal(EVENTS.purchase), literal(START), literal(EXIT)
     return f"""
 WITH ev AS (
-  SELECT CAST({quote(COLUMNS.user_id)} AS VARCHAR) AS uid, CAST({quote(COLUMNS.session_id)} AS VARCHAR) AS sid,
+  SELECT CAST({quote(COLUMNS.user_id)} AS VARCHAR) AS uid, {_session_key()} AS sid,
          epoch_us({t}) AS t, {state_sql} AS state
   FROM {table}
   WHERE {quote(COLUMNS.user_id)} IS NOT NULL AND {quote(COLUMNS.session_id)} IS NOT NULL AND {t} IS NOT NULL
@@ -187,8 +201,17 @@ FROM triples WHERE previous IS NOT NULL
 GROUP BY uid, before, previous, state
 ORDER BY "user", before NULLS FIRST, previous, state"""
     triples = events.query(sql)
+    purchase, start, exit_ = literal(EVENTS.purchase), literal(START), literal(EXIT)
+    visited = events.query(f"""{ctes},
+users AS (SELECT uid, dense_rank() OVER (ORDER BY uid) - 1 AS u FROM (SELECT DISTINCT uid FROM finished) x),
+outcome AS (SELECT sid, max(CASE WHEN state = {purchase} THEN 1 ELSE 0 END) AS bought FROM journey GROUP BY sid),
+seen AS (SELECT DISTINCT uid, sid, state FROM journey WHERE state NOT IN ({start}, {purchase}, {exit_}))
+SELECT users.u AS "user", seen.state, count(*) AS sessions, sum(outcome.bought) AS bought
+FROM seen JOIN outcome ON seen.sid = outcome.sid JOIN users ON seen.uid = users.uid
+GROUP BY users.u, seen.state
+ORDER BY "user", seen.state""")
     sessions, unfinished = events.rows(f"""
-WITH ev AS (SELECT {quote(COLUMNS.session_id)} AS sid, epoch_us({t}) AS t FROM {table}
+WITH ev AS (SELECT {_session_key()} AS sid, epoch_us({t}) AS t FROM {table}
             WHERE {quote(COLUMNS.user_id)} IS NOT NULL AND {quote(COLUMNS.session_id)} IS NOT NULL
               AND {t} IS NOT NULL AND {et} IS NOT NULL),
 span AS (SELECT min(t) AS first_t, max(t) AS last_t FROM ev),
@@ -200,8 +223,8 @@ SELECT count(*) FILTER (WHERE t0 >= first_t + {gap} AND t1 <= last_t - {gap}),
     visits = triples.groupby("previous")["n"].sum()
     states = [s for s in visits.sort_values(ascending=False, kind="stable").index
               if s not in (START, EVENTS.purchase, EXIT)]
-    return JourneyCounts(triples, states, int(sessions or 0), int(unfinished or 0), event_counts, names, gap,
-                         order_value)
+    return JourneyCounts(triples, visited, states, int(sessions or 0), int(unfinished or 0), event_counts, names,
+                         gap, order_value)
 
 
 @dataclass
@@ -234,9 +257,6 @@ class Sequences:
 
     def __len__(self) -> int:
         return len(self.start_us)
-
-    def journey(self, j: int) -> np.ndarray:
-        return self.tokens[self.offsets[j]:self.offsets[j + 1]]
 
     def subset(self, journeys: np.ndarray) -> "Sequences":
         """The journeys ``journeys`` (indices, in the order given)."""
@@ -283,5 +303,5 @@ def _order_value(events: EventLog, price: str) -> float:
     ((value,),) = events.rows(f"""
 SELECT avg(v) FROM (SELECT sum({price}) AS v FROM {table}
                     WHERE {quote(COLUMNS.event_type)} = {literal(EVENTS.purchase)} AND {t} IS NOT NULL
-                    GROUP BY {quote(COLUMNS.session_id)} HAVING count({price}) > 0)""")
+                    GROUP BY {quote(COLUMNS.user_id)}, {quote(COLUMNS.session_id)} HAVING count({price}) > 0)""")
     return float("nan") if value is None else float(value)

@@ -51,10 +51,13 @@ class JourneyResults(StudyResults):
         observed transition).
     by_state : DataFrame
         One row per state (``start`` first): ``visits``, ``exits`` (visits after which the session ended),
-        ``exit_share``, ``purchase_probability`` (the chance a session at this state goes on to buy) and
-        ``expected_pages`` (pages still to come, this one included), each with ``_low``/``_high``
-        intervals, and ``removal_effect`` (the relative drop of the session conversion if the state were
-        removed and its visitors left instead), with its interval; NaN for ``start``.
+        ``exit_share``, ``purchase_probability`` (the first-order chain's chance that a session at this state
+        goes on to buy) and ``expected_pages`` (pages still to come, this one included; for ``start``, the
+        pages of a session), each with ``_low``/``_high`` intervals (replicates without the state left out),
+        ``removal_effect`` (the chain's relative drop of the session conversion if the state were removed and
+        its visitors left instead), and from the data without a chain ``purchases_through`` (the share of
+        purchasing journeys that visited the state) and ``visitors_bought`` (the share of the journeys
+        visiting it that bought), each with its interval; NaN for ``start``.
     conversion : tuple
         (estimate, low, high): the share of journeys that end in a purchase, from the chain.
     what_ifs : DataFrame
@@ -99,10 +102,14 @@ class JourneyResults(StudyResults):
                Metric("states", len(self.transient) - 1, "states", "Page states of the chain")]
         key = self.key_state()
         if key is not None:
+            out.append(Metric("key_state_purchases_through", float(key["purchases_through"]), "share of purchases",
+                              f"Sessions that bought having visited {key['state']} (the page besides the funnel's "
+                              f"steps with the largest removal effect)",
+                              _ci(key["purchases_through_low"], key["purchases_through_high"]), headline=True))
             out.append(Metric("largest_removal_effect", float(key["removal_effect"]), "share of purchases",
-                              f"Purchases lost if the {key['state']} state were removed (the largest of the "
-                              f"states besides the funnel's steps)",
-                              _ci(key["removal_effect_low"], key["removal_effect_high"]), headline=True))
+                              f"Purchases lost if the {key['state']} state were removed (first-order chain; the "
+                              f"largest of the states besides the funnel's steps)",
+                              _ci(key["removal_effect_low"], key["removal_effect_high"])))
         leak = self.leak()
         if leak is not None:
             out.append(Metric("largest_leak_exits", int(leak["exits"]), "sessions",
@@ -123,7 +130,9 @@ class JourneyResults(StudyResults):
                 out.append(Metric(f"next_top1_{key}", float(row["top1"]), "share of predictions",
                                   f"Next page named right by the {name}", _ci(row["top1_low"], row["top1_high"])))
         for n, row in enumerate(self.what_ifs.itertuples()):
-            out.append(Metric(f"what_if_{_key(row[1])}_{_key(row[2])}", float(row.extra_per_1000),
+            key = f"what_if_{_key(row[1])}_{_key(row[2])}"
+            key += "" if n == 0 or key not in {m.name for m in out} else f"_{n + 1}"  # the same transition twice
+            out.append(Metric(key, float(row.extra_per_1000),
                               "purchases per 1,000 sessions",
                               f"Extra purchases if {row[1]} → {row[2]} changed by {row.change:+.0%}",
                               _ci(row.extra_per_1000_low, row.extra_per_1000_high), headline=n == 0))
@@ -173,14 +182,22 @@ class JourneyResults(StudyResults):
                          f"{pct(leak['exit_share'])} of its visits are the session's last.")
         key = self.key_state()
         if key is not None:
-            lines.append(f"- **{pct_ci(key['removal_effect'], key['removal_effect_low'], key['removal_effect_high'])} "
-                         f"of purchases pass through {escape_md(key['state'])}**: removing it (its visitors "
-                         f"leaving instead) would cost them; of the pages besides the funnel's steps, the one "
-                         f"purchases depend on most.")
+            always = [s for s in self.by_state["state"] if s not in (START, *EVENTS.funnel)
+                      and self.by_state.set_index("state").at[s, "removal_effect"] >= 1 - 1e-9]
+            besides = "the funnel's steps" + (f" and the pages every purchase passes through "
+                                              f"({', '.join(escape_md(s) for s in always)})" if always else "")
+            through = pct_ci(key["purchases_through"], key["purchases_through_low"], key["purchases_through_high"])
+            removal = pct_ci(key["removal_effect"], key["removal_effect_low"], key["removal_effect_high"])
+            lines.append(f"- **Purchases depend most on {escape_md(key['state'])}** (besides {besides}): "
+                         f"{through} of the sessions that bought visited it. The first-order chain's removal "
+                         f"effect, the purchases lost if it were removed and its visitors left, is {removal}; the "
+                         f"chain sees only the current page, so a gap between the two is history it cannot see.")
         for _, row in self.what_ifs.iterrows():
             value = ("" if np.isnan(row["extra_value_per_1000"]) else
                      f", about {money(row['extra_value_per_1000'], self.currency, markdown=True)} per 1,000 sessions "
-                     f"at the mean order value")
+                     f"(95% CI {money(row['extra_value_per_1000_low'], self.currency, markdown=True)} to "
+                     f"{money(row['extra_value_per_1000_high'], self.currency, markdown=True)}) at the mean order "
+                     f"value, held fixed")
             digits = _digits(row["extra_per_1000_low"], row["extra_per_1000_high"])
             lines.append(f"- **What if {escape_md(row['from'])} → {escape_md(row['to'])} changed by "
                          f"{row['change']:+.0%}** ({pct(row['probability'])} → {pct(row['new_probability'])}): "
@@ -200,9 +217,10 @@ class JourneyResults(StudyResults):
             return []
         table = result.next_event.set_index("model")
         base = table.loc[result.baseline]
+        right = pct_ci(base["top1"], base["top1_low"], base["top1_high"])
         lines = [f"- **Predicting the next page** (journeys after {result.cutoff:%Y-%m-%d}, models fitted before): the "
-                 f"{readable(result.baseline)} names it right {pct(base['top1'])} of the time "
-                 f"(log-loss {base['log_loss']:.3f} nats)."]
+                 f"{readable(result.baseline)} names it right {right} of the time (log-loss "
+                 f"{base['log_loss']:.3f} nats, 95% CI {base['log_loss_low']:.3f} to {base['log_loss_high']:.3f})."]
         others = table.drop(index=result.baseline)
         better = others[others["log_loss_diff_high"] < 0]
         if len(better):
@@ -330,8 +348,11 @@ def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_g
     draws = _bootstrap(first, spec.bootstrap, spec.seed).reshape(-1, k, len(columns))
     P, P_draws = chain.transition_probabilities(observed), chain.transition_probabilities(draws)
 
-    transitions = _transitions_table(observed, P, P_draws, transient, columns)
-    by_state, conversion = _by_state(observed, P, P_draws, transient, code)
+    # a state no resampled user visited has no estimate in that replicate (not "everyone leaves from it")
+    absent = draws.sum(axis=2) == 0
+    transitions = _transitions_table(observed, P, np.where(absent[..., None], np.nan, P_draws), transient, columns)
+    by_state, conversion = _by_state(observed, P, P_draws, absent, transient, code)
+    by_state = _passing_through(by_state, counts, spec)
     what_ifs = _what_ifs(spec, P, P_draws, code, counts.order_value)
     history = _history(triples, transient, columns, spec)
     prediction, note, sampled_from = None, None, None
@@ -372,11 +393,14 @@ def _transitions_table(observed, P, P_draws, transient, columns) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["from", "to", "count", "probability", "ci_low", "ci_high"])
 
 
-def _by_state(observed, P, P_draws, transient, code) -> tuple[pd.DataFrame, tuple]:
+def _by_state(observed, P, P_draws, absent, transient, code) -> tuple[pd.DataFrame, tuple]:
     purchase, start = 0, code[START]
     B, B_draws = chain.absorption_probabilities(P), chain.absorption_probabilities(P_draws)
     t, t_draws = chain.expected_steps(P), chain.expected_steps(P_draws)
-    buy, buy_draws = B[:, purchase], B_draws[:, :, purchase]
+    t[start] -= 1  # the virtual start is not a page: from it, the pages of a whole session
+    t_draws[:, start] -= 1
+    buy, buy_draws = B[:, purchase], np.where(absent, np.nan, B_draws[:, :, purchase])
+    t_draws = np.where(absent, np.nan, t_draws)
     visits = observed.sum(axis=1)
     exits = observed[:, code[EXIT]]
     frame = pd.DataFrame({"state": transient, "visits": visits, "exits": exits,
@@ -395,6 +419,39 @@ def _by_state(observed, P, P_draws, transient, code) -> tuple[pd.DataFrame, tupl
     return frame, (float(buy[start]), float(conv_low), float(conv_high))
 
 
+def _passing_through(by_state: pd.DataFrame, counts: JourneyCounts, spec) -> pd.DataFrame:
+    """Add what the data say without a chain: ``purchases_through`` (the share of purchasing journeys that
+    visited the state) and ``visitors_bought`` (the share of journeys visiting it that bought), with intervals."""
+    from scipy import sparse
+
+    states = list(by_state["state"].iloc[1:])
+    visited = counts.visited
+    n_users = int(counts.triples["user"].max()) + 1 if len(counts.triples) else 0
+    column = pd.Index(states).get_indexer(visited["state"])
+    keep = column >= 0
+    users, column = visited["user"].to_numpy()[keep], column[keep]
+
+    k = len(states)
+    purchases = counts.triples[counts.triples["state"] == EVENTS.purchase].groupby("user")["n"].sum()
+    matrix = sparse.hstack([
+        sparse.csr_matrix((visited["sessions"].to_numpy(float)[keep], (users, column)), shape=(n_users, k)),
+        sparse.csr_matrix((visited["bought"].to_numpy(float)[keep], (users, column)), shape=(n_users, k)),
+        sparse.csr_matrix((purchases.to_numpy(float), (purchases.index.to_numpy(), np.zeros(len(purchases), int))),
+                          shape=(n_users, 1)),
+    ]).tocsr()
+    totals = np.asarray(matrix.sum(axis=0)).ravel()
+    draws = _bootstrap(matrix, spec.bootstrap, spec.seed + 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        figures = {"purchases_through": (totals[k:2 * k] / totals[-1], draws[:, k:2 * k] / draws[:, -1:]),
+                   "visitors_bought": (totals[k:2 * k] / totals[:k], draws[:, k:2 * k] / draws[:, :k])}
+    frame = by_state.copy()
+    for name, (value, value_draws) in figures.items():
+        low, high = _interval(value_draws)
+        frame[name] = np.r_[np.nan, value]
+        frame[f"{name}_low"], frame[f"{name}_high"] = np.r_[np.nan, low], np.r_[np.nan, high]
+    return frame
+
+
 def _what_ifs(spec, P, P_draws, code, order_value) -> pd.DataFrame:
     rows = []
     start = code[START]
@@ -409,10 +466,13 @@ def _what_ifs(spec, P, P_draws, code, order_value) -> pd.DataFrame:
                      "probability": P[source, target], "new_probability": new[source, target],
                      "conversion": float(before), "new_conversion": float(after),
                      "extra_per_1000": float(extra), "extra_per_1000_low": float(low),
-                     "extra_per_1000_high": float(high), "extra_value_per_1000": float(extra * order_value)})
+                     "extra_per_1000_high": float(high), "extra_value_per_1000": float(extra * order_value),
+                     "extra_value_per_1000_low": float(low * order_value),
+                     "extra_value_per_1000_high": float(high * order_value)})
     return pd.DataFrame(rows, columns=["from", "to", "change", "probability", "new_probability", "conversion",
                                        "new_conversion", "extra_per_1000", "extra_per_1000_low",
-                                       "extra_per_1000_high", "extra_value_per_1000"])
+                                       "extra_per_1000_high", "extra_value_per_1000", "extra_value_per_1000_low",
+                                       "extra_value_per_1000_high"])
 
 
 def _history(triples, transient, columns, spec) -> pd.DataFrame:
