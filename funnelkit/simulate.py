@@ -61,6 +61,10 @@ The model, per human session
   ``log_price = ln(target price / 50 EUR)`` and ``log_views = ln(views)``
   (coefficients in :data:`PLANTED_STEPS`). On an incident day one step's
   probability is multiplied by :data:`INCIDENT_FACTOR`.
+* Between these events the shopper passes through navigation pages (home, search, category, cart view,
+  delivery, payment) drawn by a planted Markov chain (:mod:`funnelkit.simulate_journeys`, with its own
+  generator, so the views, carts and checkouts above are unchanged by it); who buys after a checkout is
+  drawn from ``p_purchase_path``, whose mean given the segments and views is ``p_purchase``.
 * Anomalies: bots (scrapers: hundreds of views seconds apart, uniform over
   the catalogue, no carts), a click farm (a burst of new accounts viewing and
   carting the same few items), a fake-order ring (fresh accounts buying the
@@ -643,7 +647,7 @@ def _views_continue(n_views: np.ndarray) -> np.ndarray:
     P(N > k | N ≥ k) for the k-th view, N = 1 + NegBin(:data:`VIEWS_NEGBIN`)."""
     from scipy.stats import nbinom
 
-    k = np.arange(len(np.repeat(n_views, n_views))) - np.repeat(np.cumsum(n_views) - n_views, n_views) + 1
+    k = np.arange(n_views.sum()) - np.repeat(np.cumsum(n_views) - n_views, n_views) + 1
     at_least = nbinom.sf(k - 2, *VIEWS_NEGBIN)  # P(N ≥ k) = P(NegBin ≥ k − 1)
     return nbinom.sf(k - 1, *VIEWS_NEGBIN) / at_least
 
