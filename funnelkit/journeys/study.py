@@ -276,18 +276,24 @@ def _ci(low, high):
 
 # ---------------------------------------------------------------------- the computation
 
-def _user_matrix(triples: pd.DataFrame, keys: list[tuple], key_columns: list[str]):
-    """Sparse users × keys matrix of counts (``keys`` in order)."""
+def _user_matrix(frame: pd.DataFrame, keys: list[tuple], key_columns: list[str], n_users: int,
+                 value: str = "n"):
+    """Sparse users × keys matrix: the sum of ``frame[value]`` per ``user`` and key (``keys`` in order, tuples of
+    ``key_columns`` values); rows of keys not asked for are left out."""
     from scipy import sparse
 
-    index = pd.MultiIndex.from_tuples(keys, names=key_columns)
-    grouped = triples.groupby(["user", *key_columns], dropna=False)["n"].sum()
-    column = index.get_indexer(grouped.index.droplevel("user"))
+    grouped = frame.groupby(["user", *key_columns], dropna=False)[value].sum()
+    column = pd.MultiIndex.from_tuples(keys, names=key_columns).get_indexer(
+        pd.MultiIndex.from_arrays([grouped.index.get_level_values(c) for c in key_columns]))
     users = grouped.index.get_level_values("user").to_numpy()
-    n_users = int(triples["user"].max()) + 1 if len(triples) else 0
-    kept = column >= 0  # rows of keys not asked for
+    kept = column >= 0
     return sparse.csr_matrix((grouped.to_numpy(float)[kept], (users[kept], column[kept])),
                              shape=(n_users, len(keys)))
+
+
+def _users(counts: JourneyCounts) -> int:
+    """How many users the journeys have (they are numbered from 0)."""
+    return int(counts.triples["user"].max()) + 1 if len(counts.triples) else 0
 
 
 def _bootstrap(matrix, replicates: int, seed: int) -> np.ndarray:
@@ -343,7 +349,7 @@ def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_g
     _check_what_ifs(spec, transient, columns, counts)
 
     pairs = [(a, b) for a in transient for b in columns]
-    first = _user_matrix(triples, pairs, ["previous", "state"])
+    first = _user_matrix(triples, pairs, ["previous", "state"], _users(counts))
     observed = np.asarray(first.sum(axis=0)).ravel().reshape(k, len(columns))
     draws = _bootstrap(first, spec.bootstrap, spec.seed).reshape(-1, k, len(columns))
     P, P_draws = chain.transition_probabilities(observed), chain.transition_probabilities(draws)
@@ -354,7 +360,7 @@ def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_g
     by_state, conversion = _by_state(observed, P, P_draws, absent, transient, code)
     by_state = _passing_through(by_state, counts, spec)
     what_ifs = _what_ifs(spec, P, P_draws, code, counts.order_value)
-    history = _history(triples, transient, columns, spec)
+    history = _history(counts, columns, spec)
     prediction, note, sampled_from = None, None, None
     if spec.predict:
         sequences = journey_sequences(events, counts, spec.max_sessions, spec.seed)
@@ -425,20 +431,12 @@ def _passing_through(by_state: pd.DataFrame, counts: JourneyCounts, spec) -> pd.
     from scipy import sparse
 
     states = list(by_state["state"].iloc[1:])
-    visited = counts.visited
-    n_users = int(counts.triples["user"].max()) + 1 if len(counts.triples) else 0
-    column = pd.Index(states).get_indexer(visited["state"])
-    keep = column >= 0
-    users, column = visited["user"].to_numpy()[keep], column[keep]
-
-    k = len(states)
-    purchases = counts.triples[counts.triples["state"] == EVENTS.purchase].groupby("user")["n"].sum()
-    matrix = sparse.hstack([
-        sparse.csr_matrix((visited["sessions"].to_numpy(float)[keep], (users, column)), shape=(n_users, k)),
-        sparse.csr_matrix((visited["bought"].to_numpy(float)[keep], (users, column)), shape=(n_users, k)),
-        sparse.csr_matrix((purchases.to_numpy(float), (purchases.index.to_numpy(), np.zeros(len(purchases), int))),
-                          shape=(n_users, 1)),
-    ]).tocsr()
+    k, n_users = len(states), _users(counts)
+    keys = [(state,) for state in states]
+    purchases = counts.triples[counts.triples["state"] == EVENTS.purchase]
+    matrix = sparse.hstack([_user_matrix(counts.visited, keys, ["state"], n_users, "sessions"),
+                            _user_matrix(counts.visited, keys, ["state"], n_users, "bought"),
+                            _user_matrix(purchases, [(EVENTS.purchase,)], ["state"], n_users)]).tocsr()
     totals = np.asarray(matrix.sum(axis=0)).ravel()
     draws = _bootstrap(matrix, spec.bootstrap, spec.seed + 2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -475,10 +473,11 @@ def _what_ifs(spec, P, P_draws, code, order_value) -> pd.DataFrame:
                                        "extra_value_per_1000_high"])
 
 
-def _history(triples, transient, columns, spec) -> pd.DataFrame:
+def _history(counts: JourneyCounts, columns, spec) -> pd.DataFrame:
     """Second-order shares of the states whose next step depends on the previous one (a χ² test at 1%)."""
     from scipy.stats import chi2_contingency
 
+    triples = counts.triples
     pair = triples.dropna(subset=["before"]).groupby(["before", "previous", "state"])["n"].sum()
     table = pair.unstack("state", fill_value=0)
     visits = table.sum(axis=1)
@@ -494,7 +493,7 @@ def _history(triples, transient, columns, spec) -> pd.DataFrame:
         return pd.DataFrame(columns=["previous", "state", "next", "visits", "share", "share_low", "share_high",
                                      "first_order"])
     keys = [(b, s, n) for (b, s) in table.index if s in keep for n in columns]
-    matrix = _user_matrix(triples.dropna(subset=["before"]), keys, ["before", "previous", "state"])
+    matrix = _user_matrix(triples.dropna(subset=["before"]), keys, ["before", "previous", "state"], _users(counts))
     draws = _bootstrap(matrix, spec.bootstrap, spec.seed + 1)
     totals = np.asarray(matrix.sum(axis=0)).ravel()
     frame = pd.DataFrame(keys, columns=["previous", "state", "next"]).assign(count=totals)
