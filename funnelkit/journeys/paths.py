@@ -185,8 +185,6 @@ def journey_counts(events: EventLog, mapping: dict[str, str], max_states: int,
                    session_gap_minutes: float = 30.0) -> JourneyCounts:
     """Count the journeys of ``events`` (see the module docstring); everything runs in the log's engine."""
     types = _require(events)
-    table = quote(events.table)
-    et, t = quote(COLUMNS.event_type), quote(COLUMNS.event_time)
     event_counts = _event_counts(events)
     names = state_names(event_counts, mapping, max_states)
     event_counts["state"] = event_counts["event_type"].map(names)
@@ -210,14 +208,8 @@ SELECT users.u AS "user", seen.state, count(*) AS sessions, sum(outcome.bought) 
 FROM seen JOIN outcome ON seen.sid = outcome.sid JOIN users ON seen.uid = users.uid
 GROUP BY users.u, seen.state
 ORDER BY "user", seen.state""")
-    sessions, unfinished = events.rows(f"""
-WITH ev AS (SELECT {_session_key()} AS sid, epoch_us({t}) AS t FROM {table}
-            WHERE {quote(COLUMNS.user_id)} IS NOT NULL AND {quote(COLUMNS.session_id)} IS NOT NULL
-              AND {t} IS NOT NULL AND {et} IS NOT NULL),
-span AS (SELECT min(t) AS first_t, max(t) AS last_t FROM ev),
-s AS (SELECT sid, min(t) AS t0, max(t) AS t1 FROM ev GROUP BY sid)
-SELECT count(*) FILTER (WHERE t0 >= first_t + {gap} AND t1 <= last_t - {gap}),
-       count(*) FILTER (WHERE NOT (t0 >= first_t + {gap} AND t1 <= last_t - {gap})) FROM s, span""")[0]
+    sessions, unfinished = events.rows(f"""{ctes}
+SELECT (SELECT count(*) FROM finished), (SELECT count(*) FROM sessions) - (SELECT count(*) FROM finished)""")[0]
     price = f"CAST({quote(COLUMNS.price)} AS DOUBLE)"
     order_value = _order_value(events, price) if COLUMNS.price in types else float("nan")
     visits = triples.groupby("previous")["n"].sum()
