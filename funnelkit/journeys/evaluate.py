@@ -20,6 +20,7 @@ in every replicate.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,11 +127,17 @@ def _user_weights(users: np.ndarray, replicates: int, seed: int) -> tuple[np.nda
     return index, rng.poisson(1.0, size=(replicates, len(unique))).astype(np.float32)
 
 
+def percentile_interval(draws: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """95% percentile interval of bootstrap draws along ``axis``; NaN draws (a state absent from a replicate, a
+    replicate without both classes) are left out, and an all-NaN slice gives a NaN interval."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN slice's warning
+        return np.nanpercentile(draws, 2.5, axis=axis), np.nanpercentile(draws, 97.5, axis=axis)
+
+
 def _interval(draws: np.ndarray) -> tuple[float, float]:
-    finite = draws[np.isfinite(draws)]
-    if not len(finite):
-        return float("nan"), float("nan")
-    return float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))
+    low, high = percentile_interval(draws)
+    return float(low), float(high)
 
 
 def _weighted_means(values: np.ndarray, index: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ table shows where the previous page changes what happens next: what a first-orde
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from ..study import Metric, StudyResults
 from ..text import escape_md, money, pct, pct_ci
 from . import chain
 from .evaluate import PredictionResults, compare
+from .evaluate import percentile_interval as _interval
 from .paths import EXIT, OTHER, START, JourneyCounts, journey_counts, journey_sequences
 
 ABSORBING = (EVENTS.purchase, EXIT)
@@ -307,13 +307,6 @@ def _bootstrap(matrix, replicates: int, seed: int) -> np.ndarray:
         weights = rng.poisson(1.0, size=(size, matrix.shape[0])).astype(np.float64)
         out.append(np.asarray((matrix.T @ weights.T).T))
     return np.concatenate(out) if out else np.zeros((0, matrix.shape[1]))
-
-
-def _interval(draws: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """95% percentile interval of bootstrap draws (NaN draws, e.g. a state absent from a replicate, left out)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN slice gives a NaN interval
-        return np.nanpercentile(draws, 2.5, axis=axis), np.nanpercentile(draws, 97.5, axis=axis)
 
 
 def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_gap_minutes: float = 30.0,
