@@ -182,18 +182,11 @@ def _check_retention(params: Params, events: "EventLog") -> None:
 
 def _check_journeys(params: Params, events: "EventLog") -> None:
     """The states of ``journeys.what_if`` are states of this log's chain (after ``journeys.states``)."""
-    from .journeys.paths import EXIT, journey_states
+    from .journeys.paths import check_what_ifs, journey_states
 
-    states = journey_states(events, params.journeys.states, params.journeys.max_states)
-    ends = {EVENTS.purchase, EXIT}
-    for n, change in enumerate(params.journeys.what_if):
-        source, target = change.transition
-        if source not in states - ends or target not in states | ends:
-            named = ", ".join(sorted(states - ends)) or "none"
-            raise ParamsError(f"journeys.what_if[{n}].transition: {source!r} → {target!r} is not a transition of the "
-                              f"journeys in {events.source or 'the events'}; its states are {named}, and the ends "
-                              f"{EVENTS.purchase}, {EXIT} (journeys.states renames or merges event names; beyond "
-                              f"journeys.max_states the rarest become 'other')")
+    spec = params.journeys
+    check_what_ifs(spec.what_if, journey_states(events, spec.states, spec.max_states),
+                   events.source or "the events")
 
 
 def _load_warnings(events: "EventLog") -> list[str]:

@@ -120,6 +120,20 @@ def journey_states(events: EventLog, mapping: dict[str, str], max_states: int) -
     return set(state_names(_event_counts(events), mapping, max_states).values())
 
 
+def check_what_ifs(what_if, states, where: str) -> None:
+    """Raise ParamsError for the first ``journeys.what_if`` whose transition is not between ``states`` (the
+    chain's pages; ``start`` and the ends ``purchase`` and ``exit`` need not be in it) or into an end."""
+    ends = {EVENTS.purchase, EXIT}
+    pages = set(states) - ends - {START}
+    for n, change in enumerate(what_if):
+        source, target = change.transition
+        if source not in pages or target not in pages | ends:
+            raise ParamsError(f"journeys.what_if[{n}].transition: {source!r} → {target!r} is not a transition of the "
+                              f"journeys in {where}; its states are {', '.join(sorted(pages)) or 'none'}, and the "
+                              f"ends {EVENTS.purchase}, {EXIT} (journeys.states renames or merges event names; "
+                              f"beyond journeys.max_states the rarest become 'other')")
+
+
 def _require(events: EventLog) -> dict[str, str]:
     types = events.column_types()
     needed = [COLUMNS.user_id, COLUMNS.session_id, COLUMNS.event_time, COLUMNS.event_type]

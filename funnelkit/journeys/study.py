@@ -25,7 +25,7 @@ from ..text import escape_md, money, pct, pct_ci
 from . import chain
 from .evaluate import PredictionResults, compare
 from .evaluate import percentile_interval as _interval
-from .paths import EXIT, OTHER, START, JourneyCounts, journey_counts, journey_sequences
+from .paths import EXIT, OTHER, START, JourneyCounts, check_what_ifs, journey_counts, journey_sequences
 
 ABSORBING = (EVENTS.purchase, EXIT)
 MIN_HISTORY_VISITS = 50
@@ -339,7 +339,7 @@ def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_g
     k = len(transient)
     code = {s: i for i, s in enumerate(columns)}
     triples = counts.triples
-    _check_what_ifs(spec, transient, columns, counts)
+    _check_what_ifs(spec, counts, events.source or "the events")
 
     pairs = [(a, b) for a in transient for b in columns]
     first = _user_matrix(triples, pairs, ["previous", "state"], _users(counts))
@@ -371,13 +371,10 @@ def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_g
                           prediction, note, sampled_from)
 
 
-def _check_what_ifs(spec, transient, columns, counts) -> None:
+def _check_what_ifs(spec, counts, where: str) -> None:
+    check_what_ifs(spec.what_if, counts.states, where)
     for n, change in enumerate(spec.what_if):
         source, target = change.transition
-        if source not in transient or source == START or target not in columns or target == START:
-            raise ParamsError(f"journeys.what_if[{n}].transition: {source!r} → {target!r} is not a transition of "
-                              f"this log's chain; its states: {', '.join(transient[1:])}, and the ends "
-                              f"{', '.join(ABSORBING)}")
         seen = counts.triples[(counts.triples["previous"] == source) & (counts.triples["state"] == target)]
         if seen.empty:
             raise ParamsError(f"journeys.what_if[{n}].transition: no session went from {source!r} to {target!r}; "
