@@ -398,48 +398,77 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
     else:
         labelled = f"coalesce(first_label <= start + {window_us}, FALSE)"
         cutoff = f"CASE WHEN labelled THEN first_label ELSE start + {window_us} END"
-        censored = f"(NOT c.labelled AND c.start + {window_us} > {data_end_us})"
+        censored = f"(NOT f.labelled AND f.start + {window_us} > {data_end_us})"
 
-    # Two passes over the events: one for each unit's times, one for everything else. The features
-    # count only the events before the cut-off (FILTER), the values at the unit's first event only
-    # those at its start: simultaneous first events give the smallest value, nulls last (min skips
-    # NULLs), far cheaper than an arg_min over the whole log with a (time, missing, value) key.
+    # One pass over the events computes every feature over *all* the events of each (unit, user, segments)
+    # group. That is the answer for most units: one group (one user, each segment one value throughout, so no
+    # tie to break at the first instant), unlabelled, nothing after the cut-off. Only the other units (the
+    # labelled ones, whose label and later events are left out, and the irregular ones) are computed again
+    # from their events with the cut-off known: the features count the events before it (FILTER), the first
+    # values are the smallest at the start, nulls last (min skips NULLs). Distinct counts have a grouping of
+    # their own: count(DISTINCT ...) makes DuckDB materialise its aggregate's input, here the whole log.
     before = "(e.t < c.cutoff OR (NOT c.labelled AND e.t <= c.cutoff))"
     at_start = "e.t = c.start"
-    feat_cols = ["e.unit", f"min(e.uid) FILTER (WHERE {at_start}) AS uid"]
-    feat_cols += [f"min(e.{a}) FILTER (WHERE {at_start}) AS {a}" for a in aliases]
-    feat_cols += [f"count(*) FILTER (WHERE {before}) AS n_events",
-                  f"max(e.t) FILTER (WHERE {before}) AS last_before"]
-    feat_cols += [f"count(*) FILTER (WHERE {before} AND et = {literal(kind)}) AS {quote(count_column(kind))}"
-                  for kind in EVENTS.funnel]
-    if given is not None:
-        feat_cols.append(f"count(*) FILTER (WHERE {before} AND et = {literal(given)}) AS n_given")
-    if has_item:
-        feat_cols.append(f"count(DISTINCT item) FILTER (WHERE {before}) AS distinct_items")
-    if has_cat:
-        feat_cols.append(f"count(DISTINCT cat) FILTER (WHERE {before}) AS distinct_categories")
-    if not by_session and has_session:
-        feat_cols.append(f"count(DISTINCT sid) FILTER (WHERE {before}) AS n_sessions")
-    if has_price:
-        feat_cols += [f"avg(price) FILTER (WHERE {before}) AS price_mean",
-                      f"max(price) FILTER (WHERE {before}) AS price_max",
-                      "arg_max_null(price, {'t': e.t, 'p': coalesce(price, '-inf'::DOUBLE)}) "
-                      f"FILTER (WHERE {before} AND et = {literal(EVENTS.view)}) AS last_viewed_price"]
+    distinct = {column: name for column, name, present in (
+        ("item", "distinct_items", has_item), ("cat", "distinct_categories", has_cat),
+        ("sid", "n_sessions", not by_session and has_session)) if present}
 
-    # the times per (unit, user) pair: the unit's own times below, and for sessions the user's earlier visits
+    def aggregates(e: str, keep: str | None) -> dict[str, str]:
+        """Feature -> its aggregate over the events (columns ``{e}t``, ...) that satisfy ``keep`` (None: all)."""
+        def agg(expression: str, where: str | None = None) -> str:
+            conditions = [c for c in (keep, where) if c]
+            return expression + (f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else "")
+
+        out = {"n_events": agg("count(*)"), "last_before": agg(f"max({e}t)")}
+        out |= {quote(count_column(kind)): agg("count(*)", f"{e}et = {literal(kind)}") for kind in EVENTS.funnel}
+        if given is not None:
+            out["n_given"] = agg("count(*)", f"{e}et = {literal(given)}")
+        out |= {name: agg(f"count(DISTINCT {e}{column})") for column, name in distinct.items()}
+        if has_price:
+            out |= {"price_mean": agg(f"avg({e}price)"), "price_max": agg(f"max({e}price)"),
+                    "last_viewed_price": agg(f"arg_max_null({e}price, {{'t': {e}t, 'p': coalesce({e}price, "
+                                             "'-inf'::DOUBLE)})", f"{e}et = {literal(EVENTS.view)}")}
+        return out
+
+    cut_whole = aggregates("e.", before)
+    whole = {name: agg for name, agg in aggregates("", None).items() if name not in distinct.values()}
+    features = list(cut_whole)
+
+    group_keys = ["unit", "uid", *aliases]
+    group_cols = [*group_keys, "min(t) AS first_t", "max(t) AS last_t",
+                  f"min(t) FILTER (WHERE et = {literal(label)}) AS first_label"]
+    group_cols += [f"{agg} AS {name}" for name, agg in whole.items()]
+
+    unit_feat = ["e.unit", "c.start", "c.labelled", "c.cutoff", f"min(e.uid) FILTER (WHERE {at_start}) AS uid"]
+    unit_feat += [f"min(e.{a}) FILTER (WHERE {at_start}) AS {a}" for a in aliases]
+    unit_feat += [f"{agg} AS {name}" for name, agg in cut_whole.items()]
+    feat_names = ["unit", "uid", *aliases, *features]
+    regular_names = ["p.unit", "c.start", "c.labelled", "c.cutoff"]
+    regular_names += [f"d.{n}" if n in distinct.values() else f"p.{n}" for n in feat_names[1:]]
+    distinct_join = "JOIN distinct_counts d ON d.unit = c.unit " if distinct else ""
+
     ctes = [
-        # read again by each use: storing the whole log costs more than the columnar scans
+        # read again by the distinct counts and the irregular units: storing the log costs more than rescanning
         f"ev AS NOT MATERIALIZED (SELECT {', '.join(ev_cols)} FROM {quote(events.table)} "
         f"WHERE {quote(unit_col)} IS NOT NULL)",
-        "pairs AS (SELECT unit, uid, min(t) AS first_t, max(t) AS last_t, "
-        f"min(t) FILTER (WHERE et = {literal(label)}) AS first_label FROM ev GROUP BY unit, uid)",
-        "times AS (SELECT unit, min(first_t) AS start, max(last_t) AS last_t, min(first_label) AS first_label "
-        "FROM pairs GROUP BY unit)",
+        f"groups AS (SELECT {', '.join(group_cols)} FROM ev GROUP BY {', '.join(group_keys)})",
+        # the times per (unit, user) pair, for the user's earlier visits below
+        "pairs AS (SELECT unit, uid, min(first_t) AS first_t, max(last_t) AS last_t FROM groups GROUP BY unit, uid)",
+        "times AS (SELECT unit, min(first_t) AS start, max(last_t) AS last_t, min(first_label) AS first_label, "
+        "count(*) = 1 AS regular FROM groups GROUP BY unit)",
         f"lab AS (SELECT *, {labelled} AS labelled FROM times)",
         f"cut AS (SELECT *, {cutoff} AS cutoff FROM lab)",
-        f"feat AS (SELECT {', '.join(feat_cols)} FROM ev e JOIN cut c ON e.unit = c.unit GROUP BY e.unit)",
+        *([f"distinct_values AS (SELECT unit, {', '.join(distinct)} FROM ev GROUP BY GROUPING SETS "
+           f"({', '.join(f'(unit, {column})' for column in distinct)}))",
+           f"distinct_counts AS (SELECT unit, {', '.join(f'count({c}) AS {n}' for c, n in distinct.items())} "
+           "FROM distinct_values GROUP BY unit)"] if distinct else []),
+        # whole: the unit's features are its one group's (no event after its cut-off)
+        "units AS (SELECT *, regular AND NOT labelled AND last_t <= cutoff AS whole FROM cut)",
+        f"feat AS (SELECT {', '.join(regular_names)} FROM groups p JOIN units c ON p.unit = c.unit {distinct_join}"
+        f"WHERE c.whole UNION ALL SELECT {', '.join(unit_feat)} FROM ev e JOIN units c ON e.unit = c.unit "
+        "WHERE NOT c.whole GROUP BY e.unit, c.start, c.labelled, c.cutoff)",
     ]
-    joins = "JOIN feat f ON f.unit = c.unit"
+    joins = ""
     if by_session:
         # The user's latest event strictly before the session's start. Each (user, session) pair's
         # ``reach`` is the latest last event of the user's pairs that began strictly earlier: when it is
@@ -449,8 +478,8 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
         ctes += [
             "reach AS (SELECT unit, uid, max(last_t) OVER (PARTITION BY uid ORDER BY first_t "
             "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach FROM pairs)",
-            "starts AS (SELECT c.unit, f.uid, c.start, r.reach FROM cut c JOIN feat f ON f.unit = c.unit "
-            "JOIN reach r ON r.unit = c.unit AND r.uid = f.uid)",
+            "starts AS (SELECT f.unit, f.uid, f.start, r.reach FROM feat f JOIN reach r ON r.unit = f.unit "
+            "AND r.uid = f.uid)",
             "overlapped AS (SELECT unit, uid, start FROM starts WHERE reach >= start)",
             "user_times AS (SELECT uid, t FROM ev WHERE uid IN (SELECT uid FROM overlapped))",
             "searched AS (" + events.asof_sql("overlapped", "user_times", key="uid", right_key="uid", time="start",
@@ -458,29 +487,29 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
             "prev AS (SELECT s.unit, CASE WHEN s.reach < s.start THEN s.reach ELSE o.prev_t END AS prev_t "
             "FROM starts s LEFT JOIN searched o ON o.unit = s.unit)",
         ]
-        joins += " LEFT JOIN prev p ON p.unit = c.unit"
+        joins = "LEFT JOIN prev p ON p.unit = f.unit"
 
     # output column -> SQL expression, in the documented order
-    out = ({COLUMNS.session_id: "c.unit", COLUMNS.user_id: "f.uid"} if by_session else {COLUMNS.user_id: "c.unit"})
-    out |= {"start": "c.start", "label": "CAST(c.labelled AS BIGINT)", "cutoff": "c.cutoff", "censored": censored}
+    out = ({COLUMNS.session_id: "f.unit", COLUMNS.user_id: "f.uid"} if by_session else {COLUMNS.user_id: "f.unit"})
+    out |= {"start": "f.start", "label": "CAST(f.labelled AS BIGINT)", "cutoff": "f.cutoff", "censored": censored}
     out |= {count_column(kind): f"coalesce(f.{quote(count_column(kind))}, 0)" for kind in EVENTS.funnel}
     out["n_events"] = "coalesce(f.n_events, 0)"
     for name, present in (("n_sessions", not by_session and has_session), ("distinct_items", has_item),
                           ("distinct_categories", has_cat)):
         if present:
             out[name] = f"coalesce(f.{name}, 0)"
-    out["dwell_seconds"] = f"coalesce((f.last_before - c.start) / {float(US_PER_SECOND)!r}, 0.0)"
+    out["dwell_seconds"] = f"coalesce((f.last_before - f.start) / {float(US_PER_SECOND)!r}, 0.0)"
     if has_price:
         out |= {"price_mean": "f.price_mean", "price_max": "f.price_max", "last_viewed_price": "f.last_viewed_price",
                 "log_price": f"CASE WHEN f.last_viewed_price > 0 "
                              f"THEN ln(f.last_viewed_price / {float(reference_price)!r}) END"}
     views = f"f.{quote(count_column(EVENTS.view))}"
     out |= {"log_views": f"CASE WHEN {views} > 0 THEN ln({views}) END",
-            "hour": "CAST(hour(make_timestamp(c.start)) AS BIGINT)",
-            "weekday": "CAST(isodow(make_timestamp(c.start)) - 1 AS BIGINT)"}
+            "hour": "CAST(hour(make_timestamp(f.start)) AS BIGINT)",
+            "weekday": "CAST(isodow(make_timestamp(f.start)) - 1 AS BIGINT)"}
     if by_session:
         out |= {"returning": "p.prev_t IS NOT NULL",
-                "days_since_last_visit": f"(c.start - p.prev_t) / {float(US_PER_DAY)!r}"}
+                "days_since_last_visit": f"(f.start - p.prev_t) / {float(US_PER_DAY)!r}"}
     clash = sorted(set(segments) & set(out))
     if clash:
         raise SchemaError(f"session_table: segment column(s) {clash} have the name of a feature column; "
@@ -489,4 +518,4 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
 
     select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in out.items())
     where = "WHERE coalesce(f.n_given, 0) > 0" if given is not None else ""
-    return f"WITH {', '.join(ctes)} SELECT {select} FROM cut c {joins} {where} ORDER BY c.start, c.unit"
+    return f"WITH {', '.join(ctes)} SELECT {select} FROM feat f {joins} {where} ORDER BY f.start, f.unit"
