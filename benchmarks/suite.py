@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python benchmarks/suite.py` as well as `python -m benchmarks.suite`
     sys.path.insert(0, str(ROOT))
 
-SIZES = {"1M": (143_000, 1), "20M": (2_860_000, 1), "100M": (2_860_000, 5)}
-"""Size label -> (simulated users, copies). The simulator makes about 7.45 events per user at these
-sizes. 100M is five copies of the 20M shop with the user and session ids of copy k suffixed ``~k``:
-the same per-user workload, written by DuckDB in about a minute instead of simulating 14.3M users
-(half an hour on the 2-core machine)."""
+SIZES = {"1M": (66_000, 1), "20M": (1_325_000, 1), "100M": (1_325_000, 5)}
+"""Size label -> (simulated users, copies). The simulator (version 5, with the pages between the funnel
+events) makes about 15.1 events per user at these sizes (43,157,009 for 2,860,000 users). 100M is five
+copies of the 20M shop with the user and session ids of copy k suffixed ``~k``: the same per-user
+workload, written by DuckDB in about a minute instead of simulating 6.6M users."""
 BENCH_CACHE = ROOT / "data" / "bench"
 CI_PARAMS = ROOT / "params" / "ci.yaml"
 RUN_CI = "run_ci"
