@@ -209,40 +209,52 @@ def _features_sql(table: str, has_item: bool, has_cat: bool) -> str:
         f"epoch_us({quote(COLUMNS.event_time)}) AS t, {quote(COLUMNS.event_type)} AS et, {item} AS item, "
         f"{cat} AS cat FROM {quote(table)} WHERE {quote(COLUMNS.user_id)} IS NOT NULL)",
         "gaps AS (SELECT uid, (t - lag(t) OVER (PARTITION BY uid, sid ORDER BY t)) / 1e6 AS gap FROM ev)",
+        # the median from each user's gaps in order (NULLs, a session's first event, last): quantile_cont keeps
+        # every user's values in memory, 76 s and more than the memory limit on a log of 15M events
+        "ranked AS (SELECT uid, gap, row_number() OVER (PARTITION BY uid ORDER BY gap NULLS LAST) AS r, "
+        "count(gap) OVER (PARTITION BY uid) AS n FROM gaps)",
         "gap_stats AS (SELECT uid, CASE WHEN count(gap) >= 3 AND avg(gap) > 0 THEN stddev_pop(gap) / avg(gap) END "
-        "AS gap_cv, quantile_cont(gap, 0.5) AS median_gap FROM gaps GROUP BY uid)",
-        "sess AS (SELECT uid, sum(greatest((max_t - min_t) / 6e7, 1.0)) AS active_minutes FROM "
-        "(SELECT uid, sid, min(t) AS min_t, max(t) AS max_t FROM ev GROUP BY uid, sid) GROUP BY uid)",
+        "AS gap_cv, avg(gap) FILTER (WHERE r = (n + 1) // 2 OR r = n // 2 + 1) AS median_gap FROM ranked GROUP BY uid)",
+        "sess AS (SELECT uid, count(*) AS sessions, sum(greatest((max_t - min_t) / 6e7, 1.0)) AS active_minutes "
+        "FROM (SELECT uid, sid, min(t) AS min_t, max(t) AS max_t FROM ev GROUP BY uid, sid) GROUP BY uid)",
+        # count(DISTINCT ...) makes DuckDB materialise the whole log for its aggregate, which a log of millions
+        # of events does not fit in the memory limit beside the events: each column's distinct values per user
+        # come from a grouping of their own (which spills to disk when it must)
+        f"distinct_values AS (SELECT uid, item, cat, day FROM (SELECT uid, item, cat, "
+        f"floor(t / {float(US_PER_DAY)!r}) AS day FROM ev) "
+        "GROUP BY GROUPING SETS ((uid, item), (uid, cat), (uid, day)))",
+        "distinct_counts AS (SELECT uid, count(item) AS items, count(cat) AS cats, count(day) AS days "
+        "FROM distinct_values GROUP BY uid)",
         f"top_item AS (SELECT uid, max(n) AS top FROM (SELECT uid, item, count(*) AS n FROM ev "
         f"WHERE et = {purchase} AND item IS NOT NULL GROUP BY uid, item) GROUP BY uid)",
-        f"agg AS (SELECT uid, count(*) AS events, count(DISTINCT sid) AS sessions, "
+        f"agg AS (SELECT uid, count(*) AS events, "
         f"count(*) FILTER (WHERE ((t % {US_PER_DAY}) + {US_PER_DAY}) % {US_PER_DAY} < {_NIGHT_END_US}) AS night, "
         f"count(*) FILTER (WHERE et = {view}) AS views, count(*) FILTER (WHERE et = {cart}) AS carts, "
-        f"count(*) FILTER (WHERE et = {purchase}) AS purchases, count(DISTINCT item) AS items, "
-        f"count(DISTINCT cat) AS cats, min(t) AS first_t, min(t) FILTER (WHERE et = {purchase}) AS first_buy, "
-        f"count(DISTINCT floor(t / {float(US_PER_DAY)!r})) AS days FROM ev GROUP BY uid)",
+        f"count(*) FILTER (WHERE et = {purchase}) AS purchases, min(t) AS first_t, "
+        f"min(t) FILTER (WHERE et = {purchase}) AS first_buy FROM ev GROUP BY uid)",
     ]
     nan = "CAST('NaN' AS DOUBLE)"
     out = {
         "events": "a.events",
-        "sessions": "a.sessions",
+        "sessions": "s.sessions",
         "events_per_minute": "a.events / s.active_minutes",
         "gap_cv": "g.gap_cv",
         "median_gap_seconds": "g.median_gap",
         "night_share": "a.night / a.events",
         "views_per_purchase": "a.views / greatest(a.purchases, 1)",
-        "distinct_items": "a.items" if has_item else nan,
-        "distinct_categories": "a.cats" if has_cat else nan,
+        "distinct_items": "d.items" if has_item else nan,
+        "distinct_categories": "d.cats" if has_cat else nan,
         "top_item_purchase_share": ("CASE WHEN a.purchases > 0 THEN coalesce(ti.top, 0) / a.purchases ELSE 0 END"
                                     if has_item else nan),
         "hours_to_first_purchase": f"(a.first_buy - a.first_t) / {float(US_PER_HOUR)!r}",
-        "sessions_per_day": "a.sessions / a.days",
+        "sessions_per_day": "s.sessions / d.days",
         "carts": "a.carts",
         "purchases": "a.purchases",
     }
     select = ", ".join(f"CAST({expr} AS DOUBLE) AS {quote(name)}" for name, expr in out.items())
     return (f"WITH {', '.join(ctes)} SELECT a.uid AS {quote(COLUMNS.user_id)}, {select} FROM agg a "
-            f"JOIN sess s USING (uid) JOIN gap_stats g USING (uid) LEFT JOIN top_item ti USING (uid) ORDER BY a.uid")
+            f"JOIN sess s USING (uid) JOIN distinct_counts d USING (uid) JOIN gap_stats g USING (uid) "
+            f"LEFT JOIN top_item ti USING (uid) ORDER BY a.uid")
 
 
 def unavailable_features(events: EventLog) -> dict[str, str]:
