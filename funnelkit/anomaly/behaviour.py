@@ -34,7 +34,6 @@ References
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -46,7 +45,6 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, RobustScaler
 from threadpoolctl import threadpool_limits
@@ -55,6 +53,7 @@ from ..errors import DataError, ParamsError, SchemaError
 from ..eventlog import EventLog
 from ..engines import literal, quote
 from ..requirements import unavailable
+from .lof import local_outlier_factors
 from ..schema import COLUMNS, EVENTS, US_PER_DAY, US_PER_HOUR
 from .kpi import MAD_SCALE, MEAN_AD_SCALE
 
@@ -448,11 +447,11 @@ def detector_scores(features: pd.DataFrame, *, seed: int = 0, n_neighbors: int =
             (100 trees) fitted on :func:`prepared`: in (0, 1], higher = shorter
             average path = easier to isolate [1]_.
         ``"LOF"``
-            ``−negative_outlier_factor_`` of
-            ``sklearn.neighbors.LocalOutlierFactor(novelty=False)`` on
-            :func:`prepared`: the local outlier factor, about 1 inside a
-            cluster, larger for points in sparser places than their
-            neighbours [2]_.
+            The local outlier factor on :func:`prepared`
+            (:func:`funnelkit.anomaly.lof.local_outlier_factors`: scikit-learn's
+            ``LocalOutlierFactor(novelty=False)``, computed once per distinct
+            row), about 1 inside a cluster, larger for points in sparser
+            places than their neighbours [2]_.
         ``"k-means distance"``
             Euclidean distance, in the units of :func:`prepared`, to the
             nearest centroid of a large cluster (``min_cluster_share``) of
@@ -466,10 +465,10 @@ def detector_scores(features: pd.DataFrame, *, seed: int = 0, n_neighbors: int =
     -----
     All detectors score the users they were fitted on (transductive), which
     is how a batch review of a period works. LOF with many identical rows
-    (e.g. single-view visitors) is unstable: sklearn adds 1e-10 to zero
+    (e.g. single-view visitors) is unstable: the density adds 1e-10 to zero
     reachability distances, so a point next to a clump of duplicates can get
-    a very large factor; sklearn's warning about it is silenced here, this
-    note stands for it.
+    a very large factor (scikit-learn warns about it; this note stands for
+    the warning).
 
     References
     ----------
@@ -497,12 +496,8 @@ def detector_scores(features: pd.DataFrame, *, seed: int = 0, n_neighbors: int =
         # LOF on the columns that vary: a constant column adds exactly 0 to every distance (same neighbours,
         # same factors) and a third of the time of the neighbour search
         varying = np.ptp(X, axis=0) > 0
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Duplicate values are leading to incorrect results",
-                                    category=UserWarning)
-            lof = LocalOutlierFactor(n_neighbors=max(1, min(n_neighbors, n - 1)), novelty=False).fit(
-                np.ascontiguousarray(X[:, varying]) if varying.any() else X)
-        scores["LOF"] = pd.Series(-lof.negative_outlier_factor_, index=index)
+        scores["LOF"] = pd.Series(local_outlier_factors(X[:, varying] if varying.any() else X, n_neighbors),
+                                  index=index)
         kmeans = KMeans(n_clusters=max(1, min(n_clusters, n)), n_init=10, random_state=seed).fit(X)
         distances = kmeans.transform(X)
     sizes = np.bincount(kmeans.labels_, minlength=kmeans.n_clusters)
