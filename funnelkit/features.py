@@ -30,7 +30,7 @@ import pandas as pd
 from .errors import DataError, ParamsError, SchemaError
 from .eventlog import EventLog
 from .params import DriversParams
-from .engines import literal, quote
+from .engines import distinct_counts, literal, quote
 from .schema import COLUMNS, EVENTS, NUMERIC_TYPES, US_PER_DAY, US_PER_SECOND
 
 __all__ = ["session_table", "design_matrix", "count_column", "UNITS", "INTERCEPT"]
@@ -406,7 +406,7 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
     # labelled ones, whose label and later events are left out, and the irregular ones) are computed again
     # from their events with the cut-off known: the features count the events before it (FILTER), the first
     # values are the smallest at the start, nulls last (min skips NULLs). Distinct counts have a grouping of
-    # their own: count(DISTINCT ...) makes DuckDB materialise its aggregate's input, here the whole log.
+    # their own (:func:`funnelkit.engines.distinct_counts`).
     before = "(e.t < c.cutoff OR (NOT c.labelled AND e.t <= c.cutoff))"
     at_start = "e.t = c.start"
     distinct = {column: name for column, name, present in (
@@ -458,10 +458,7 @@ def _table_sql(events: EventLog, types: dict[str, str], unit: str, label: str, g
         "count(*) = 1 AS regular FROM groups GROUP BY unit)",
         f"lab AS (SELECT *, {labelled} AS labelled FROM times)",
         f"cut AS (SELECT *, {cutoff} AS cutoff FROM lab)",
-        *([f"distinct_values AS (SELECT unit, {', '.join(distinct)} FROM ev GROUP BY GROUPING SETS "
-           f"({', '.join(f'(unit, {column})' for column in distinct)}))",
-           f"distinct_counts AS (SELECT unit, {', '.join(f'count({c}) AS {n}' for c, n in distinct.items())} "
-           "FROM distinct_values GROUP BY unit)"] if distinct else []),
+        *([f"distinct_counts AS ({distinct_counts('ev', 'unit', distinct)})"] if distinct else []),
         # whole: the unit's features are its one group's (no event after its cut-off)
         "units AS (SELECT *, regular AND NOT labelled AND last_t <= cutoff AS whole FROM cut)",
         f"feat AS (SELECT {', '.join(regular_names)} FROM groups p JOIN units c ON p.unit = c.unit {distinct_join}"

@@ -51,11 +51,11 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import DataError, ParamsError, SchemaError
 from ..eventlog import EventLog
-from ..engines import literal, quote
+from ..engines import distinct_counts, literal, quote
 from ..requirements import unavailable
-from .lof import local_outlier_factors
 from ..schema import COLUMNS, EVENTS, US_PER_DAY, US_PER_HOUR
 from .kpi import MAD_SCALE, MEAN_AD_SCALE
+from .lof import local_outlier_factors
 
 __all__ = ["FEATURES", "SOURCES", "unavailable_features", "LOG_FEATURES", "DETECTION_FEATURES", "RULES", "UNSUPERVISED", "NORMAL", "ANY", "REASON_Z", "user_features",
            "preparation", "prepared", "rule_scores", "detector_scores", "classifier", "supervised_scores",
@@ -203,6 +203,8 @@ def _features_sql(table: str, has_item: bool, has_cat: bool) -> str:
     view, cart, purchase = (literal(k) for k in (EVENTS.view, EVENTS.cart, EVENTS.purchase))
     item = quote(COLUMNS.item_id) if has_item else "NULL"
     cat = quote(COLUMNS.category) if has_cat else "NULL"
+    days_items_cats = f"(SELECT uid, item, cat, floor(t / {float(US_PER_DAY)!r}) AS day FROM ev)"
+    distinct = {"item": "items", "cat": "cats", "day": "days"}
     ctes = [
         f"ev AS (SELECT {quote(COLUMNS.user_id)} AS uid, {quote(COLUMNS.session_id)} AS sid, "
         f"epoch_us({quote(COLUMNS.event_time)}) AS t, {quote(COLUMNS.event_type)} AS et, {item} AS item, "
@@ -213,17 +215,11 @@ def _features_sql(table: str, has_item: bool, has_cat: bool) -> str:
         "ranked AS (SELECT uid, gap, row_number() OVER (PARTITION BY uid ORDER BY gap NULLS LAST) AS r, "
         "count(gap) OVER (PARTITION BY uid) AS n FROM gaps)",
         "gap_stats AS (SELECT uid, CASE WHEN count(gap) >= 3 AND avg(gap) > 0 THEN stddev_pop(gap) / avg(gap) END "
-        "AS gap_cv, avg(gap) FILTER (WHERE r = (n + 1) // 2 OR r = n // 2 + 1) AS median_gap FROM ranked GROUP BY uid)",
+        "AS gap_cv, avg(gap) FILTER (WHERE r = (n + 1) // 2 OR r = n // 2 + 1) AS median_gap "
+        "FROM ranked GROUP BY uid)",
         "sess AS (SELECT uid, count(*) AS sessions, sum(greatest((max_t - min_t) / 6e7, 1.0)) AS active_minutes "
         "FROM (SELECT uid, sid, min(t) AS min_t, max(t) AS max_t FROM ev GROUP BY uid, sid) GROUP BY uid)",
-        # count(DISTINCT ...) makes DuckDB materialise the whole log for its aggregate, which a log of millions
-        # of events does not fit in the memory limit beside the events: each column's distinct values per user
-        # come from a grouping of their own (which spills to disk when it must)
-        f"distinct_values AS (SELECT uid, item, cat, day FROM (SELECT uid, item, cat, "
-        f"floor(t / {float(US_PER_DAY)!r}) AS day FROM ev) "
-        "GROUP BY GROUPING SETS ((uid, item), (uid, cat), (uid, day)))",
-        "distinct_counts AS (SELECT uid, count(item) AS items, count(cat) AS cats, count(day) AS days "
-        "FROM distinct_values GROUP BY uid)",
+        f"distinct_counts AS ({distinct_counts(days_items_cats, 'uid', distinct)})",
         f"top_item AS (SELECT uid, max(n) AS top FROM (SELECT uid, item, count(*) AS n FROM ev "
         f"WHERE et = {purchase} AND item IS NOT NULL GROUP BY uid, item) GROUP BY uid)",
         f"agg AS (SELECT uid, count(*) AS events, "

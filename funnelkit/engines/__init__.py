@@ -43,13 +43,14 @@ import importlib
 from typing import TYPE_CHECKING
 
 from .protocol import Engine
-from .sql import literal, quote, timestamp_literal, unique_name
+from .sql import distinct_counts, literal, quote, timestamp_literal, unique_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..eventlog import EventLog
     from ..params import Params
 
-__all__ = ["ENGINES", "Engine", "literal", "open_events", "quote", "timestamp_literal", "unique_name"]
+__all__ = ["ENGINES", "Engine", "distinct_counts", "literal", "open_events", "quote", "timestamp_literal",
+           "unique_name"]
 
 #: engine name (``engine.name`` of a params file) → the module implementing it, imported when chosen
 ENGINES = {

@@ -30,6 +30,21 @@ def timestamp_literal(value) -> str:
     return f"TIMESTAMPTZ {literal(value.isoformat())}"
 
 
+def distinct_counts(source: str, key: str, columns: dict[str, str]) -> str:
+    """A query of ``key`` and, per column of ``columns`` (column -> output name), how many distinct non-null
+    values it has for that key, over ``source`` (a table, CTE or parenthesised subquery).
+
+    Not ``count(DISTINCT ...)``: DuckDB materialises an aggregate's whole input for it (the whole log, more
+    than the memory limit holds beside the events at 15M events); one grouping per column (``GROUPING SETS``,
+    one pass) spills to disk when it must. In the rows of one grouping the other columns are NULL, which
+    ``count`` skips.
+    """
+    sets = ", ".join(f"({key}, {column})" for column in columns)
+    counts = ", ".join(f"count({column}) AS {name}" for column, name in columns.items())
+    return (f"SELECT {key}, {counts} FROM (SELECT {key}, {', '.join(columns)} FROM {source} "
+            f"GROUP BY GROUPING SETS ({sets})) GROUP BY {key}")
+
+
 def unique_name(prefix: str) -> str:
     """``prefix_N``, a name no other temporary table or view of this process has.
 
