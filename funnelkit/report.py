@@ -29,11 +29,14 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from .text import points
+
+if TYPE_CHECKING:  # pragma: no cover
+    # imported where a notebook is read: nbformat's schema validation imports jsonschema's format checkers,
+    # about 1.2 s (rfc3987-syntax builds its grammar), which every notebook's kernel would pay for record()
+    import nbformat
 
 __all__ = [
     "METRIC_MIME",
@@ -270,6 +273,8 @@ def _shell():
 
 
 def _read_notebook(notebook: str | os.PathLike | nbformat.NotebookNode) -> nbformat.NotebookNode:
+    import nbformat
+
     if isinstance(notebook, nbformat.NotebookNode):
         return notebook
     return nbformat.read(os.fspath(notebook), as_version=4)

@@ -19,3 +19,9 @@ def test_heavy_modules_are_those_the_statement_leaves_imported():
 
 def test_funnelkit_funnel_imports_none_of_the_heavy_libraries():
     assert imports.heavy_modules("import funnelkit.funnel") == []
+
+
+def test_the_metric_recorder_every_notebook_imports_leaves_nbformat_out():
+    # nbformat's validation imports jsonschema's format checkers (1.2 s of rfc3987-syntax grammar) into every kernel
+    assert imports.heavy_modules("import funnelkit.report") == []
+    assert imports.heavy_modules("import funnelkit.report; funnelkit.report.record('x', 1.0)") == []
