@@ -10,17 +10,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from funnelkit.data import (
     ValidationReport,
+    _duplicates_sql,
     describe_source,
     load_events,
     source_fingerprint,
 )
 from funnelkit.engines import open_events
 from funnelkit.errors import DataError, SchemaError
+from funnelkit.eventlog import EventLog
 from funnelkit.params import DataParams, Params, SimulationParams
 from funnelkit.schema import COLUMNS, EVENTS
 
@@ -438,6 +440,20 @@ def test_duplicates_are_counted_and_dropped_only_with_the_flag(tmp_path):
     dropped = load_events(path, DataParams(drop_duplicates=True))
     assert (dropped.report.duplicates, dropped.report.rows_kept, dropped.report.duplicates_dropped) == (2, 2, True)
     assert sorted(frame_of(dropped)[C.event_type]) == ["cart", "view"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 2), st.sampled_from(["view", "cart"]),
+                          st.sampled_from([1.0, 2.0, None]), st.sampled_from(["m", None])), min_size=1, max_size=25))
+def test_exact_copies_are_counted_among_rows_that_share_their_user_and_time(engine, rows):
+    # the count looks for copies only among rows of one user and instant: equal to pandas' over whole rows,
+    # NULLs equal to NULLs, whatever the other columns
+    frame = pd.DataFrame(rows, columns=[C.user_id, "second", C.event_type, C.price, "device"])
+    frame[C.event_time] = pd.to_datetime(frame.pop("second"), unit="s", utc=True)
+    frame[C.session_id] = frame[C.user_id]
+    frame[C.price], frame["device"] = frame[C.price].astype(float), frame["device"].astype("string")
+    log = EventLog.from_frame(frame, engine)
+    assert log.rows(_duplicates_sql(log.table, log.columns))[0][0] == frame.duplicated().sum()
 
 
 @pytest.mark.parametrize("content", ["", "user_id,event_time,event_type\n"], ids=["zero_bytes", "header_only"])
