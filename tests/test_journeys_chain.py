@@ -307,3 +307,18 @@ def test_a_bootstrap_of_500_replicates_is_solved_in_well_under_a_second():
     elapsed = time.perf_counter() - began
     assert effects.shape == (500, 15) and converted.shape == (500,)
     assert elapsed < 0.5, f"{elapsed:.2f} s"
+
+
+def test_every_matrix_of_the_journeys_bootstrap_gets_the_same_resampled_users(monkeypatch):
+    from scipy import sparse
+
+    from funnelkit.journeys import study
+
+    matrices = [sparse.random(40, width, density=0.3, random_state=seed, format="csr")
+                for seed, width in ((1, 3), (2, 0), (3, 5))]
+    monkeypatch.setattr(study, "WEIGHTS_PER_CHUNK", 40 * 3)  # three replicates per chunk: the chunks join up
+    draws = study._bootstrap(matrices, replicates=7, seed=9)
+    weights = np.random.default_rng(9).poisson(1.0, size=(7, 40))  # one Poisson(1) weight per replicate and user
+    for matrix, got in zip(matrices, draws):
+        np.testing.assert_allclose(got, weights @ matrix.toarray())
+    assert [d.shape for d in draws] == [(7, 3), (7, 0), (7, 5)]

@@ -296,9 +296,18 @@ def _users(counts: JourneyCounts) -> int:
     return int(counts.triples["user"].max()) + 1 if len(counts.triples) else 0
 
 
-def _bootstrap(matrix, replicates: int, seed: int) -> np.ndarray:
-    """Replicate totals (replicates × keys): users resampled with Poisson(1) weights (Hanley & MacGibbon 2006),
-    the Poisson bootstrap: each user's sessions enter a replicate 0, 1, 2, ... times together."""
+def _bootstrap(matrices: list, replicates: int, seed: int) -> list[np.ndarray]:
+    """Replicate totals (replicates × keys) of each users × keys matrix: users resampled with Poisson(1) weights
+    (Hanley & MacGibbon 2006), the Poisson bootstrap: each user's sessions enter a replicate 0, 1, 2, ... times
+    together.
+
+    Every matrix gets the same replicates (one draw of weights): drawing them is most of the cost (about 12 s
+    per 500 replicates of a million users), and the study's intervals then come from the same resampled users.
+    """
+    from scipy import sparse
+
+    widths = [m.shape[1] for m in matrices]
+    matrix = sparse.hstack(matrices).tocsr()
     rng = np.random.default_rng(seed)
     out = []
     chunk = max(1, min(replicates, WEIGHTS_PER_CHUNK // max(matrix.shape[0], 1)))
@@ -306,7 +315,8 @@ def _bootstrap(matrix, replicates: int, seed: int) -> np.ndarray:
         size = min(chunk, replicates - start)
         weights = rng.poisson(1.0, size=(size, matrix.shape[0])).astype(np.float64)
         out.append(np.asarray((matrix.T @ weights.T).T))
-    return np.concatenate(out) if out else np.zeros((0, matrix.shape[1]))
+    totals = np.concatenate(out) if out else np.zeros((0, matrix.shape[1]))
+    return np.split(totals, np.cumsum(widths)[:-1], axis=1)
 
 
 def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_gap_minutes: float = 30.0,
@@ -344,16 +354,19 @@ def run(events: EventLog, spec: JourneysParams, *, currency: str = "", session_g
     pairs = [(a, b) for a in transient for b in columns]
     first = _user_matrix(triples, pairs, ["previous", "state"], _users(counts))
     observed = np.asarray(first.sum(axis=0)).ravel().reshape(k, len(columns))
-    draws = _bootstrap(first, spec.bootstrap, spec.seed).reshape(-1, k, len(columns))
+    passing = _passing_matrix(counts)
+    history_keys, history_matrix = _history_matrix(counts, columns)
+    draws, passing_draws, history_draws = _bootstrap([first, passing, history_matrix], spec.bootstrap, spec.seed)
+    draws = draws.reshape(-1, k, len(columns))
     P, P_draws = chain.transition_probabilities(observed), chain.transition_probabilities(draws)
 
     # a state no resampled user visited has no estimate in that replicate (not "everyone leaves from it")
     absent = draws.sum(axis=2) == 0
     transitions = _transitions_table(observed, P, np.where(absent[..., None], np.nan, P_draws), transient, columns)
     by_state, conversion = _by_state(observed, P, P_draws, absent, transient, code)
-    by_state = _passing_through(by_state, counts, spec)
+    by_state = _passing_through(by_state, passing, passing_draws)
     what_ifs = _what_ifs(spec, P, P_draws, code, counts.order_value)
-    history = _history(counts, columns, spec)
+    history = _history(counts, history_keys, history_matrix, history_draws)
     prediction, note, sampled_from = None, None, None
     if spec.predict:
         sequences = journey_sequences(events, counts, spec.max_sessions, spec.seed)
@@ -415,20 +428,24 @@ def _by_state(observed, P, P_draws, absent, transient, code) -> tuple[pd.DataFra
     return frame, (float(buy[start]), float(conv_low), float(conv_high))
 
 
-def _passing_through(by_state: pd.DataFrame, counts: JourneyCounts, spec) -> pd.DataFrame:
-    """Add what the data say without a chain: ``purchases_through`` (the share of purchasing journeys that
-    visited the state) and ``visitors_bought`` (the share of journeys visiting it that bought), with intervals."""
+def _passing_matrix(counts: JourneyCounts):
+    """Users × (each state's journeys, those of them that bought, purchasing journeys), the states in
+    ``counts.states`` order (the rows of the by-state table after the start)."""
     from scipy import sparse
 
-    states = list(by_state["state"].iloc[1:])
-    k, n_users = len(states), _users(counts)
-    keys = [(state,) for state in states]
+    n_users, keys = _users(counts), [(state,) for state in counts.states]
     purchases = counts.triples[counts.triples["state"] == EVENTS.purchase]
-    matrix = sparse.hstack([_user_matrix(counts.visited, keys, ["state"], n_users, "sessions"),
-                            _user_matrix(counts.visited, keys, ["state"], n_users, "bought"),
-                            _user_matrix(purchases, [(EVENTS.purchase,)], ["state"], n_users)]).tocsr()
+    return sparse.hstack([_user_matrix(counts.visited, keys, ["state"], n_users, "sessions"),
+                          _user_matrix(counts.visited, keys, ["state"], n_users, "bought"),
+                          _user_matrix(purchases, [(EVENTS.purchase,)], ["state"], n_users)]).tocsr()
+
+
+def _passing_through(by_state: pd.DataFrame, matrix, draws: np.ndarray) -> pd.DataFrame:
+    """Add what the data say without a chain: ``purchases_through`` (the share of purchasing journeys that
+    visited the state) and ``visitors_bought`` (the share of journeys visiting it that bought), with intervals;
+    ``matrix`` is :func:`_passing_matrix`'s, ``draws`` its bootstrap totals."""
+    k = len(by_state) - 1
     totals = np.asarray(matrix.sum(axis=0)).ravel()
-    draws = _bootstrap(matrix, spec.bootstrap, spec.seed + 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         figures = {"purchases_through": (totals[k:2 * k] / totals[-1], draws[:, k:2 * k] / draws[:, -1:]),
                    "visitors_bought": (totals[k:2 * k] / totals[:k], draws[:, k:2 * k] / draws[:, :k])}
@@ -463,8 +480,10 @@ def _what_ifs(spec, P, P_draws, code, order_value) -> pd.DataFrame:
                                        "extra_value_per_1000_high"])
 
 
-def _history(counts: JourneyCounts, columns, spec) -> pd.DataFrame:
-    """Second-order shares of the states whose next step depends on the previous one (a χ² test at 1%)."""
+def _history_matrix(counts: JourneyCounts, columns) -> tuple[list[tuple], object]:
+    """The (before, previous, next) keys of the states whose next step depends on the previous one (a χ² test at
+    1%), and the users × keys matrix of their counts (no columns when no state does)."""
+    from scipy import sparse
     from scipy.stats import chi2_contingency
 
     triples = counts.triples
@@ -480,11 +499,17 @@ def _history(counts: JourneyCounts, columns, spec) -> pd.DataFrame:
         if chi2_contingency(block.to_numpy()).pvalue < 0.01:
             keep.append(state)
     if not keep:
+        return [], sparse.csr_matrix((_users(counts), 0))
+    keys = [(b, s, n) for (b, s) in table.index if s in keep for n in columns]
+    return keys, _user_matrix(triples.dropna(subset=["before"]), keys, ["before", "previous", "state"], _users(counts))
+
+
+def _history(counts: JourneyCounts, keys: list[tuple], matrix, draws: np.ndarray) -> pd.DataFrame:
+    """Second-order shares of :func:`_history_matrix`'s states, with intervals from ``draws`` (its bootstrap)."""
+    if not keys:
         return pd.DataFrame(columns=["previous", "state", "next", "visits", "share", "share_low", "share_high",
                                      "first_order"])
-    keys = [(b, s, n) for (b, s) in table.index if s in keep for n in columns]
-    matrix = _user_matrix(triples.dropna(subset=["before"]), keys, ["before", "previous", "state"], _users(counts))
-    draws = _bootstrap(matrix, spec.bootstrap, spec.seed + 1)
+    triples = counts.triples
     totals = np.asarray(matrix.sum(axis=0)).ravel()
     frame = pd.DataFrame(keys, columns=["previous", "state", "next"]).assign(count=totals)
     group = frame.groupby(["previous", "state"])["count"].transform("sum").to_numpy()
