@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..engines import literal, quote
+from ..engines import literal, quote, unique_name
 from ..errors import ParamsError, SchemaError
 from ..eventlog import EventLog
 from ..schema import COLUMNS, EVENTS, US_PER_DAY
@@ -203,27 +203,35 @@ def journey_counts(events: EventLog, mapping: dict[str, str], max_states: int,
     names = state_names(event_counts, mapping, max_states)
     event_counts["state"] = event_counts["event_type"].map(names)
     gap = int(round(session_gap_minutes * US_PER_MINUTE))
+    # the journeys once, as tables the three counts read: each count would otherwise build them again
+    # from the events (at 15M events about 15 s each)
+    journey, finished = unique_name("journeys"), unique_name("finished_sessions")
     ctes = _journey_ctes(events, names, gap)
-    sql = f"""{ctes},
-triples AS (
+    events.create_table(journey, f"{ctes} SELECT uid, sid, k, state FROM journey")
+    try:
+        events.create_table(finished, f"{ctes} SELECT uid, sid FROM finished")
+        triples = events.query(f"""
+WITH triples AS (
   SELECT uid, lag(state, 2) OVER w AS before, lag(state, 1) OVER w AS previous, state
-  FROM journey WINDOW w AS (PARTITION BY sid ORDER BY k))
+  FROM {journey} WINDOW w AS (PARTITION BY sid ORDER BY k))
 SELECT dense_rank() OVER (ORDER BY uid) - 1 AS "user", before, previous, state, count(*) AS n
 FROM triples WHERE previous IS NOT NULL
 GROUP BY uid, before, previous, state
-ORDER BY "user", before NULLS FIRST, previous, state"""
-    triples = events.query(sql)
-    purchase, start, exit_ = literal(EVENTS.purchase), literal(START), literal(EXIT)
-    visited = events.query(f"""{ctes},
-users AS (SELECT uid, dense_rank() OVER (ORDER BY uid) - 1 AS u FROM (SELECT DISTINCT uid FROM finished) x),
-outcome AS (SELECT sid, max(CASE WHEN state = {purchase} THEN 1 ELSE 0 END) AS bought FROM journey GROUP BY sid),
-seen AS (SELECT DISTINCT uid, sid, state FROM journey WHERE state NOT IN ({start}, {purchase}, {exit_}))
+ORDER BY "user", before NULLS FIRST, previous, state""")
+        purchase, start, exit_ = literal(EVENTS.purchase), literal(START), literal(EXIT)
+        visited = events.query(f"""
+WITH users AS (SELECT uid, dense_rank() OVER (ORDER BY uid) - 1 AS u FROM (SELECT DISTINCT uid FROM {finished}) x),
+outcome AS (SELECT sid, max(CASE WHEN state = {purchase} THEN 1 ELSE 0 END) AS bought FROM {journey} GROUP BY sid),
+seen AS (SELECT DISTINCT uid, sid, state FROM {journey} WHERE state NOT IN ({start}, {purchase}, {exit_}))
 SELECT users.u AS "user", seen.state, count(*) AS sessions, sum(outcome.bought) AS bought
 FROM seen JOIN outcome ON seen.sid = outcome.sid JOIN users ON seen.uid = users.uid
 GROUP BY users.u, seen.state
 ORDER BY "user", seen.state""")
-    sessions, unfinished = events.rows(f"""{ctes}
-SELECT (SELECT count(*) FROM finished), (SELECT count(*) FROM sessions) - (SELECT count(*) FROM finished)""")[0]
+        sessions, unfinished = events.rows(f"""{ctes}
+SELECT (SELECT count(*) FROM {finished}), (SELECT count(*) FROM sessions) - (SELECT count(*) FROM {finished})""")[0]
+    finally:
+        for name in (journey, finished):
+            events.drop_table(name)
     price = f"CAST({quote(COLUMNS.price)} AS DOUBLE)"
     order_value = _order_value(events, price) if COLUMNS.price in types else float("nan")
     visits = triples.groupby("previous")["n"].sum()
